@@ -1,0 +1,214 @@
+/**
+ * The `pixdex` command line (DESIGN.md, CLI contract). Parses arguments, opens the engine once,
+ * prints human text or `--json`, and maps errors to exit codes in one place (exit.ts).
+ */
+import fs from 'node:fs/promises';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { Engine, MAX_K, type IndexProgress, type IndexSummary } from '../src/engine.ts';
+import { PixdexError, intParam, numberParam } from '../src/errors.ts';
+import { knnVote } from '../src/classify.ts';
+import type { PixdexOptions } from '../src/config.ts';
+import { EXIT, errorLine, exitCodeFor } from './exit.ts';
+import { ProgressLine } from './progress.ts';
+
+const GLOBAL_OPTIONS = {
+  data: { type: 'string' },
+  models: { type: 'string' },
+  backbone: { type: 'string' },
+  backend: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies ParseArgsConfig['options'];
+
+const USAGE = `Usage: pixdex <command> [options]
+
+Commands:
+  index <dir|file>...   Index images (recursive, incremental, resumable)
+        [--label-from-folder] [--workers N]
+  search <image>        Most similar indexed images  [--k 10] [--label L]
+  classify <image>      kNN label vote               [--k 10] [--min-confidence 0]
+  label <path|id> <label>  Set an image's label
+  remove <path|id>      Remove an image from the index
+  stats                 Store, model and index facts
+
+Global options:
+  --data DIR      data directory (default ./data, env PIXDEX_DATA)
+  --models DIR    folder with the backbone model folders (env PIXDEX_MODELS)
+  --backbone ID   mobilenet_v2 (default) | mobilenet_v1_0.75 | mobilenet_v1_embedding
+  --backend NAME  auto (default) | tensorflow | wasm | cpu (env PIXDEX_BACKEND)
+  --json          machine-readable output on stdout
+`;
+
+type Values = Record<string, string | boolean | undefined>;
+
+class UsageError extends PixdexError {
+  constructor(message: string) {
+    super('USAGE', `${message}. Run \`pixdex --help\` for usage.`);
+  }
+}
+
+/** Runs the CLI; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  try {
+    const handler = COMMANDS[command];
+    if (!handler) throw new UsageError(`Unknown command "${command}"; expected one of ${Object.keys(COMMANDS).join(', ')}`);
+    return await handler(rest);
+  } catch (err) {
+    process.stderr.write(errorLine(err) + '\n');
+    if (process.env.PIXDEX_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    return exitCodeFor(err);
+  }
+}
+
+function parse(args: string[], options: ParseArgsConfig['options'], positionals: [min: number, max: number], name: string) {
+  const { values, positionals: pos } = parseArgs({ args, options: { ...GLOBAL_OPTIONS, ...options }, allowPositionals: true, strict: true });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(EXIT.ok);
+  }
+  if (pos.length < positionals[0] || pos.length > positionals[1]) {
+    throw new UsageError(`pixdex ${name} takes ${positionals[0] === positionals[1] ? positionals[0] : `${positionals[0]} to ${positionals[1] === Infinity ? 'any number of' : positionals[1]}`} argument(s) but received ${pos.length}`);
+  }
+  return { values: values as Values, pos };
+}
+
+function engineOptions(v: Values): PixdexOptions {
+  const o: PixdexOptions = {};
+  if (v.data) o.dataDir = String(v.data);
+  if (v.models) o.modelsDir = String(v.models);
+  if (v.backbone) o.backbone = String(v.backbone);
+  if (v.backend) o.backend = String(v.backend) as PixdexOptions['backend'];
+  return o;
+}
+
+async function withEngine<T>(v: Values, fn: (engine: Engine) => Promise<T>): Promise<T> {
+  const engine = await Engine.open(engineOptions(v));
+  try {
+    return await fn(engine);
+  } finally {
+    await engine.close();
+  }
+}
+
+function out(v: Values, json: unknown, text: string): void {
+  process.stdout.write(v.json ? JSON.stringify(json) + '\n' : text.endsWith('\n') ? text : text + '\n');
+}
+
+async function readQuery(file: string): Promise<Buffer> {
+  try {
+    return await fs.readFile(file);
+  } catch (err) {
+    throw new PixdexError('UNREADABLE_FILE', `Cannot read query image ${file}: ${(err as Error).message}`);
+  }
+}
+
+const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  async index(args) {
+    const { values: v, pos } = parse(args, { 'label-from-folder': { type: 'boolean', default: false }, workers: { type: 'string' } }, [1, Infinity], 'index');
+    if (v.workers !== undefined && intParam('workers', v.workers, 1, 64) !== 1) {
+      throw new UsageError('This version indexes with one worker; run without --workers (parallel workers are tracked in issue 5)');
+    }
+    return withEngine(v, async (engine) => {
+      const controller = new AbortController();
+      const progress = new ProgressLine(process.stderr);
+      let interrupts = 0;
+      const onSignal = (): void => {
+        interrupts++;
+        if (interrupts > 1) process.exit(EXIT.interrupted);
+        progress.note('stopping after the current batch (Ctrl-C again to quit at once; the store stays consistent)');
+        controller.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      let summary: IndexSummary;
+      try {
+        summary = await engine.index(pos, {
+          labelFromFolder: Boolean(v['label-from-folder']),
+          signal: controller.signal,
+          onProgress: (p: IndexProgress) => progress.update(`indexed ${p.done}/${p.total}  ${p.rate.toFixed(1)} img/s  ETA ${formatEta(p.etaSeconds)}  (+${p.summary.added} ~${p.summary.updated} !${p.summary.failed})`),
+        });
+      } finally {
+        progress.done();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+      const text = [
+        `${summary.added} added, ${summary.updated} updated, ${summary.skipped} unchanged, ${summary.failed} failed, ${summary.removed} removed of ${summary.total} files in ${summary.seconds}s${summary.interrupted ? ' (interrupted: re-run to resume)' : ''}`,
+        ...summary.errors.map((e) => `  failed: ${e.path}: ${e.error}`),
+      ].join('\n');
+      out(v, summary, text);
+      return summary.interrupted ? EXIT.interrupted : EXIT.ok;
+    });
+  },
+
+  async search(args) {
+    const { values: v, pos } = parse(args, { k: { type: 'string', default: '10' }, label: { type: 'string' } }, [1, 1], 'search');
+    const k = intParam('k', v.k, 1, MAX_K);
+    const query = await readQuery(pos[0]);
+    return withEngine(v, async (engine) => {
+      const results = await engine.search(query, { k, label: v.label as string | undefined });
+      out(v, { results }, results.map((r, i) => `${String(i + 1).padStart(3)}. ${r.score.toFixed(4)}  ${r.label ?? '-'}  ${r.path}  (id ${r.id})`).join('\n') || 'no results: the index is empty');
+      return EXIT.ok;
+    });
+  },
+
+  async classify(args) {
+    const { values: v, pos } = parse(args, { k: { type: 'string', default: '10' }, 'min-confidence': { type: 'string', default: '0' } }, [1, 1], 'classify');
+    const k = intParam('k', v.k, 1, MAX_K);
+    const minConfidence = numberParam('min-confidence', v['min-confidence'], 0, 1);
+    const query = await readQuery(pos[0]);
+    return withEngine(v, async (engine) => {
+      const neighbors = await engine.search(query, { k });
+      const vote = knnVote(neighbors, { minConfidence });
+      out(v, { ...vote, neighbors }, `${vote.label ?? 'unknown'}  confidence ${vote.confidence.toFixed(3)}  votes ${JSON.stringify(vote.votes)}`);
+      return EXIT.ok;
+    });
+  },
+
+  async label(args) {
+    const { values: v, pos } = parse(args, {}, [2, 2], 'label');
+    return withEngine(v, async (engine) => {
+      const rec = engine.label(pos[0], pos[1]);
+      out(v, rec, `${rec.path}: ${rec.label}`);
+      return EXIT.ok;
+    });
+  },
+
+  async remove(args) {
+    const { values: v, pos } = parse(args, {}, [1, 1], 'remove');
+    return withEngine(v, async (engine) => {
+      const rec = engine.get(engine.resolve(pos[0]));
+      engine.remove(rec.id);
+      out(v, { removed: rec.id, path: rec.path }, `removed ${rec.path} (id ${rec.id})`);
+      return EXIT.ok;
+    });
+  },
+
+  async stats(args) {
+    const { values: v } = parse(args, {}, [0, 0], 'stats');
+    return withEngine(v, async (engine) => {
+      const s = await engine.stats();
+      const labels = Object.entries(s.labels).map(([l, n]) => `${l} ${n}`).join(', ') || 'none';
+      out(v, s, [
+        `images    ${s.images}`,
+        `labels    ${labels}`,
+        `backbone  ${s.backbone} (${s.dims}-d), space ${s.space}`,
+        `backend   ${s.backend} (${s.backendReason})`,
+        `index     hnsw cosine M=${s.index.m} efConstruction=${s.index.efConstruction} ef=${s.index.efSearch}, ${s.index.size} vectors, ${s.index.pendingChanges} changes since snapshot`,
+        `store     ${(s.storeBytes / 1048576).toFixed(1)} MiB in ${s.dataDir}`,
+      ].join('\n'));
+      return EXIT.ok;
+    });
+  },
+};
+
+function formatEta(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}

@@ -1,0 +1,32 @@
+/** A single self-rewriting progress line on a TTY; on a pipe, a line every few seconds. */
+export class ProgressLine {
+  private last = 0;
+  private shown = false;
+
+  constructor(private readonly stream: NodeJS.WriteStream, private readonly intervalMs = 5000) {}
+
+  /** Shows `text` (throttled to 10 updates/s on a TTY). */
+  update(text: string): void {
+    const now = Date.now();
+    if (this.stream.isTTY) {
+      if (now - this.last < 100) return;
+      this.stream.write(`\r\x1b[2K${text}`);
+      this.shown = true;
+    } else {
+      if (now - this.last < this.intervalMs) return;
+      this.stream.write(`${text}\n`);
+    }
+    this.last = now;
+  }
+
+  /** Prints a message on its own line without losing the progress line. */
+  note(text: string): void {
+    this.stream.write(this.stream.isTTY && this.shown ? `\r\x1b[2K${text}\n` : `${text}\n`);
+  }
+
+  /** Ends the progress line. */
+  done(): void {
+    if (this.stream.isTTY && this.shown) this.stream.write('\r\x1b[2K');
+    this.shown = false;
+  }
+}

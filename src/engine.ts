@@ -1,0 +1,679 @@
+/**
+ * The façade the CLI and the server both use: open a store, index files, search, label, remove,
+ * report. It owns the LMDB store, the HNSW index and the (lazily loaded) backbone.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { AnnIndex, type Hit } from './ann.ts';
+import { initBackend, type BackendInfo } from './backend.ts';
+import { resolveConfig, DEFAULT_BACKBONE, type PixdexConfig, type PixdexOptions } from './config.ts';
+import { BadImageError, InvalidParameterError, NotFoundError, PixdexError, StoreMismatchError, intParam } from './errors.ts';
+import { decodeImage } from './image/decode.ts';
+import { Backbone, backboneSpec, type BackboneSpec } from './models/backbone.ts';
+import { scanInputs, describeFsError, type ScannedFile } from './scan.ts';
+import { SCHEMA_VERSION, Store, type ImageRecord, type JournalEntry, type StoreMeta } from './store.ts';
+import { l2normalize } from './vector.ts';
+
+/** Largest `k` a search accepts. */
+export const MAX_K = 1000;
+
+/** Summary of an index run (the CLI's `--json` output, DESIGN.md). */
+export interface IndexSummary {
+  added: number;
+  updated: number;
+  skipped: number;
+  failed: number;
+  removed: number;
+  total: number;
+  seconds: number;
+  /** True when the run was stopped early (signal); what was done is kept. */
+  interrupted?: boolean;
+  errors: Array<{ path: string; error: string }>;
+}
+
+/** Progress of an index run, reported after every batch. */
+export interface IndexProgress {
+  done: number;
+  total: number;
+  /** Images per second over the files that needed work. */
+  rate: number;
+  etaSeconds: number;
+  summary: IndexSummary;
+}
+
+export interface IndexOptions {
+  /** Store each image's parent folder name as its label. */
+  labelFromFolder?: boolean;
+  onProgress?: (p: IndexProgress) => void;
+  /** Stops the run after the batch in flight; the store stays consistent. */
+  signal?: AbortSignal;
+}
+
+/** One search result (DESIGN.md CLI/HTTP contract). */
+export interface SearchResult {
+  id: number;
+  path: string;
+  /** Cosine similarity, highest first. */
+  score: number;
+  label: string | null;
+}
+
+export interface SearchOptions {
+  /** Number of results (default: 10, 1..MAX_K). */
+  k?: number;
+  /** Only images with this label. */
+  label?: string;
+  /** Leave this id out (used for similar-by-id). */
+  excludeId?: number;
+}
+
+/** What `stats` reports (DESIGN.md). */
+export interface Stats {
+  images: number;
+  labels: Record<string, number>;
+  backbone: string;
+  dims: number;
+  backend: string;
+  backendReason: string;
+  space: string;
+  index: {
+    type: 'hnsw';
+    metric: 'cosine';
+    m: number;
+    efConstruction: number;
+    efSearch: number;
+    size: number;
+    capacity: number;
+    snapshotSeq: number | null;
+    snapshotBytes: number | null;
+    pendingChanges: number;
+  };
+  storeBytes: number;
+  dataDir: string;
+}
+
+/** One file prepared for embedding. */
+interface Prepared {
+  file: ScannedFile;
+  sha256: string;
+  pixels?: Uint8Array;
+  width: number;
+  height: number;
+  label?: string;
+  /** Existing id when the path was indexed before. */
+  existingId?: number;
+}
+
+/** Files read and decoded at once while the model runs (sharp works on its own threads). */
+const DECODE_CONCURRENCY = 4;
+
+export class Engine {
+  readonly config: PixdexConfig;
+  readonly store: Store;
+  readonly spec: BackboneSpec;
+  private ann: AnnIndex;
+  private appliedSeq: number;
+  private snapshotSeq: number;
+  private backbone?: Promise<Backbone>;
+  private backend?: BackendInfo;
+  private closed = false;
+
+  private constructor(config: PixdexConfig, store: Store, spec: BackboneSpec) {
+    this.config = config;
+    this.store = store;
+    this.spec = spec;
+    this.ann = AnnIndex.create(spec.dims, config.ann);
+    this.appliedSeq = 0;
+    this.snapshotSeq = 0;
+  }
+
+  /** Opens (or creates) the store in `dataDir` and loads its index; the model loads on first use. */
+  static async open(options: PixdexOptions = {}): Promise<Engine> {
+    const config = resolveConfig(options);
+    const store = Store.open(config.dataDir);
+    try {
+      const meta = store.getMeta();
+      if (meta && meta.schema !== SCHEMA_VERSION) {
+        throw new StoreMismatchError(`The store in ${config.dataDir} has schema ${meta.schema}; this pixdex reads schema ${SCHEMA_VERSION}. Use a new --data folder and re-index.`);
+      }
+      const id = config.backbone ?? meta?.backbone ?? DEFAULT_BACKBONE;
+      const spec = backboneSpec(id);
+      if (meta && meta.backbone !== spec.id) {
+        throw new StoreMismatchError(
+          `The store in ${config.dataDir} was built with backbone ${meta.backbone} (${meta.dims}-d), not ${spec.id}. ` +
+            `Open it without --backbone (or with --backbone ${meta.backbone}), or use a new --data folder for ${spec.id}.`,
+        );
+      }
+      if (!meta) {
+        store.write(() => store.putMeta({ schema: SCHEMA_VERSION, backbone: spec.id, dims: spec.dims, space: 'backbone', nextId: 1, seq: 0, createdAt: Date.now() }));
+      }
+      const engine = new Engine({ ...config, backbone: spec.id }, store, spec);
+      engine.loadIndex();
+      return engine;
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- index lifecycle
+
+  /** Loads the HNSW snapshot and replays later changes, or rebuilds from stored vectors. */
+  private loadIndex(): void {
+    const snap = this.store.getSnapshotMeta();
+    const bytes = snap && snap.dims === this.spec.dims ? this.store.loadSnapshot(snap) : undefined;
+    if (snap && bytes) {
+      this.ann = AnnIndex.fromBytes(bytes, this.spec.dims, this.config.ann, snap.live);
+      this.appliedSeq = snap.seq;
+      this.snapshotSeq = snap.seq;
+      this.replayJournal();
+    } else {
+      this.rebuildIndex();
+    }
+  }
+
+  /** Rebuilds the index from the vectors in LMDB (the source of truth). */
+  rebuildIndex(): void {
+    const meta = this.meta();
+    const count = this.store.images.getCount();
+    const ann = AnnIndex.create(this.spec.dims, this.config.ann, Math.ceil(count * 1.25));
+    for (const { key, value } of this.store.vectors.getRange()) {
+      if (this.store.images.doesExist(key)) ann.add(key, l2normalize(toF32(value)));
+    }
+    this.ann = ann;
+    this.appliedSeq = meta.seq;
+    this.snapshotSeq = 0;
+  }
+
+  /** Applies journal entries written after the last one applied (by this or another process). */
+  private replayJournal(): void {
+    const snap = this.store.getSnapshotMeta();
+    if (snap && snap.seq > this.appliedSeq) {
+      // Another process saved a snapshot and dropped journal entries this one had not seen.
+      this.loadIndex();
+      return;
+    }
+    for (const { key, value } of this.store.journalAfter(this.appliedSeq)) {
+      this.applyEntry(value);
+      this.appliedSeq = key;
+    }
+    this.appliedSeq = Math.max(this.appliedSeq, this.meta().seq);
+  }
+
+  private applyEntry(e: JournalEntry): void {
+    if (e.op === 'remove') {
+      this.ann.remove(e.id);
+      return;
+    }
+    const v = this.store.getVector(e.id);
+    if (v && this.store.images.doesExist(e.id)) this.ann.add(e.id, l2normalize(v));
+  }
+
+  /** Catches up with changes made by other processes sharing the store (cheap when none). */
+  refresh(): void {
+    if (this.meta().seq !== this.appliedSeq) this.replayJournal();
+  }
+
+  /**
+   * Saves the HNSW index into LMDB with the journal position it covers, so the next open
+   * loads it instead of rebuilding. Retries if another process wrote in between.
+   */
+  snapshot(): void {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      this.refresh();
+      const seq = this.appliedSeq;
+      if (seq === this.snapshotSeq && this.store.getSnapshotMeta()) return;
+      const bytes = this.ann.toBytes();
+      const saved = this.store.write(() => {
+        if (this.meta().seq !== seq) return false;
+        this.store.saveSnapshot(bytes, { seq, live: this.ann.size, dims: this.spec.dims, m: this.config.ann.m, efConstruction: this.config.ann.efConstruction });
+        return true;
+      });
+      if (saved) {
+        this.snapshotSeq = seq;
+        return;
+      }
+    }
+  }
+
+  private meta(): StoreMeta {
+    return this.store.getMeta()!;
+  }
+
+  // ---------------------------------------------------------------- model
+
+  /** The backend running the model (initialised on first call). */
+  async backendInfo(): Promise<BackendInfo> {
+    this.backend ??= await initBackend(this.config.backend);
+    return this.backend;
+  }
+
+  /** The backbone, loaded once and warmed up. */
+  model(): Promise<Backbone> {
+    this.backbone ??= (async () => {
+      await this.backendInfo();
+      const b = await Backbone.load(this.config.modelsDir, this.spec.id);
+      await b.warmUp();
+      return b;
+    })();
+    this.backbone.catch(() => {
+      this.backbone = undefined;
+    });
+    return this.backbone;
+  }
+
+  /** Decodes an encoded image into model input pixels (typed errors for bad input). */
+  decode(bytes: Uint8Array, what: string): ReturnType<typeof decodeImage> {
+    return decodeImage(bytes, { size: this.spec.inputSize, maxInputPixels: this.config.maxInputPixels }, what);
+  }
+
+  /** Pooled backbone vectors (not normalised) for a batch of decoded images. */
+  async embedPixels(pixels: Uint8Array[]): Promise<Float32Array[]> {
+    const model = await this.model();
+    const out: Float32Array[] = [];
+    for (let i = 0; i < pixels.length; i += this.config.batchSize) {
+      out.push(...(await model.pooledVectors(pixels.slice(i, i + this.config.batchSize))));
+    }
+    return out;
+  }
+
+  /** The search vector of an encoded image. */
+  async embedImage(bytes: Uint8Array, what = 'image'): Promise<Float32Array> {
+    const img = await this.decode(bytes, what);
+    const [v] = await this.embedPixels([img.pixels]);
+    return v;
+  }
+
+  // ---------------------------------------------------------------- indexing
+
+  /** Indexes files and folders: incremental, batched, resumable; bad files are reported and skipped. */
+  async index(inputs: readonly string[], options: IndexOptions = {}): Promise<IndexSummary> {
+    const started = performance.now();
+    const summary: IndexSummary = { added: 0, updated: 0, skipped: 0, failed: 0, removed: 0, total: 0, seconds: 0, errors: [] };
+    const fail = (p: string, error: string): void => {
+      summary.failed++;
+      summary.errors.push({ path: p, error });
+    };
+    const scan = await scanInputs(inputs, this.config.extensions);
+    for (const e of scan.errors) fail(e.path, e.error);
+    summary.total = scan.files.length;
+
+    const todo: ScannedFile[] = [];
+    for (const file of scan.files) {
+      const label = options.labelFromFolder ? folderLabel(file.path) : undefined;
+      const id = this.store.paths.get(file.path);
+      const rec = id === undefined ? undefined : this.store.images.get(id);
+      if (rec && rec.bytes === file.size && rec.mtimeMs === file.mtimeMs) {
+        if (label !== undefined && rec.label !== label) {
+          this.setLabelSync(id!, label);
+          summary.updated++;
+        } else {
+          summary.skipped++;
+        }
+      } else {
+        todo.push(file);
+      }
+    }
+
+    const report = (done: number): void => {
+      const elapsed = (performance.now() - started) / 1000;
+      const rate = done / Math.max(elapsed, 1e-3);
+      options.onProgress?.({ done: summary.total - todo.length + done, total: summary.total, rate, etaSeconds: rate > 0 ? (todo.length - done) / rate : 0, summary });
+    };
+
+    const batchSize = this.config.batchSize;
+    const batches: ScannedFile[][] = [];
+    for (let i = 0; i < todo.length; i += batchSize) batches.push(todo.slice(i, i + batchSize));
+    let sinceSnapshot = 0;
+    let done = 0;
+    let next = batches.length > 0 ? this.prepareBatch(batches[0], options, fail) : undefined;
+    for (let b = 0; b < batches.length; b++) {
+      const prepared = await next!;
+      next = b + 1 < batches.length && !options.signal?.aborted ? this.prepareBatch(batches[b + 1], options, fail) : undefined;
+      const toEmbed = prepared.filter((p) => p.pixels);
+      const vectors = toEmbed.length > 0 ? await this.embedPixels(toEmbed.map((p) => p.pixels!)) : [];
+      const counts = this.writeBatch(prepared, toEmbed, vectors);
+      summary.added += counts.added;
+      summary.updated += counts.updated;
+      summary.skipped += counts.skipped;
+      sinceSnapshot += counts.added + counts.updated;
+      done += batches[b].length;
+      report(done);
+      if (sinceSnapshot >= this.config.snapshotEvery) {
+        this.snapshot();
+        sinceSnapshot = 0;
+      }
+      if (options.signal?.aborted) {
+        await next?.catch(() => undefined);
+        summary.interrupted = true;
+        break;
+      }
+    }
+    if (!summary.interrupted) summary.removed = await this.pruneMissing(scan.roots, scan.files);
+    this.snapshot();
+    summary.seconds = Math.round((performance.now() - started) / 10) / 100;
+    return summary;
+  }
+
+  /** Reads, hashes and decodes one batch; bad files go to `fail` and are left out. */
+  private async prepareBatch(files: ScannedFile[], options: IndexOptions, fail: (p: string, e: string) => void): Promise<Prepared[]> {
+    const out: Array<Prepared | undefined> = new Array(files.length);
+    let cursor = 0;
+    const worker = async (): Promise<void> => {
+      while (cursor < files.length) {
+        const i = cursor++;
+        out[i] = await this.prepareFile(files[i], options).catch((err) => {
+          fail(files[i].path, errorText(err));
+          return undefined;
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(DECODE_CONCURRENCY, files.length) }, worker));
+    return out.filter((p): p is Prepared => p !== undefined);
+  }
+
+  private async prepareFile(file: ScannedFile, options: IndexOptions): Promise<Prepared> {
+    if (file.size > this.config.maxFileBytes) {
+      throw new BadImageError('IMAGE_TOO_LARGE', `${file.path} is ${file.size} bytes, over the limit of ${this.config.maxFileBytes} bytes (maxFileBytes)`);
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await fs.readFile(file.path);
+    } catch (err) {
+      throw new PixdexError('UNREADABLE_FILE', `${file.path}: ${describeFsError(err)}`, { cause: err });
+    }
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const existingId = this.store.paths.get(file.path);
+    const label = options.labelFromFolder ? folderLabel(file.path) : undefined;
+    const prepared: Prepared = { file: { ...file, size: bytes.length }, sha256, width: 0, height: 0, label, existingId };
+    const sameContent = this.store.hashes.get(sha256);
+    if (sameContent !== undefined && this.store.images.doesExist(sameContent)) {
+      return prepared; // identical content is stored once: no decode, no embedding
+    }
+    const img = await this.decode(bytes, file.path);
+    prepared.pixels = img.pixels;
+    prepared.width = img.width;
+    prepared.height = img.height;
+    return prepared;
+  }
+
+  /** Writes one batch in one transaction (records, vectors, journal), then updates the index. */
+  private writeBatch(prepared: Prepared[], embedded: Prepared[], vectors: Float32Array[]): { added: number; updated: number; skipped: number } {
+    const counts = { added: 0, updated: 0, skipped: 0 };
+    const vectorOf = new Map(embedded.map((p, i) => [p, vectors[i]]));
+    const { store } = this;
+    store.write(() => {
+      const meta = this.meta();
+      const journal: JournalEntry[] = [];
+      for (const p of prepared) {
+        const v = vectorOf.get(p);
+        const oldId = store.paths.get(p.file.path);
+        const old = oldId === undefined ? undefined : store.images.get(oldId);
+        if (!v) {
+          // Same content as an image already stored (this path or another one).
+          const sameId = store.hashes.get(p.sha256)!;
+          const same = store.images.get(sameId);
+          if (!same) continue;
+          if (same.path === p.file.path) {
+            store.images.putSync(sameId, { ...same, mtimeMs: p.file.mtimeMs, bytes: p.file.size });
+          } else {
+            store.paths.putSync(p.file.path, sameId); // a duplicate file: an alias of the stored image
+          }
+          counts.skipped++;
+          continue;
+        }
+        const label = p.label ?? old?.label;
+        const rec: ImageRecord = { path: p.file.path, sha256: p.sha256, bytes: p.file.size, width: p.width, height: p.height, mtimeMs: p.file.mtimeMs, addedAt: old?.addedAt ?? Date.now() };
+        if (label !== undefined) rec.label = label;
+        let id: number;
+        if (old && oldId !== undefined) {
+          id = oldId;
+          if (store.hashes.get(old.sha256) === id) store.hashes.removeSync(old.sha256);
+          store.countLabel(old.label, -1);
+          counts.updated++;
+        } else {
+          id = meta.nextId++;
+          counts.added++;
+        }
+        store.images.putSync(id, rec);
+        store.paths.putSync(rec.path, id);
+        store.hashes.putSync(rec.sha256, id);
+        store.putVector(id, v);
+        store.countLabel(rec.label, +1);
+        journal.push({ op: 'add', id });
+      }
+      store.appendJournal(meta, journal);
+      store.putMeta(meta);
+    });
+    this.refresh();
+    return counts;
+  }
+
+  /** Removes images whose files were under a scanned folder and are gone from disk. */
+  private async pruneMissing(roots: string[], seen: ScannedFile[]): Promise<number> {
+    const present = new Set(seen.map((f) => f.path));
+    const gone: string[] = [];
+    for (const root of roots) {
+      const prefix = root.endsWith(path.sep) ? root : root + path.sep;
+      for (const key of this.store.paths.getKeys({ start: prefix })) {
+        if (!key.startsWith(prefix)) break;
+        if (present.has(key)) continue;
+        try {
+          await fs.access(key);
+        } catch {
+          gone.push(key);
+        }
+      }
+    }
+    let removed = 0;
+    for (const p of gone) if (this.removePath(p)) removed++;
+    return removed;
+  }
+
+  /** Adds one encoded image (an upload). Identical content returns the existing id. */
+  async add(bytes: Uint8Array, options: { path?: string; label?: string } = {}): Promise<{ id: number; created: boolean }> {
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const existing = this.store.hashes.get(sha256);
+    if (existing !== undefined && this.store.images.doesExist(existing)) {
+      if (options.label !== undefined) this.label(existing, options.label);
+      return { id: existing, created: false };
+    }
+    const label = options.label === undefined ? undefined : checkLabel(options.label);
+    const img = await this.decode(bytes, options.path ?? 'upload');
+    const [v] = await this.embedPixels([img.pixels]);
+    const file: ScannedFile = { path: options.path ?? `upload:${sha256}`, size: bytes.length, mtimeMs: 0 };
+    const p: Prepared = { file, sha256, pixels: img.pixels, width: img.width, height: img.height, label };
+    this.writeBatch([p], [p], [v]);
+    return { id: this.store.hashes.get(sha256)!, created: true };
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /** Nearest images to an encoded query image. */
+  async search(query: Uint8Array, options: SearchOptions = {}): Promise<SearchResult[]> {
+    const v = await this.embedImage(query, 'query image');
+    return this.searchVector(v, options);
+  }
+
+  /** Nearest images to an indexed image (itself excluded). */
+  similar(id: number, options: SearchOptions = {}): SearchResult[] {
+    const v = this.store.getVector(id);
+    if (!v || !this.store.images.doesExist(id)) throw new NotFoundError(`No image with id ${id}.`);
+    return this.searchVector(v, { ...options, excludeId: id });
+  }
+
+  /** Nearest images to a (not necessarily normalised) backbone vector. */
+  searchVector(vector: Float32Array, options: SearchOptions = {}): SearchResult[] {
+    const k = intParam('k', options.k ?? 10, 1, MAX_K);
+    this.refresh();
+    const { label, excludeId } = options;
+    let filter: ((id: number) => boolean) | undefined;
+    if (label !== undefined || excludeId !== undefined) {
+      filter = (id) => id !== excludeId && (label === undefined || this.store.images.get(id)?.label === label);
+    }
+    const hits = this.ann.search(l2normalize(vector), k, filter);
+    return this.toResults(hits);
+  }
+
+  private toResults(hits: Hit[]): SearchResult[] {
+    const out: SearchResult[] = [];
+    for (const h of hits) {
+      const rec = this.store.images.get(h.id);
+      if (rec) out.push({ id: h.id, path: rec.path, score: Math.min(1, h.score), label: rec.label ?? null });
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- records
+
+  /** Resolves a CLI/HTTP reference (numeric id or file path) to an id, or throws NotFoundError. */
+  resolve(ref: string | number): number {
+    if (typeof ref === 'number' || /^\d+$/.test(ref)) {
+      const id = Number(ref);
+      if (this.store.images.doesExist(id)) return id;
+      if (typeof ref === 'number') throw new NotFoundError(`No image with id ${id}.`);
+    }
+    const id = this.store.paths.get(path.resolve(String(ref)));
+    if (id === undefined || !this.store.images.doesExist(id)) {
+      throw new NotFoundError(`No indexed image with id or path ${JSON.stringify(ref)}. Run \`pixdex search\` or \`pixdex stats\` to see what is indexed.`);
+    }
+    return id;
+  }
+
+  /** The record of an indexed image. */
+  get(id: number): ImageRecord & { id: number } {
+    const rec = this.store.images.get(id);
+    if (!rec) throw new NotFoundError(`No image with id ${id}.`);
+    return { id, ...rec };
+  }
+
+  /** Removes an image by id or path; its slot in the index is freed for reuse. */
+  remove(ref: string | number): number {
+    const id = this.resolve(ref);
+    this.removeId(id);
+    return id;
+  }
+
+  private removePath(p: string): boolean {
+    const id = this.store.paths.get(p);
+    if (id === undefined) return false;
+    const rec = this.store.images.get(id);
+    if (rec && rec.path === p) return this.removeId(id);
+    this.store.write(() => this.store.paths.removeSync(p)); // an alias of a duplicate
+    return false;
+  }
+
+  private removeId(id: number): boolean {
+    const { store } = this;
+    const removed = store.write(() => {
+      const rec = store.images.get(id);
+      if (!rec) return false;
+      const meta = this.meta();
+      store.images.removeSync(id);
+      if (store.paths.get(rec.path) === id) store.paths.removeSync(rec.path);
+      if (store.hashes.get(rec.sha256) === id) store.hashes.removeSync(rec.sha256);
+      store.vectors.removeSync(id);
+      store.codes.removeSync(id);
+      store.countLabel(rec.label, -1);
+      store.appendJournal(meta, [{ op: 'remove', id }]);
+      store.putMeta(meta);
+      return true;
+    });
+    this.refresh();
+    return removed;
+  }
+
+  /** Sets (or with null, clears) the label of an image. */
+  label(ref: string | number, label: string | null): ImageRecord & { id: number } {
+    const id = this.resolve(ref);
+    this.setLabelSync(id, label === null ? undefined : checkLabel(label));
+    return this.get(id);
+  }
+
+  private setLabelSync(id: number, label: string | undefined): void {
+    const { store } = this;
+    store.write(() => {
+      const rec = store.images.get(id);
+      if (!rec || rec.label === label) return;
+      store.countLabel(rec.label, -1);
+      const next = { ...rec };
+      if (label === undefined) delete next.label;
+      else next.label = label;
+      store.images.putSync(id, next);
+      store.countLabel(label, +1);
+    });
+  }
+
+  /** Labels with their image counts, most frequent first. */
+  labels(): Array<{ label: string; count: number }> {
+    const out = [...this.store.labels.getRange()].map(({ key, value }) => ({ label: key, count: value }));
+    return out.sort((a, b) => b.count - a.count || (a.label < b.label ? -1 : 1));
+  }
+
+  /** Store, model and index facts (DESIGN.md `stats`). */
+  async stats(): Promise<Stats> {
+    this.refresh();
+    const backend = await this.backendInfo();
+    const snap = this.store.getSnapshotMeta();
+    return {
+      images: this.store.images.getCount(),
+      labels: Object.fromEntries(this.labels().map((l) => [l.label, l.count])),
+      backbone: this.spec.id,
+      dims: this.spec.dims,
+      backend: backend.name,
+      backendReason: backend.reason,
+      space: 'backbone',
+      index: {
+        type: 'hnsw',
+        metric: 'cosine',
+        m: this.config.ann.m,
+        efConstruction: this.config.ann.efConstruction,
+        efSearch: this.config.ann.efSearch,
+        size: this.ann.size,
+        capacity: this.ann.capacity,
+        snapshotSeq: snap?.seq ?? null,
+        snapshotBytes: snap?.bytes ?? null,
+        pendingChanges: this.meta().seq - (snap?.seq ?? 0),
+      },
+      storeBytes: this.store.sizeOnDisk(),
+      dataDir: this.config.dataDir,
+    };
+  }
+
+  /** Saves the index snapshot and closes the store. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.snapshot();
+    } finally {
+      (await this.backbone?.catch(() => undefined))?.dispose();
+      await this.store.close();
+    }
+  }
+}
+
+/** The parent folder name of a file, used as its label by `--label-from-folder`. */
+export function folderLabel(file: string): string {
+  return path.basename(path.dirname(file));
+}
+
+/** Validates a label: 1–200 characters, no control characters. */
+export function checkLabel(label: unknown): string {
+  if (typeof label !== 'string' || label.trim() === '' || label.length > 200 || /[\u0000-\u001f\u007f]/.test(label)) {
+    throw new InvalidParameterError(`Expected a label of 1 to 200 printable characters but received ${JSON.stringify(label)}`);
+  }
+  return label.trim();
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof PixdexError) return `${err.code}: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+function toF32(buf: Uint8Array): Float32Array {
+  const copy = new Uint8Array(buf.length);
+  copy.set(buf);
+  return new Float32Array(copy.buffer);
+}

@@ -1,0 +1,193 @@
+/**
+ * Pretrained ImageNet backbones: a frozen registry of what pixdex knows how to run, and a loader
+ * that reads a TensorFlow.js model from a local directory (no network).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { tf } from '../backend.ts';
+import { ModelNotFoundError, invalidParameter } from '../errors.ts';
+
+/** How a backbone is stored and where its features are. */
+export interface BackboneSpec {
+  id: string;
+  /** Folder name under the models directory. */
+  dir: string;
+  /** `graph` = tf.loadGraphModel (node names); `layers` = tf.loadLayersModel (layer names). */
+  format: 'graph' | 'layers';
+  /** Square input side in pixels. */
+  inputSize: number;
+  /** Input range the model was trained with; pixels are mapped from [0,255] to it. */
+  inputRange: readonly [number, number];
+  /** Last spatial feature map (node or layer name) and its shape [h, w, c]. */
+  featureMap: { name: string; shape: readonly [number, number, number] };
+  /** Globally pooled vector (node or layer name); its length is `dims`. */
+  pooled: string;
+  dims: number;
+}
+
+/** Known backbones: see each model's PROVENANCE.md for input range and node names. */
+const SPECS: Record<string, BackboneSpec> = {
+  mobilenet_v2: {
+    id: 'mobilenet_v2',
+    dir: 'mobilenet_v2_1.0_224_quant',
+    format: 'graph',
+    inputSize: 224,
+    inputRange: [-1, 1],
+    featureMap: { name: 'MobilenetV2/Conv_1/Relu6', shape: [7, 7, 1280] },
+    pooled: 'MobilenetV2/Logits/AvgPool',
+    dims: 1280,
+  },
+  'mobilenet_v1_0.75': {
+    id: 'mobilenet_v1_0.75',
+    dir: 'mobilenet_v1_0.75_224',
+    format: 'layers',
+    inputSize: 224,
+    inputRange: [-1, 1],
+    featureMap: { name: 'conv_pw_13_relu', shape: [7, 7, 768] },
+    pooled: 'global_average_pooling2d_1',
+    dims: 768,
+  },
+  mobilenet_v1_embedding: {
+    id: 'mobilenet_v1_embedding',
+    dir: 'mobilenet_v1_1.0_224_embedding',
+    format: 'graph',
+    inputSize: 224,
+    inputRange: [-1, 1],
+    featureMap: { name: 'MobilenetV1/MobilenetV1/Conv2d_13_pointwise/Relu6', shape: [7, 7, 1024] },
+    pooled: 'MobilenetV1/Logits/AvgPool_1a/AvgPool',
+    dims: 1024,
+  },
+};
+
+/** Known backbones (frozen). */
+export const BACKBONES: Readonly<Record<string, Readonly<BackboneSpec>>> = Object.freeze(SPECS);
+
+/** Looks a backbone up by id, refusing unknown ids with the list of known ones. */
+export function backboneSpec(id: string): BackboneSpec {
+  const spec = BACKBONES[id];
+  if (!spec) throw invalidParameter('backbone', `one of ${Object.keys(BACKBONES).join(', ')}`, id);
+  return spec;
+}
+
+/** What one forward pass gives, per image of the batch. */
+export interface BackboneOutput {
+  /** Pooled vectors [n, dims] (not normalised). */
+  pooled: tf.Tensor2D;
+  /** Feature maps [n, h, w, c], when asked for. */
+  featureMap?: tf.Tensor4D;
+}
+
+/** A loaded, frozen backbone. */
+export class Backbone {
+  private constructor(
+    readonly spec: BackboneSpec,
+    private readonly graph: tf.GraphModel | undefined,
+    private readonly layers: tf.LayersModel | undefined,
+  ) {}
+
+  /** Reads `<modelsDir>/<spec.dir>/model.json` and its weight files; no network. */
+  static async load(modelsDir: string, id: string): Promise<Backbone> {
+    const spec = backboneSpec(id);
+    const dir = path.join(modelsDir, spec.dir);
+    const handler = await localHandler(dir, spec.id, modelsDir);
+    if (spec.format === 'graph') {
+      return new Backbone(spec, await tf.loadGraphModel(handler), undefined);
+    }
+    const full = await tf.loadLayersModel(handler);
+    const outputs = [full.getLayer(spec.featureMap.name).output, full.getLayer(spec.pooled).output] as tf.SymbolicTensor[];
+    return new Backbone(spec, undefined, tf.model({ inputs: full.inputs, outputs }));
+  }
+
+  /**
+   * Runs a batch of `inputSize`² RGB byte images. Returns tensors the caller owns (dispose them).
+   */
+  infer(images: readonly Uint8Array[], withFeatureMap = false): BackboneOutput {
+    const { inputSize: s, inputRange: [lo, hi], featureMap, pooled, dims } = this.spec;
+    return tf.tidy(() => {
+      const flat = new Uint8Array(images.length * s * s * 3);
+      images.forEach((img, i) => flat.set(img, i * s * s * 3));
+      const x = tf.tensor4d(flat, [images.length, s, s, 3], 'int32').toFloat().mul((hi - lo) / 255).add(lo) as tf.Tensor4D;
+      let fmap: tf.Tensor4D;
+      let pool: tf.Tensor;
+      if (this.graph) {
+        const names = withFeatureMap ? [featureMap.name, pooled] : [pooled];
+        const executed = this.graph.execute(x, names);
+        const out = Array.isArray(executed) ? executed : [executed];
+        pool = out[out.length - 1];
+        fmap = out[0] as tf.Tensor4D;
+      } else {
+        const out = this.layers!.predict(x) as tf.Tensor[];
+        fmap = out[0] as tf.Tensor4D;
+        pool = out[1];
+      }
+      const result: BackboneOutput = { pooled: pool.reshape([images.length, dims]) as tf.Tensor2D };
+      if (withFeatureMap) result.featureMap = fmap;
+      return result as unknown as tf.TensorContainerObject;
+    }) as unknown as BackboneOutput;
+  }
+
+  /** Convenience: pooled vectors as Float32Arrays (one per image). */
+  async pooledVectors(images: readonly Uint8Array[]): Promise<Float32Array[]> {
+    const { pooled } = this.infer(images);
+    const data = await pooled.data() as Float32Array;
+    pooled.dispose();
+    const d = this.spec.dims;
+    return images.map((_, i) => data.slice(i * d, (i + 1) * d));
+  }
+
+  /** Runs one dummy batch so the first real query does not pay for kernel setup. */
+  async warmUp(): Promise<void> {
+    const s = this.spec.inputSize;
+    await this.pooledVectors([new Uint8Array(s * s * 3)]);
+  }
+
+  dispose(): void {
+    this.graph?.dispose();
+    this.layers?.dispose();
+  }
+}
+
+/** An IOHandler over a local model directory: model.json plus weight files in manifest order. */
+async function localHandler(dir: string, id: string, modelsDir: string): Promise<tf.io.IOHandler> {
+  let json: {
+    modelTopology: unknown;
+    weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+    format?: string;
+    signature?: unknown;
+    userDefinedMetadata?: Record<string, unknown>;
+  };
+  try {
+    json = JSON.parse(await fs.readFile(path.join(dir, 'model.json'), 'utf8'));
+  } catch (err) {
+    throw new ModelNotFoundError(
+      `Backbone ${id} not found: no readable model.json in ${dir}. Models are looked for in ${modelsDir} ` +
+        '(set --models DIR or PIXDEX_MODELS to the folder that contains the model folders).',
+      { cause: err },
+    );
+  }
+  return {
+    async load() {
+      const weightSpecs: tf.io.WeightsManifestEntry[] = [];
+      const buffers: Buffer[] = [];
+      for (const group of json.weightsManifest) {
+        weightSpecs.push(...group.weights);
+        for (const p of group.paths) {
+          try {
+            buffers.push(await fs.readFile(path.join(dir, p)));
+          } catch (err) {
+            throw new ModelNotFoundError(`Backbone ${id} is incomplete: weight file ${path.join(dir, p)} is missing.`, { cause: err });
+          }
+        }
+      }
+      const all = Buffer.concat(buffers);
+      return {
+        modelTopology: json.modelTopology as tf.io.ModelArtifacts['modelTopology'],
+        weightSpecs,
+        weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
+        format: json.format,
+        signature: json.signature as tf.io.ModelArtifacts['signature'],
+        userDefinedMetadata: json.userDefinedMetadata as tf.io.ModelArtifacts['userDefinedMetadata'],
+      };
+    },
+  };
+}

@@ -1,0 +1,192 @@
+/**
+ * The LMDB environment and its named databases (DESIGN.md, Storage). Reads are synchronous
+ * (memory-mapped); writes are grouped into `transactionSync` batches, atomic across databases.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+
+/** Bumped when the layout changes incompatibly. */
+export const SCHEMA_VERSION = 1;
+
+/** What pixdex knows about one indexed image. */
+export interface ImageRecord {
+  path: string;
+  sha256: string;
+  bytes: number;
+  width: number;
+  height: number;
+  mtimeMs: number;
+  label?: string;
+  addedAt: number;
+}
+
+/** An entry of the change journal replayed into the HNSW index after its last snapshot. */
+export interface JournalEntry {
+  op: 'add' | 'remove';
+  id: number;
+}
+
+/** Store-wide facts kept in `meta`. */
+export interface StoreMeta {
+  schema: number;
+  backbone: string;
+  dims: number;
+  /** Embedding space searched: the backbone's pooled vector. */
+  space: 'backbone';
+  nextId: number;
+  /** Last journal sequence number written. */
+  seq: number;
+  createdAt: number;
+}
+
+/** Metadata of the HNSW snapshot in `ann`. */
+export interface SnapshotMeta {
+  /** Journal sequence included in the snapshot; later entries are replayed on open. */
+  seq: number;
+  chunks: number;
+  bytes: number;
+  live: number;
+  dims: number;
+  m: number;
+  efConstruction: number;
+  savedAt: number;
+}
+
+/** LMDB values larger than this are split (keeps single values well below the map's page runs). */
+const SNAPSHOT_CHUNK = 64 * 1024 * 1024;
+
+export class Store {
+  readonly root: RootDatabase;
+  readonly images: Database<ImageRecord, number>;
+  readonly paths: Database<number, string>;
+  readonly hashes: Database<number, string>;
+  readonly vectors: Database<Buffer, number>;
+  readonly codes: Database<Buffer, number>;
+  readonly labels: Database<number, string>;
+  readonly models: Database<Buffer, string>;
+  readonly meta: Database<unknown, string>;
+  readonly ann: Database<Buffer, number>;
+  readonly journal: Database<JournalEntry, number>;
+
+  private constructor(readonly file: string) {
+    this.root = open({ path: file, maxDbs: 16, compression: false });
+    this.images = this.root.openDB({ name: 'images', keyEncoding: 'uint32' });
+    this.paths = this.root.openDB({ name: 'paths' });
+    this.hashes = this.root.openDB({ name: 'hashes' });
+    this.vectors = this.root.openDB({ name: 'vectors', keyEncoding: 'uint32', encoding: 'binary' });
+    this.codes = this.root.openDB({ name: 'codes', keyEncoding: 'uint32', encoding: 'binary' });
+    this.labels = this.root.openDB({ name: 'labels' });
+    this.models = this.root.openDB({ name: 'models', encoding: 'binary' });
+    this.meta = this.root.openDB({ name: 'meta' });
+    this.ann = this.root.openDB({ name: 'ann', keyEncoding: 'uint32', encoding: 'binary' });
+    this.journal = this.root.openDB({ name: 'journal', keyEncoding: 'uint32' });
+  }
+
+  /** Opens (creating if needed) `<dataDir>/pixdex.lmdb`. */
+  static open(dataDir: string): Store {
+    fs.mkdirSync(dataDir, { recursive: true });
+    return new Store(path.join(dataDir, 'pixdex.lmdb'));
+  }
+
+  /** Runs `fn` in one write transaction: all its writes land together or not at all. */
+  write<T>(fn: () => T): T {
+    return this.root.transactionSync(fn);
+  }
+
+  getMeta(): StoreMeta | undefined {
+    return this.meta.get('store') as StoreMeta | undefined;
+  }
+
+  putMeta(meta: StoreMeta): void {
+    this.meta.putSync('store', meta);
+  }
+
+  getSnapshotMeta(): SnapshotMeta | undefined {
+    return this.meta.get('snapshot') as SnapshotMeta | undefined;
+  }
+
+  /** The pooled backbone vector of `id`, or undefined. */
+  getVector(id: number): Float32Array | undefined {
+    return toFloat32(this.vectors.getBinary(id));
+  }
+
+  putVector(id: number, v: Float32Array): void {
+    this.vectors.putSync(id, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+  }
+
+  /** Adjusts the count of `label` by `delta` (inside a write transaction). */
+  countLabel(label: string | undefined, delta: number): void {
+    if (label === undefined) return;
+    const n = (this.labels.get(label) ?? 0) + delta;
+    if (n > 0) this.labels.putSync(label, n);
+    else this.labels.removeSync(label);
+  }
+
+  /** Appends journal entries (inside a write transaction); returns the last sequence number. */
+  appendJournal(meta: StoreMeta, entries: JournalEntry[]): void {
+    for (const e of entries) this.journal.putSync(++meta.seq, e);
+  }
+
+  /** Journal entries after `seq`, in order. */
+  journalAfter(seq: number): Array<{ key: number; value: JournalEntry }> {
+    return [...this.journal.getRange({ start: seq + 1 })];
+  }
+
+  /** Stores an HNSW snapshot and drops the journal it covers, atomically. */
+  saveSnapshot(bytes: Buffer, meta: Omit<SnapshotMeta, 'chunks' | 'bytes' | 'savedAt'>): SnapshotMeta {
+    return this.write(() => {
+      const old = this.getSnapshotMeta();
+      const chunks = Math.max(1, Math.ceil(bytes.length / SNAPSHOT_CHUNK));
+      for (let i = 0; i < chunks; i++) {
+        this.ann.putSync(i, bytes.subarray(i * SNAPSHOT_CHUNK, (i + 1) * SNAPSHOT_CHUNK));
+      }
+      for (let i = chunks; i < (old?.chunks ?? 0); i++) this.ann.removeSync(i);
+      for (const key of this.journal.getKeys({ end: meta.seq + 1 })) this.journal.removeSync(key);
+      const full: SnapshotMeta = { ...meta, chunks, bytes: bytes.length, savedAt: Date.now() };
+      this.meta.putSync('snapshot', full);
+      return full;
+    });
+  }
+
+  /** Reads the snapshot bytes, or undefined when there is none or it is incomplete. */
+  loadSnapshot(meta: SnapshotMeta): Buffer | undefined {
+    const parts: Buffer[] = [];
+    for (let i = 0; i < meta.chunks; i++) {
+      const part = this.ann.getBinary(i);
+      if (!part) return undefined;
+      parts.push(Buffer.from(part));
+    }
+    const all = Buffer.concat(parts);
+    return all.length === meta.bytes ? all : undefined;
+  }
+
+  /** Drops the snapshot (the index is then rebuilt from vectors on the next open). */
+  dropSnapshot(): void {
+    this.write(() => {
+      for (const key of this.ann.getKeys()) this.ann.removeSync(key);
+      this.meta.removeSync('snapshot');
+    });
+  }
+
+  /** Size of the data file on disk, in bytes. */
+  sizeOnDisk(): number {
+    try {
+      return fs.statSync(this.file).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.root.close();
+  }
+}
+
+/** Copies binary LMDB bytes into an aligned Float32Array. */
+export function toFloat32(buf: Uint8Array | undefined): Float32Array | undefined {
+  if (!buf) return undefined;
+  const copy = new Uint8Array(buf.length);
+  copy.set(buf);
+  return new Float32Array(copy.buffer);
+}

@@ -1,0 +1,40 @@
+/**
+ * Real inputs for the tests, named once. Models and datasets stay in ../shared (never copied):
+ * PIXDEX_MODELS and PIXDEX_DATASETS override the defaults below.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_EXTENSIONS } from '../src/config.ts';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const MODELS = path.resolve(process.env.PIXDEX_MODELS ?? path.join(REPO, '../shared/models'));
+export const DATASETS = path.resolve(process.env.PIXDEX_DATASETS ?? path.join(REPO, '../shared/datasets'));
+export const HYMENOPTERA = path.join(DATASETS, 'hymenoptera_data');
+export const HYM_TRAIN = path.join(HYMENOPTERA, 'train');
+export const HYM_VAL = path.join(HYMENOPTERA, 'val');
+export const FLOWERS = path.join(DATASETS, 'oxford_flowers17');
+export const CLI = path.join(REPO, 'bin', 'pixdex.js');
+
+/** The backend the tests run on (PIXDEX_BACKEND, default auto). */
+export const BACKEND = (process.env.PIXDEX_BACKEND ?? 'auto') as 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+
+/** Files under `dir` with an extension pixdex indexes, sorted. */
+export function imagesIn(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && DEFAULT_EXTENSIONS.includes(path.extname(e.name).toLowerCase()))
+    .map((e) => path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))
+    .sort();
+}
+
+/** A fresh temporary folder, removed by the returned function. */
+export function tempDir(prefix = 'pixdex-test-'): { dir: string; cleanup: () => void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Engine options for a test store in `dataDir`. */
+export function engineOptions(dataDir: string) {
+  return { dataDir, modelsDir: MODELS, backend: BACKEND };
+}
