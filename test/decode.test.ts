@@ -5,7 +5,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { decodeImage } from '../src/image/decode.ts';
 import { BadImageError } from '../src/errors.ts';
 import { Engine } from '../src/engine.ts';
@@ -41,11 +41,11 @@ describe('decodeImage', () => {
   it('accepts PNG, WebP, GIF, TIFF and AVIF, giving the same pixels as the JPEG up to coding noise', async () => {
     const ref = await decodeImage(photoBytes, OPTS);
     const encoders = {
-      png: (s: sharp.Sharp) => s.png(),
-      webp: (s: sharp.Sharp) => s.webp({ lossless: true }),
-      gif: (s: sharp.Sharp) => s.gif(),
-      tiff: (s: sharp.Sharp) => s.tiff(),
-      avif: (s: sharp.Sharp) => s.avif({ lossless: true }),
+      png: (s: Sharp) => s.png(),
+      webp: (s: Sharp) => s.webp({ lossless: true }),
+      gif: (s: Sharp) => s.gif(),
+      tiff: (s: Sharp) => s.tiff(),
+      avif: (s: Sharp) => s.avif({ lossless: true }),
     };
     for (const [format, encode] of Object.entries(encoders)) {
       const img = await decodeImage(await encode(sharp(photoBytes)).toBuffer(), OPTS, format);

@@ -1,0 +1,96 @@
+/**
+ * Indexing throughput on a folder, in one run: decoding alone, the backbone alone (on
+ * pre-decoded batches), and end to end (`Engine.index` into a fresh store). Prints one JSON line.
+ *
+ *   npm run bench:index -- <dir> [--workers N] [--limit N] [--backbone ID] [--backend NAME]
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Engine } from '../src/engine.ts';
+import { scanInputs } from '../src/scan.ts';
+import { DEFAULT_EXTENSIONS } from '../src/config.ts';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    workers: { type: 'string', default: '1' },
+    limit: { type: 'string' },
+    backbone: { type: 'string' },
+    backend: { type: 'string' },
+    models: { type: 'string' },
+  },
+});
+if (positionals.length !== 1) {
+  console.error('usage: npm run bench:index -- <dir> [--workers N] [--limit N] [--backbone ID] [--backend NAME]');
+  process.exit(2);
+}
+const dir = path.resolve(positionals[0]);
+const workers = Number(values.workers);
+const scan = await scanInputs([dir], DEFAULT_EXTENSIONS);
+const files = scan.files.slice(0, values.limit ? Number(values.limit) : undefined).map((f) => f.path);
+
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixdex-bench-'));
+const options = {
+  dataDir,
+  ...(values.models ? { modelsDir: values.models } : {}),
+  ...(values.backbone ? { backbone: values.backbone } : {}),
+  ...(values.backend ? { backend: values.backend as 'wasm' } : {}),
+};
+try {
+  const engine = await Engine.open(options);
+  const model = await engine.model(); // load + warm up outside the timings
+  const backend = (await engine.backendInfo()).name;
+
+  // 1. Decoding only (read + sharp), with as many files in flight as the indexer uses.
+  let t = performance.now();
+  const decoded: Uint8Array[] = [];
+  let cursor = 0;
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    while (cursor < files.length) {
+      const f = files[cursor++];
+      try {
+        decoded.push((await engine.decode(fs.readFileSync(f), f)).pixels);
+      } catch {
+        // bad files are counted by the end-to-end pass
+      }
+    }
+  }));
+  const decodeSeconds = (performance.now() - t) / 1000;
+
+  // 2. Backbone only, on pre-decoded batches.
+  t = performance.now();
+  for (let i = 0; i < decoded.length; i += engine.config.batchSize) {
+    await model.pooledVectors(decoded.slice(i, i + engine.config.batchSize));
+  }
+  const backboneSeconds = (performance.now() - t) / 1000;
+  await engine.close();
+
+  // 3. End to end into a fresh store (model already warm in a new engine: load it first).
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  const e2e = await Engine.open(options);
+  await e2e.model();
+  t = performance.now();
+  const summary = await e2e.index(files, {});
+  const endToEndSeconds = (performance.now() - t) / 1000;
+  await e2e.close();
+
+  const round = (x: number) => Math.round(x * 10) / 10;
+  console.log(JSON.stringify({
+    dir,
+    images: files.length,
+    backbone: engine.spec.id,
+    backend,
+    workers,
+    batchSize: engine.config.batchSize,
+    decodePerSec: round(decoded.length / decodeSeconds),
+    backbonePerSec: round(decoded.length / backboneSeconds),
+    endToEndPerSec: round(summary.added / endToEndSeconds),
+    endToEndVsBackbone: Math.round((decoded.length / backboneSeconds > 0 ? (summary.added / endToEndSeconds) / (decoded.length / backboneSeconds) : 0) * 1000) / 1000,
+    added: summary.added,
+    failed: summary.failed,
+  }));
+} finally {
+  fs.rmSync(dataDir, { recursive: true, force: true });
+}
