@@ -6,7 +6,9 @@ import fs from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Engine, MAX_K, type IndexProgress, type IndexSummary } from '../src/engine.ts';
 import { PixdexError, intParam, numberParam } from '../src/errors.ts';
-import { knnVote } from '../src/classify.ts';
+import { formatConfusionTable, knnVote } from '../src/classify.ts';
+import { evaluate, loadDataset } from '../src/evaluate.ts';
+import path from 'node:path';
 import type { PixdexOptions } from '../src/config.ts';
 import { EXIT, errorLine, exitCodeFor } from './exit.ts';
 import { ProgressLine } from './progress.ts';
@@ -29,6 +31,7 @@ Commands:
   classify <image>      kNN label vote               [--k 10] [--min-confidence 0]
   label <path|id> <label>  Set an image's label
   remove <path|id>      Remove an image from the index
+  eval <dataset-dir>    Quality on a folder-per-class dataset (P@1, mAP, kNN accuracy)
   stats                 Store, model and index facts
 
 Global options:
@@ -185,6 +188,34 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
       const rec = engine.get(engine.resolve(pos[0]));
       engine.remove(rec.id);
       out(v, { removed: rec.id, path: rec.path }, `removed ${rec.path} (id ${rec.id})`);
+      return EXIT.ok;
+    });
+  },
+
+  async eval(args) {
+    const { values: v, pos } = parse(args, {}, [1, 1], 'eval');
+    return withEngine(v, async (engine) => {
+      const started = performance.now();
+      const items = loadDataset(path.resolve(pos[0]), engine.config.extensions);
+      const progress = new ProgressLine(process.stderr);
+      const { vectors, failed } = await engine.embedFiles(items.map((i) => i.path), (done, total) => progress.update(`embedding ${done}/${total}`));
+      progress.done();
+      const report = evaluate(items, vectors, failed);
+      const seconds = Math.round((performance.now() - started) / 100) / 10;
+      const full = { dataset: path.resolve(pos[0]), backbone: engine.spec.id, dims: engine.spec.dims, space: 'backbone', backend: (await engine.backendInfo()).name, seconds, ...report };
+      const r = report.retrieval;
+      const k = report.knn;
+      out(v, full, [
+        `${report.images} images, ${report.classes} classes, ${full.backbone} (${full.dims}-d, ${full.space}) on ${full.backend}, ${seconds}s`,
+        `retrieval (leave-one-out)  P@1 ${r.p1.toFixed(3)}  P@10 ${r.p10.toFixed(3)}  mAP ${r.mAP.toFixed(3)}`,
+        `kNN accuracy (${k.protocol}, ${k.queries} queries)  k=1 ${k.k1.toFixed(3)}  k=5 ${k.k5.toFixed(3)}  k=10 ${k.k10.toFixed(3)}`,
+        '',
+        'k=10 vote, per class:',
+        ...Object.entries(report.perClass).map(([l, c]) => `  ${l.padEnd(14)} precision ${c.precision.toFixed(3)}  recall ${c.recall.toFixed(3)}  (${c.support})`),
+        '',
+        formatConfusionTable(report.confusion),
+        ...failed.map((f) => `failed: ${f.path}: ${f.error}`),
+      ].join('\n'));
       return EXIT.ok;
     });
   },

@@ -14,6 +14,7 @@ import { Backbone, backboneSpec, type BackboneSpec } from './models/backbone.ts'
 import { scanInputs, describeFsError, type ScannedFile } from './scan.ts';
 import { SCHEMA_VERSION, Store, type ImageRecord, type JournalEntry, type StoreMeta } from './store.ts';
 import { l2normalize } from './vector.ts';
+import { mapLimit } from './pool.ts';
 
 /** Largest `k` a search accepts. */
 export const MAX_K = 1000;
@@ -66,6 +67,8 @@ export interface SearchOptions {
   label?: string;
   /** Leave this id out (used for similar-by-id). */
   excludeId?: number;
+  /** Only images that have a label (a kNN vote over labelled neighbours). */
+  labelled?: boolean;
 }
 
 /** What `stats` reports (DESIGN.md). */
@@ -358,31 +361,42 @@ export class Engine {
 
   /** Reads, hashes and decodes one batch; bad files go to `fail` and are left out. */
   private async prepareBatch(files: ScannedFile[], options: IndexOptions, fail: (p: string, e: string) => void): Promise<Prepared[]> {
-    const out: Array<Prepared | undefined> = new Array(files.length);
-    let cursor = 0;
-    const worker = async (): Promise<void> => {
-      while (cursor < files.length) {
-        const i = cursor++;
-        out[i] = await this.prepareFile(files[i], options).catch((err) => {
-          fail(files[i].path, errorText(err));
-          return undefined;
-        });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(DECODE_CONCURRENCY, files.length) }, worker));
-    return out.filter((p): p is Prepared => p !== undefined);
+    const results = await mapLimit(files, DECODE_CONCURRENCY, (f) => this.prepareFile(f, options));
+    const out: Prepared[] = [];
+    results.forEach((r, i) => {
+      if ('value' in r) out.push(r.value);
+      else fail(files[i].path, errorText(r.error));
+    });
+    return out;
+  }
+
+  /**
+   * Backbone vectors of image files without indexing them (for `eval`): decoding of the next
+   * batch overlaps inference of the current one. Failed files get `undefined` and an error.
+   */
+  async embedFiles(files: readonly string[], onProgress?: (done: number, total: number) => void): Promise<{ vectors: Array<Float32Array | undefined>; failed: Array<{ path: string; error: string }> }> {
+    const vectors: Array<Float32Array | undefined> = new Array(files.length).fill(undefined);
+    const failed: Array<{ path: string; error: string }> = [];
+    const bs = this.config.batchSize;
+    const decodeBatch = (start: number) => mapLimit(files.slice(start, start + bs), DECODE_CONCURRENCY, async (f) => (await this.decode(await readImageFile(f, this.config.maxFileBytes), f)).pixels);
+    let next = files.length > 0 ? decodeBatch(0) : undefined;
+    for (let start = 0; start < files.length; start += bs) {
+      const decoded = await next!;
+      next = start + bs < files.length ? decodeBatch(start + bs) : undefined;
+      const ok: number[] = [];
+      decoded.forEach((r, i) => {
+        if ('value' in r) ok.push(i);
+        else failed.push({ path: files[start + i], error: errorText(r.error) });
+      });
+      const vs = await this.embedPixels(ok.map((i) => (decoded[i] as { value: Uint8Array }).value));
+      ok.forEach((i, j) => (vectors[start + i] = vs[j]));
+      onProgress?.(Math.min(start + bs, files.length), files.length);
+    }
+    return { vectors, failed };
   }
 
   private async prepareFile(file: ScannedFile, options: IndexOptions): Promise<Prepared> {
-    if (file.size > this.config.maxFileBytes) {
-      throw new BadImageError('IMAGE_TOO_LARGE', `${file.path} is ${file.size} bytes, over the limit of ${this.config.maxFileBytes} bytes (maxFileBytes)`);
-    }
-    let bytes: Buffer;
-    try {
-      bytes = await fs.readFile(file.path);
-    } catch (err) {
-      throw new PixdexError('UNREADABLE_FILE', `${file.path}: ${describeFsError(err)}`, { cause: err });
-    }
+    const bytes = await readImageFile(file.path, this.config.maxFileBytes);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
     const existingId = this.store.paths.get(file.path);
     const label = options.labelFromFolder ? folderLabel(file.path) : undefined;
@@ -507,10 +521,15 @@ export class Engine {
   searchVector(vector: Float32Array, options: SearchOptions = {}): SearchResult[] {
     const k = intParam('k', options.k ?? 10, 1, MAX_K);
     this.refresh();
-    const { label, excludeId } = options;
+    const { label, excludeId, labelled } = options;
     let filter: ((id: number) => boolean) | undefined;
-    if (label !== undefined || excludeId !== undefined) {
-      filter = (id) => id !== excludeId && (label === undefined || this.store.images.get(id)?.label === label);
+    if (label !== undefined || excludeId !== undefined || labelled) {
+      filter = (id) => {
+        if (id === excludeId) return false;
+        if (label === undefined && !labelled) return true;
+        const l = this.store.images.get(id)?.label;
+        return label === undefined ? l !== undefined : l === label;
+      };
     }
     const hits = this.ann.search(l2normalize(vector), k, filter);
     return this.toResults(hits);
@@ -665,6 +684,24 @@ export function checkLabel(label: unknown): string {
     throw new InvalidParameterError(`Expected a label of 1 to 200 printable characters but received ${JSON.stringify(label)}`);
   }
   return label.trim();
+}
+
+/** Reads an image file, refusing files over `maxBytes` before reading them. */
+async function readImageFile(file: string, maxBytes: number): Promise<Buffer> {
+  let size: number;
+  try {
+    size = (await fs.stat(file)).size;
+  } catch (err) {
+    throw new PixdexError('UNREADABLE_FILE', `${file}: ${describeFsError(err)}`, { cause: err });
+  }
+  if (size > maxBytes) {
+    throw new BadImageError('IMAGE_TOO_LARGE', `${file} is ${size} bytes, over the limit of ${maxBytes} bytes (maxFileBytes)`);
+  }
+  try {
+    return await fs.readFile(file);
+  } catch (err) {
+    throw new PixdexError('UNREADABLE_FILE', `${file}: ${describeFsError(err)}`, { cause: err });
+  }
 }
 
 function errorText(err: unknown): string {
