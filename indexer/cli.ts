@@ -26,7 +26,7 @@ const USAGE = `Usage: pixdex <command> [options]
 
 Commands:
   index <dir|file>...   Index images (recursive, incremental, resumable)
-        [--label-from-folder] [--workers N]
+        [--label-from-folder] [--workers N (default: one per core)]
   search <image>        Most similar indexed images  [--k 10] [--label L]
   classify <image>      kNN label vote               [--k 10] [--min-confidence 0]
   label <path|id> <label>  Set an image's label
@@ -42,7 +42,7 @@ Global options:
   --json          machine-readable output on stdout
 `;
 
-type Values = Record<string, string | boolean | undefined>;
+type Values = Record<string, string | number | boolean | undefined>;
 
 class UsageError extends PixdexError {
   constructor(message: string) {
@@ -86,6 +86,7 @@ function engineOptions(v: Values): PixdexOptions {
   if (v.models) o.modelsDir = String(v.models);
   if (v.backbone) o.backbone = String(v.backbone);
   if (v.backend) o.backend = String(v.backend) as PixdexOptions['backend'];
+  if (typeof v.workers === 'number') o.workers = v.workers;
   return o;
 }
 
@@ -113,10 +114,8 @@ async function readQuery(file: string): Promise<Buffer> {
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   async index(args) {
     const { values: v, pos } = parse(args, { 'label-from-folder': { type: 'boolean', default: false }, workers: { type: 'string' } }, [1, Infinity], 'index');
-    if (v.workers !== undefined && intParam('workers', v.workers, 1, 64) !== 1) {
-      throw new UsageError('This version indexes with one worker; run without --workers (parallel workers are tracked in issue 5)');
-    }
-    return withEngine(v, async (engine) => {
+    const workers = v.workers === undefined ? undefined : intParam('workers', v.workers, 1, 64);
+    return withEngine({ ...v, workers }, async (engine) => {
       const controller = new AbortController();
       const progress = new ProgressLine(process.stderr);
       let interrupts = 0;
@@ -133,6 +132,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
         summary = await engine.index(pos, {
           labelFromFolder: Boolean(v['label-from-folder']),
           signal: controller.signal,
+          onWarning: (message) => progress.note(`warning: ${message}`),
           onProgress: (p: IndexProgress) => progress.update(`indexed ${p.done}/${p.total}  ${p.rate.toFixed(1)} img/s  ETA ${formatEta(p.etaSeconds)}  (+${p.summary.added} ~${p.summary.updated} !${p.summary.failed})`),
         });
       } finally {

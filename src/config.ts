@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import os from 'node:os';
-import { invalidParameter } from './errors.ts';
+import { intParam, invalidParameter } from './errors.ts';
 
 /** Which tfjs backend runs the model. `auto` = tensorflow if it loads, else wasm, else cpu. */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -37,6 +37,12 @@ export interface PixdexConfig {
   backend: BackendChoice;
   /** Images per inference batch: 16 is where wasm throughput stops improving (default: 16). */
   batchSize: number;
+  /**
+   * Embedding worker threads for indexing, each with its own tfjs backend (wasm uses one core
+   * per thread). 1 = in this thread, no worker start-up cost (default: one per core, env
+   * PIXDEX_WORKERS).
+   */
+  workers: number;
   /**
    * Largest decoded image, in pixels. 100 MP covers any camera (a 50 MP photo is 8660x5773) and
    * stops decompression bombs before libvips allocates them (default: 100_000_000).
@@ -77,6 +83,7 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
     backbone: options.backbone ?? (env.PIXDEX_BACKBONE || undefined),
     backend,
     batchSize: options.batchSize ?? 16,
+    workers: intParam('workers', options.workers ?? env.PIXDEX_WORKERS ?? coreCount(), 1, 64),
     maxInputPixels: options.maxInputPixels ?? 100_000_000,
     maxFileBytes: options.maxFileBytes ?? 200 * 1024 * 1024,
     extensions: options.extensions ?? DEFAULT_EXTENSIONS,

@@ -15,6 +15,7 @@ import { scanInputs, describeFsError, type ScannedFile } from './scan.ts';
 import { SCHEMA_VERSION, Store, type ImageRecord, type JournalEntry, type StoreMeta } from './store.ts';
 import { l2normalize } from './vector.ts';
 import { mapLimit } from './pool.ts';
+import { LocalEmbedder, WorkerPool, type Embedder } from './workers/pool.ts';
 
 /** Largest `k` a search accepts. */
 export const MAX_K = 1000;
@@ -47,7 +48,9 @@ export interface IndexOptions {
   /** Store each image's parent folder name as its label. */
   labelFromFolder?: boolean;
   onProgress?: (p: IndexProgress) => void;
-  /** Stops the run after the batch in flight; the store stays consistent. */
+  /** Told about trouble that does not stop the run (e.g. workers that could not start). */
+  onWarning?: (message: string) => void;
+  /** Stops the run after the batches in flight; the store stays consistent. */
   signal?: AbortSignal;
 }
 
@@ -100,12 +103,11 @@ export interface Stats {
 interface Prepared {
   file: ScannedFile;
   sha256: string;
-  pixels?: Uint8Array;
+  /** The encoded file, present while it still needs embedding (absent for known content). */
+  bytes?: Uint8Array;
   width: number;
   height: number;
   label?: string;
-  /** Existing id when the path was indexed before. */
-  existingId?: number;
 }
 
 /** Files read and decoded at once while the model runs (sharp works on its own threads). */
@@ -330,44 +332,87 @@ export class Engine {
     for (let i = 0; i < todo.length; i += batchSize) batches.push(todo.slice(i, i + batchSize));
     let sinceSnapshot = 0;
     let done = 0;
-    let next = batches.length > 0 ? this.prepareBatch(batches[0], options, fail) : undefined;
-    for (let b = 0; b < batches.length; b++) {
-      const prepared = await next!;
-      next = b + 1 < batches.length && !options.signal?.aborted ? this.prepareBatch(batches[b + 1], options, fail) : undefined;
-      const toEmbed = prepared.filter((p) => p.pixels);
-      const vectors = toEmbed.length > 0 ? await this.embedPixels(toEmbed.map((p) => p.pixels!)) : [];
-      const counts = this.writeBatch(prepared, toEmbed, vectors);
-      summary.added += counts.added;
-      summary.updated += counts.updated;
-      summary.skipped += counts.skipped;
-      sinceSnapshot += counts.added + counts.updated;
-      done += batches[b].length;
-      report(done);
-      if (sinceSnapshot >= this.config.snapshotEvery) {
-        this.snapshot();
-        sinceSnapshot = 0;
+    const embedder = await this.embedderFor(todo.length, options);
+    try {
+      const inflight = new Set<Promise<void>>();
+      for (const batch of batches) {
+        if (options.signal?.aborted) break;
+        const read = await this.readBatch(batch, options, fail);
+        const task = (async () => {
+          const counts = await this.embedAndWrite(read, embedder, fail);
+          summary.added += counts.added;
+          summary.updated += counts.updated;
+          summary.skipped += counts.skipped;
+          sinceSnapshot += counts.added + counts.updated;
+          done += batch.length;
+          report(done);
+          if (sinceSnapshot >= this.config.snapshotEvery) {
+            this.snapshot();
+            sinceSnapshot = 0;
+          }
+        })().catch((err) => {
+          for (const p of read) fail(p.file.path, errorText(err));
+        });
+        inflight.add(task);
+        void task.finally(() => inflight.delete(task));
+        if (inflight.size >= embedder.parallelism) await Promise.race(inflight);
       }
-      if (options.signal?.aborted) {
-        await next?.catch(() => undefined);
-        summary.interrupted = true;
-        break;
-      }
+      await Promise.all(inflight);
+    } finally {
+      await embedder.close();
     }
+    if (options.signal?.aborted && done < todo.length) summary.interrupted = true;
     if (!summary.interrupted) summary.removed = await this.pruneMissing(scan.roots, scan.files);
     this.snapshot();
     summary.seconds = Math.round((performance.now() - started) / 10) / 100;
     return summary;
   }
 
-  /** Reads, hashes and decodes one batch; bad files go to `fail` and are left out. */
-  private async prepareBatch(files: ScannedFile[], options: IndexOptions, fail: (p: string, e: string) => void): Promise<Prepared[]> {
-    const results = await mapLimit(files, DECODE_CONCURRENCY, (f) => this.prepareFile(f, options));
+  /** In-thread decoding and inference, or a worker pool when there is enough work for it. */
+  private async embedderFor(images: number, options: IndexOptions): Promise<Embedder> {
+    const local = new LocalEmbedder((bytes, name) => this.decode(bytes, name), (pixels) => this.embedPixels(pixels));
+    const workers = Math.min(this.config.workers, Math.ceil(images / this.config.batchSize));
+    if (workers <= 1) return local;
+    try {
+      return await WorkerPool.start(workers, { modelsDir: this.config.modelsDir, backbone: this.spec.id, backend: this.config.backend, maxInputPixels: this.config.maxInputPixels });
+    } catch (err) {
+      options.onWarning?.(`could not start ${workers} embedding workers (${errorText(err)}); indexing in one thread`);
+      return local;
+    }
+  }
+
+  /** Reads and hashes one batch (no decoding); unreadable files go to `fail`. */
+  private async readBatch(files: ScannedFile[], options: IndexOptions, fail: (p: string, e: string) => void): Promise<Prepared[]> {
+    const results = await mapLimit(files, DECODE_CONCURRENCY, (f) => this.readFile(f, options));
     const out: Prepared[] = [];
     results.forEach((r, i) => {
       if ('value' in r) out.push(r.value);
       else fail(files[i].path, errorText(r.error));
     });
     return out;
+  }
+
+  /** Embeds what needs it, reports bad images, and writes the batch. */
+  private async embedAndWrite(read: Prepared[], embedder: Embedder, fail: (p: string, e: string) => void): Promise<{ added: number; updated: number; skipped: number }> {
+    const needed = read.filter((p) => p.bytes);
+    const results = needed.length > 0 ? await embedder.embed(needed.map((p) => ({ name: p.file.path, bytes: p.bytes! }))) : [];
+    const embedded: Prepared[] = [];
+    const vectors: Float32Array[] = [];
+    const failed = new Set<Prepared>();
+    results.forEach((r, i) => {
+      const p = needed[i];
+      p.bytes = undefined;
+      if (r.ok) {
+        p.width = r.width;
+        p.height = r.height;
+        embedded.push(p);
+        vectors.push(r.vector);
+      } else {
+        failed.add(p);
+        fail(p.file.path, `${r.code}: ${r.message}`);
+      }
+    });
+    return this.writeBatch(read.filter((p) => !failed.has(p)), embedded, vectors);
   }
 
   /**
@@ -395,21 +440,14 @@ export class Engine {
     return { vectors, failed };
   }
 
-  private async prepareFile(file: ScannedFile, options: IndexOptions): Promise<Prepared> {
+  private async readFile(file: ScannedFile, options: IndexOptions): Promise<Prepared> {
     const bytes = await readImageFile(file.path, this.config.maxFileBytes);
     const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const existingId = this.store.paths.get(file.path);
     const label = options.labelFromFolder ? folderLabel(file.path) : undefined;
-    const prepared: Prepared = { file: { ...file, size: bytes.length }, sha256, width: 0, height: 0, label, existingId };
+    const prepared: Prepared = { file: { ...file, size: bytes.length }, sha256, width: 0, height: 0, label };
     const sameContent = this.store.hashes.get(sha256);
-    if (sameContent !== undefined && this.store.images.doesExist(sameContent)) {
-      return prepared; // identical content is stored once: no decode, no embedding
-    }
-    const img = await this.decode(bytes, file.path);
-    prepared.pixels = img.pixels;
-    prepared.width = img.width;
-    prepared.height = img.height;
-    return prepared;
+    if (sameContent === undefined || !this.store.images.doesExist(sameContent)) prepared.bytes = bytes;
+    return prepared; // identical content is stored once: no decode, no embedding
   }
 
   /** Writes one batch in one transaction (records, vectors, journal), then updates the index. */
@@ -497,7 +535,7 @@ export class Engine {
     const img = await this.decode(bytes, options.path ?? 'upload');
     const [v] = await this.embedPixels([img.pixels]);
     const file: ScannedFile = { path: options.path ?? `upload:${sha256}`, size: bytes.length, mtimeMs: 0 };
-    const p: Prepared = { file, sha256, pixels: img.pixels, width: img.width, height: img.height, label };
+    const p: Prepared = { file, sha256, width: img.width, height: img.height, label };
     this.writeBatch([p], [p], [v]);
     return { id: this.store.hashes.get(sha256)!, created: true };
   }

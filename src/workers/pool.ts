@@ -1,0 +1,140 @@
+/**
+ * Embedders: turn encoded images into pooled backbone vectors. `LocalEmbedder` runs in this
+ * thread; `WorkerPool` spreads batches over worker threads, each with its own tfjs backend
+ * (wasm is single-threaded, so this is how indexing uses every core).
+ */
+import { Worker } from 'node:worker_threads';
+import { PixdexError } from '../errors.ts';
+import { mapLimit } from '../pool.ts';
+import type { EmbedItemResult, WorkerInit, WorkerMessage } from './protocol.ts';
+
+/** One encoded image to embed; `name` is used in error messages. */
+export interface EmbedItem {
+  name: string;
+  bytes: Uint8Array;
+}
+
+export interface Embedder {
+  /** Decodes and embeds a batch; bad images come back as `{ ok: false }`, never as a throw. */
+  embed(items: EmbedItem[]): Promise<EmbedItemResult[]>;
+  /** Number of batches it can usefully have in flight. */
+  readonly parallelism: number;
+  close(): Promise<void>;
+}
+
+/** Runs decode + inference in this thread (decodes overlap inference through libuv). */
+export class LocalEmbedder implements Embedder {
+  readonly parallelism = 2;
+  constructor(
+    private readonly decode: (bytes: Uint8Array, name: string) => Promise<{ pixels: Uint8Array; width: number; height: number }>,
+    private readonly embedPixels: (pixels: Uint8Array[]) => Promise<Float32Array[]>,
+  ) {}
+
+  async embed(items: EmbedItem[]): Promise<EmbedItemResult[]> {
+    const decoded = await mapLimit(items, 4, (it) => this.decode(it.bytes, it.name));
+    const okIdx = decoded.flatMap((r, i) => ('value' in r ? [i] : []));
+    const vectors = okIdx.length > 0 ? await this.embedPixels(okIdx.map((i) => (decoded[i] as { value: { pixels: Uint8Array } }).value.pixels)) : [];
+    const out: EmbedItemResult[] = decoded.map((r) => ('value' in r ? { ok: true, vector: new Float32Array(0), width: r.value.width, height: r.value.height } : toFailure(r.error)));
+    okIdx.forEach((i, j) => ((out[i] as { vector: Float32Array }).vector = vectors[j]));
+    return out;
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Turns any error into an item failure with a code. */
+export function toFailure(err: unknown): EmbedItemResult {
+  if (err instanceof PixdexError) return { ok: false, code: err.code, message: err.message };
+  return { ok: false, code: 'CORRUPT_IMAGE', message: String((err as Error)?.message ?? err) };
+}
+
+interface Pending {
+  resolve: (r: EmbedItemResult[]) => void;
+  reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+  dead?: Error;
+}
+
+const WORKER_URL = new URL('./embed-worker.mjs', import.meta.url);
+
+/** Worker threads, each with its own backend and backbone; batches go to the least busy one. */
+export class WorkerPool implements Embedder {
+  private nextJob = 1;
+  readonly backend: string;
+
+  private constructor(private readonly slots: Slot[], backend: string) {
+    this.backend = backend;
+  }
+
+  get parallelism(): number {
+    return this.slots.length * 2;
+  }
+
+  /** Starts `n` workers and waits until each has loaded and warmed its model. */
+  static async start(n: number, init: WorkerInit): Promise<WorkerPool> {
+    const slots: Slot[] = [];
+    const ready: Array<Promise<string>> = [];
+    for (let i = 0; i < n; i++) {
+      const worker = new Worker(WORKER_URL, { workerData: init, stdout: false, stderr: false });
+      const slot: Slot = { worker, pending: new Map() };
+      slots.push(slot);
+      ready.push(new Promise<string>((resolve, reject) => {
+        const onMessage = (m: WorkerMessage) => {
+          if (m.type === 'ready') resolve(m.backend);
+          else if (m.type === 'fatal') reject(new PixdexError(m.code, m.message));
+        };
+        worker.once('message', onMessage);
+        worker.once('error', reject);
+      }));
+    }
+    let backends: string[];
+    try {
+      backends = await Promise.all(ready);
+    } catch (err) {
+      await Promise.all(slots.map((s) => s.worker.terminate()));
+      throw err;
+    }
+    for (const slot of slots) {
+      slot.worker.on('message', (m: WorkerMessage) => {
+        if (m.type === 'result') {
+          const p = slot.pending.get(m.jobId);
+          slot.pending.delete(m.jobId);
+          p?.resolve(m.results);
+        } else if (m.type === 'fatal') {
+          fail(slot, new PixdexError(m.code, m.message));
+        }
+      });
+      slot.worker.on('error', (err) => fail(slot, err));
+      slot.worker.on('exit', (code) => fail(slot, new PixdexError('WORKER_FAILED', `embedding worker exited with code ${code}`)));
+    }
+    return new WorkerPool(slots, backends[0]);
+  }
+
+  embed(items: EmbedItem[]): Promise<EmbedItemResult[]> {
+    const live = this.slots.filter((s) => !s.dead);
+    if (live.length === 0) return Promise.reject(this.slots[0].dead ?? new PixdexError('WORKER_FAILED', 'no embedding worker is running'));
+    const slot = live.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const jobId = this.nextJob++;
+    return new Promise((resolve, reject) => {
+      slot.pending.set(jobId, { resolve, reject });
+      // Copies of the bytes are transferred so the caller's buffers stay usable.
+      const copies = items.map((it) => ({ name: it.name, bytes: new Uint8Array(it.bytes) }));
+      slot.worker.postMessage({ type: 'job', jobId, items: copies }, copies.map((c) => c.bytes.buffer as ArrayBuffer));
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.slots) s.dead ??= new PixdexError('WORKER_FAILED', 'pool closed');
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
+
+function fail(slot: Slot, err: Error): void {
+  slot.dead ??= err;
+  for (const p of slot.pending.values()) p.reject(err);
+  slot.pending.clear();
+}

@@ -1,0 +1,27 @@
+/** Messages between the indexer (main thread) and its embedding workers. */
+import type { BackendChoice } from '../config.ts';
+
+/** Sent once when a worker starts. */
+export interface WorkerInit {
+  modelsDir: string;
+  backbone: string;
+  backend: BackendChoice;
+  maxInputPixels: number;
+}
+
+/** One batch to decode and embed: encoded bytes (transferred, not copied) with their names. */
+export interface EmbedJob {
+  type: 'job';
+  jobId: number;
+  items: Array<{ name: string; bytes: Uint8Array }>;
+}
+
+/** Outcome for one item of a job: its pooled vector and original size, or an error. */
+export type EmbedItemResult =
+  | { ok: true; vector: Float32Array; width: number; height: number }
+  | { ok: false; code: string; message: string };
+
+export type WorkerMessage =
+  | { type: 'ready'; backend: string }
+  | { type: 'result'; jobId: number; results: EmbedItemResult[] }
+  | { type: 'fatal'; code: string; message: string };
