@@ -33,6 +33,7 @@ Commands:
   remove <path|id>      Remove an image from the index
   eval <dataset-dir>    Quality on a folder-per-class dataset (P@1, mAP, kNN accuracy)
   stats                 Store, model and index facts
+  serve                 HTTP API and web page  [--host 127.0.0.1] [--port 8080] [--token T]
 
 Global options:
   --data DIR      data directory (default ./data, env PIXDEX_DATA)
@@ -112,6 +113,12 @@ async function readQuery(file: string): Promise<Buffer> {
 }
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
+  /** `pixdex serve`: the HTTP server (server/), loaded only when asked for. */
+  async serve(args) {
+    const { serve } = await import('./serve.ts');
+    return serve(args);
+  },
+
   async index(args) {
     const { values: v, pos } = parse(args, { 'label-from-folder': { type: 'boolean', default: false }, workers: { type: 'string' } }, [1, Infinity], 'index');
     const workers = v.workers === undefined ? undefined : intParam('workers', v.workers, 1, 64);

@@ -25,6 +25,9 @@ let pending: Promise<BackendInfo> | undefined;
 
 /** Loads tfjs-node if it is installed and built; returns the failure message otherwise. */
 function loadTensorflow(): string | undefined {
+  // TensorFlow's C++ start-up banner (CPU features) goes to stderr unless told otherwise; level 2
+  // keeps warnings and errors. A user's own setting wins.
+  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
   try {
     require('@tensorflow/tfjs-node');
     return undefined;

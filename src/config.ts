@@ -55,10 +55,42 @@ export interface PixdexConfig {
   /** Write an HNSW snapshot after this many journalled changes during long runs (default: 20000). */
   snapshotEvery: number;
   ann: AnnOptions;
+  /** HTTP server options (`pixdex serve`, `createApp`). */
+  server: ServerConfig;
+}
+
+/** Options of the HTTP server (server/, `pixdex serve`). */
+export interface ServerConfig {
+  /** Interface to bind: loopback, so nothing is reachable from the network unless asked (default: 127.0.0.1, env PIXDEX_HOST). */
+  host: string;
+  /** TCP port; 0 picks a free one (default: 8080, env PIXDEX_PORT). */
+  port: number;
+  /** Bearer token required on every mutating route; unset = no authentication (default: unset, env PIXDEX_TOKEN). */
+  token: string | undefined;
+  /**
+   * Largest upload in bytes. 25 MiB holds a full-size 50 MP camera JPEG while bounding the memory
+   * one request can take (uploads are kept in memory) (default: 25 MiB).
+   */
+  maxUploadBytes: number;
+  /** Longest side of thumbnails in pixels: sharp enough for a result grid on a HiDPI screen (default: 256). */
+  thumbnailSize: number;
+  /** Memory for cached thumbnails in bytes: ~2000 thumbnails of ~16 KB (default: 32 MiB). */
+  thumbnailCacheBytes: number;
+  /** Folder where uploaded images are kept, so they can be thumbnailed and re-indexed (default: <dataDir>/uploads). */
+  uploadsDir: string;
+  /** Time in-flight requests get on shutdown before their connections are closed (default: 10000 ms). */
+  shutdownGraceMs: number;
 }
 
 /** Options accepted by `Engine.open` and the CLI: any subset of the config. */
-export type PixdexOptions = Partial<Omit<PixdexConfig, 'ann'>> & { ann?: Partial<AnnOptions> };
+export type PixdexOptions = Partial<Omit<PixdexConfig, 'ann' | 'server'>> & { ann?: Partial<AnnOptions>; server?: Partial<ServerConfig> };
+
+export const DEFAULT_HOST = '127.0.0.1';
+export const DEFAULT_PORT = 8080;
+export const DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
+export const DEFAULT_THUMBNAIL_SIZE = 256;
+export const DEFAULT_THUMBNAIL_CACHE_BYTES = 32 * 1024 * 1024;
+export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 
 export const DEFAULT_EXTENSIONS = Object.freeze([
   '.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif',
@@ -77,8 +109,9 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
   if (!BACKENDS.includes(backend)) {
     throw invalidParameter('backend', `one of ${BACKENDS.join(', ')}`, backend);
   }
+  const dataDir = path.resolve(options.dataDir ?? env.PIXDEX_DATA ?? 'data');
   return {
-    dataDir: path.resolve(options.dataDir ?? env.PIXDEX_DATA ?? 'data'),
+    dataDir,
     modelsDir: path.resolve(options.modelsDir ?? env.PIXDEX_MODELS ?? 'models'),
     backbone: options.backbone ?? (env.PIXDEX_BACKBONE || undefined),
     backend,
@@ -89,6 +122,24 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
     extensions: options.extensions ?? DEFAULT_EXTENSIONS,
     snapshotEvery: options.snapshotEvery ?? 20_000,
     ann: { ...DEFAULT_ANN, ...options.ann },
+    server: resolveServerConfig(options.server ?? {}, env, dataDir),
+  };
+}
+
+function resolveServerConfig(o: Partial<ServerConfig>, env: NodeJS.ProcessEnv, dataDir: string): ServerConfig {
+  const token = o.token ?? (env.PIXDEX_TOKEN || undefined);
+  if (token !== undefined && (typeof token !== 'string' || token === '' || /\s/.test(token))) {
+    throw invalidParameter('token', 'a non-empty string without spaces', token);
+  }
+  return {
+    host: o.host ?? (env.PIXDEX_HOST || DEFAULT_HOST),
+    port: intParam('port', o.port ?? (env.PIXDEX_PORT || DEFAULT_PORT), 0, 65535),
+    token,
+    maxUploadBytes: intParam('maxUploadBytes', o.maxUploadBytes ?? DEFAULT_MAX_UPLOAD_BYTES, 1, 2 ** 31 - 1),
+    thumbnailSize: intParam('thumbnailSize', o.thumbnailSize ?? DEFAULT_THUMBNAIL_SIZE, 16, 2048),
+    thumbnailCacheBytes: intParam('thumbnailCacheBytes', o.thumbnailCacheBytes ?? DEFAULT_THUMBNAIL_CACHE_BYTES, 0, 2 ** 40),
+    uploadsDir: path.resolve(o.uploadsDir ?? path.join(dataDir, 'uploads')),
+    shutdownGraceMs: intParam('shutdownGraceMs', o.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS, 0, 600_000),
   };
 }
 

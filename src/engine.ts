@@ -257,6 +257,7 @@ export class Engine {
   /** The backbone, loaded once and warmed up. */
   model(): Promise<Backbone> {
     this.backbone ??= (async () => {
+      Backbone.check(this.config.modelsDir, this.spec.id); // fail fast, before a backend starts
       await this.backendInfo();
       const b = await Backbone.load(this.config.modelsDir, this.spec.id);
       await b.warmUp();

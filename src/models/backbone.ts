@@ -3,6 +3,7 @@
  * that reads a TensorFlow.js model from a local directory (no network).
  */
 import fs from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend.ts';
 import { ModelNotFoundError, invalidParameter } from '../errors.ts';
@@ -84,6 +85,18 @@ export class Backbone {
     private readonly graph: tf.GraphModel | undefined,
     private readonly layers: tf.LayersModel | undefined,
   ) {}
+
+  /** Throws ModelNotFoundError now (before any backend starts) if the model files are missing. */
+  static check(modelsDir: string, id: string): void {
+    const spec = backboneSpec(id);
+    const file = path.join(modelsDir, spec.dir, 'model.json');
+    if (!existsSync(file)) {
+      throw new ModelNotFoundError(
+        `Backbone ${id} not found: no readable model.json in ${path.dirname(file)}. Models are looked for in ${modelsDir} ` +
+          '(set --models DIR or PIXDEX_MODELS to the folder that contains the model folders).',
+      );
+    }
+  }
 
   /** Reads `<modelsDir>/<spec.dir>/model.json` and its weight files; no network. */
   static async load(modelsDir: string, id: string): Promise<Backbone> {

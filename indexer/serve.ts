@@ -1,0 +1,141 @@
+/**
+ * `pixdex serve`: opens the engine once, binds the HTTP app (server/app.ts), warms the model up
+ * before /readyz says ready, logs one line per request to stderr, and on SIGINT/SIGTERM lets
+ * in-flight requests finish before the engine snapshots its index and closes the store.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import type { PixdexOptions, ServerConfig } from '../src/config.ts';
+import { Engine } from '../src/engine.ts';
+import { PixdexError, intParam, numberParam } from '../src/errors.ts';
+import { createApp } from '../server/app.ts';
+import { EXIT } from './exit.ts';
+
+const USAGE = `Usage: pixdex serve [options]
+
+Serves the HTTP API (GET /openapi.json lists the routes).
+
+Options:
+  --host H            interface to bind (default 127.0.0.1, env PIXDEX_HOST)
+  --port N            TCP port, 0 = any free one (default 8080, env PIXDEX_PORT)
+  --token T           bearer token required on mutating routes (env PIXDEX_TOKEN,
+                      preferred: a flag is visible to other users in ps)
+  --max-upload-mb N   largest upload in MiB (default 25)
+  --data DIR          data directory (default ./data, env PIXDEX_DATA)
+  --models DIR        folder with the backbone model folders (env PIXDEX_MODELS)
+  --backbone ID       backbone for a new store
+  --backend NAME      auto (default) | tensorflow | wasm | cpu (env PIXDEX_BACKEND)
+`;
+
+/** Runs the server until SIGINT/SIGTERM; returns the exit code. */
+export async function serve(args: string[]): Promise<number> {
+  const { values: v } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      token: { type: 'string' },
+      'max-upload-mb': { type: 'string' },
+      data: { type: 'string' },
+      models: { type: 'string' },
+      backbone: { type: 'string' },
+      backend: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (v.help) {
+    process.stdout.write(USAGE);
+    return EXIT.ok;
+  }
+  const server: Partial<ServerConfig> = {};
+  if (v.host !== undefined) server.host = v.host;
+  if (v.port !== undefined) server.port = intParam('port', v.port, 0, 65535);
+  if (v.token !== undefined) server.token = v.token;
+  if (v['max-upload-mb'] !== undefined) server.maxUploadBytes = Math.max(1, Math.round(numberParam('max-upload-mb', v['max-upload-mb'], 0, 2047) * 1024 * 1024));
+  const options: PixdexOptions = { server };
+  if (v.data) options.dataDir = v.data;
+  if (v.models) options.modelsDir = v.models;
+  if (v.backbone) options.backbone = v.backbone;
+  if (v.backend) options.backend = v.backend as PixdexOptions['backend'];
+
+  const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  const engine = await Engine.open(options);
+  try {
+    const cfg = engine.config.server;
+    const shutdown = new AbortController();
+    const ready = engine.model();
+    const app = createApp(engine, { ready, signal: shutdown.signal, log });
+    const httpServer = http.createServer(app);
+    await listen(httpServer, cfg.port, cfg.host);
+    const { address, port } = httpServer.address() as AddressInfo;
+    process.stdout.write(`pixdex: listening on http://${address.includes(':') ? `[${address}]` : address}:${port}\n`);
+    if (!isLoopback(address) && !cfg.token) {
+      log(`warning: bound to ${address} without a token: anyone who can reach it can add and delete images (set PIXDEX_TOKEN)`);
+    }
+    ready.then(
+      async () => {
+        const s = await engine.stats();
+        log(`ready: ${s.images} images, ${s.backbone} on ${s.backend}`);
+      },
+      (err: unknown) => log(`error: the model failed to load, /readyz stays 503: ${err instanceof Error ? err.message : String(err)}`),
+    );
+
+    const signal = await new Promise<NodeJS.Signals>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    log(`${signal}: finishing in-flight requests, then saving the index`);
+    shutdown.abort();
+    const force = (): void => {
+      log('closing open connections now');
+      httpServer.closeAllConnections();
+    };
+    process.once('SIGINT', force);
+    process.once('SIGTERM', force);
+    await close(httpServer, cfg.shutdownGraceMs, force);
+    process.off('SIGINT', force);
+    process.off('SIGTERM', force);
+    await ready.catch(() => undefined);
+  } finally {
+    await engine.close();
+  }
+  log('stopped');
+  return EXIT.ok;
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException): void => {
+      const why = err.code === 'EADDRINUSE' ? 'the port is in use (pick another with --port, or 0 for any free one)'
+        : err.code === 'EACCES' ? 'permission denied (ports below 1024 need privileges)'
+        : err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND' ? 'no such local address (--host)'
+        : err.message;
+      reject(new PixdexError('LISTEN_FAILED', `Cannot listen on ${host}:${port}: ${why}`, { cause: err }));
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+/** Stops accepting, lets in-flight requests finish, and closes what is left after `graceMs`. */
+function close(server: http.Server, graceMs: number, force: () => void): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(force, graceMs);
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address === 'localhost';
+}

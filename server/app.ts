@@ -1,0 +1,271 @@
+/**
+ * The Express app over one open `Engine` (DESIGN.md, HTTP contract). `createApp` returns the app
+ * and never listens: `indexer/serve.ts` binds it, tests drive it on an ephemeral port.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import express, { type Express, type Request, type RequestHandler } from 'express';
+import sharp from 'sharp';
+import { knnVote } from '../src/classify.ts';
+import { Engine, MAX_K, checkLabel, type SearchResult } from '../src/engine.ts';
+import { intParam, invalidParameter, numberParam } from '../src/errors.ts';
+import type { ImageRecord } from '../src/store.ts';
+import { HttpError, errorHandler, routeNotFound } from './errors.ts';
+import { openApiDocument } from './openapi.ts';
+import { requireToken, securityHeaders } from './security.ts';
+import { THUMBNAIL_TYPES, Thumbnails, type ThumbnailFormat } from './thumbnails.ts';
+import { formField, imageUpload, uploadedImage } from './upload.ts';
+
+/** Options of `createApp`; the limits default to the engine's `config.server`. */
+export interface AppOptions {
+  /** Bearer token for mutating routes (default: config.server.token; unset = open). */
+  token?: string;
+  /** Largest upload in bytes (default: config.server.maxUploadBytes). */
+  maxUploadBytes?: number;
+  /** Longest thumbnail side in px (default: config.server.thumbnailSize). */
+  thumbnailSize?: number;
+  /** Thumbnail cache budget in bytes (default: config.server.thumbnailCacheBytes). */
+  thumbnailCacheBytes?: number;
+  /** Where uploads are kept (default: config.server.uploadsDir). */
+  uploadsDir?: string;
+  /** Settles when the model is loaded and warmed; /readyz is 503 until then (default: `engine.model()`). */
+  ready?: Promise<unknown>;
+  /** Aborted when the server shuts down: /readyz turns 503 and connections are not kept alive. */
+  signal?: AbortSignal;
+  /** Receives one line per request (method, path, status, ms) and unexpected errors (default: stderr). */
+  log?: (line: string) => void;
+}
+
+/** Default k of search, similar and classify. */
+const DEFAULT_K = 10;
+/** A label body is `{"label": "..."}`: 4 KiB is plenty. */
+const JSON_LIMIT = '4kb';
+/** Extensions of kept uploads, by sharp's format name, so `pixdex index` can pick them up. */
+const UPLOAD_EXTENSIONS: Readonly<Record<string, string>> = Object.freeze({ jpeg: '.jpg', png: '.png', webp: '.webp', gif: '.gif', tiff: '.tif', avif: '.avif' });
+
+const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+/** Builds the app: security headers, request log, routes, JSON 404, the one error handler. */
+export function createApp(engine: Engine, options: AppOptions = {}): Express {
+  const cfg = engine.config.server;
+  const o = {
+    token: 'token' in options ? options.token : cfg.token,
+    maxUploadBytes: options.maxUploadBytes ?? cfg.maxUploadBytes,
+    thumbnailSize: options.thumbnailSize ?? cfg.thumbnailSize,
+    thumbnailCacheBytes: options.thumbnailCacheBytes ?? cfg.thumbnailCacheBytes,
+    uploadsDir: path.resolve(options.uploadsDir ?? cfg.uploadsDir),
+    log: options.log ?? ((line: string) => void process.stderr.write(line + '\n')),
+  };
+  const readiness = trackReadiness(options.ready ?? engine.model());
+  const thumbnails = new Thumbnails({ size: o.thumbnailSize, cacheBytes: o.thumbnailCacheBytes, maxInputPixels: engine.config.maxInputPixels });
+  const openapi = openApiDocument({ maxK: MAX_K, maxUploadBytes: o.maxUploadBytes, thumbnailSize: o.thumbnailSize, version: VERSION });
+  const auth = requireToken(o.token);
+  const upload = imageUpload(o.maxUploadBytes);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(requestLog(o.log), securityHeaders, (req, res, next) => {
+    if (options.signal?.aborted) res.set('Connection', 'close');
+    if (req.path.startsWith('/api/')) res.set('Cache-Control', 'no-store');
+    next();
+  });
+
+  // ------------------------------------------------------------------ health and docs
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', (_req, res, next) => {
+    if (options.signal?.aborted) return next(new HttpError('NOT_READY', 'The server is shutting down'));
+    if (readiness.error) return next(new HttpError('NOT_READY', `The model failed to load: ${readiness.error}`));
+    if (!readiness.ready) return next(new HttpError('NOT_READY', 'The model is loading and warming up; retry shortly'));
+    res.json({ status: 'ready' });
+  });
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
+  app.get('/api/stats', async (_req, res) => {
+    res.json(await engine.stats());
+  });
+  app.get('/api/labels', (_req, res) => {
+    res.json({ labels: engine.labels() });
+  });
+
+  // ------------------------------------------------------------------ queries
+  app.post('/api/search', params((q) => ({ k: kParam(q.k), label: labelParam(q.label) })), upload, async (req, res) => {
+    const { k, label } = res.locals.params as { k: number; label?: string };
+    const started = performance.now();
+    const results = await engine.search(uploadedImage(req), { k, label });
+    res.json({ results: results.map(withThumbnail), tookMs: since(started) });
+  });
+
+  app.get('/api/images/:id/similar', (req, res) => {
+    const id = idParam(req.params.id);
+    const k = kParam(req.query.k);
+    const label = labelParam(req.query.label);
+    const started = performance.now();
+    const results = engine.similar(id, { k, label });
+    res.json({ results: results.map(withThumbnail), tookMs: since(started) });
+  });
+
+  app.post('/api/classify', params((q) => ({ k: kParam(q.k), minConfidence: q.minConfidence === undefined ? 0 : numberParam('minConfidence', q.minConfidence, 0, 1) })), upload, async (req, res) => {
+    const { k, minConfidence } = res.locals.params as { k: number; minConfidence: number };
+    const started = performance.now();
+    const neighbors = await engine.search(uploadedImage(req), { k, labelled: true });
+    const vote = knnVote(neighbors, { minConfidence });
+    res.json({ ...vote, neighbors: neighbors.map(withThumbnail), tookMs: since(started) });
+  });
+
+  // ------------------------------------------------------------------ images
+  app.post('/api/images', auth, params((q) => ({ label: q.label })), upload, async (req, res) => {
+    const raw = formField(req, 'label') ?? (res.locals.params as { label?: unknown }).label;
+    const label = raw === undefined || raw === '' ? undefined : checkLabel(raw);
+    const { id, created } = await addUpload(engine, o.uploadsDir, uploadedImage(req), label);
+    res.status(created ? 201 : 200).location(`/api/images/${id}`).json({ id });
+  });
+
+  app.get('/api/images/:id', (req, res) => {
+    res.json(toImage(engine.get(idParam(req.params.id))));
+  });
+
+  app.delete('/api/images/:id', auth, async (req, res) => {
+    const rec = engine.get(idParam(req.params.id));
+    engine.remove(rec.id);
+    if (isInside(rec.path, o.uploadsDir)) await fs.promises.rm(rec.path, { force: true });
+    res.json({ removed: rec.id });
+  });
+
+  app.put('/api/images/:id/label', auth, express.json({ limit: JSON_LIMIT }), (req, res) => {
+    const id = idParam(req.params.id);
+    if (!req.is('application/json')) {
+      throw new HttpError('UNSUPPORTED_MEDIA_TYPE', 'Expected a JSON body {"label": "..."} with Content-Type application/json');
+    }
+    const body = req.body as unknown;
+    if (typeof body !== 'object' || body === null || Array.isArray(body) || !('label' in body)) {
+      throw invalidParameter('body', 'a JSON object {"label": string | null}', JSON.stringify(body));
+    }
+    const label = (body as { label: unknown }).label;
+    res.json(toImage(engine.label(id, label === null ? null : checkLabel(label))));
+  });
+
+  app.get('/api/images/:id/thumbnail', async (req, res) => {
+    const rec = engine.get(idParam(req.params.id));
+    const format = thumbnailFormat(req);
+    const buf = await thumbnails.get(rec, format);
+    res.vary('Accept').type(THUMBNAIL_TYPES[format]).set('Cache-Control', 'private, max-age=3600').send(buf);
+  });
+
+  app.use(routeNotFound);
+  app.use(errorHandler({ maxUploadBytes: o.maxUploadBytes }, o.log));
+  return app;
+}
+
+// -------------------------------------------------------------------- helpers
+
+/** Validates query parameters before the upload is read, so a bad k never costs an upload. */
+function params(parse: (query: Request['query']) => Record<string, unknown>): RequestHandler {
+  return (req, res, next) => {
+    res.locals.params = parse(req.query);
+    next();
+  };
+}
+
+function kParam(v: unknown): number {
+  return v === undefined ? DEFAULT_K : intParam('k', v, 1, MAX_K);
+}
+
+function labelParam(v: unknown): string | undefined {
+  return v === undefined ? undefined : checkLabel(v);
+}
+
+/** Image ids are positive uint32s written in decimal: "abc", "0", "1.5" and "1e3" are refused. */
+function idParam(v: unknown): number {
+  if (typeof v !== 'string' || !/^[1-9][0-9]{0,9}$/.test(v) || Number(v) > 0xffff_ffff) {
+    throw invalidParameter('id', 'a positive integer image id', v);
+  }
+  return Number(v);
+}
+
+function thumbnailFormat(req: Request): ThumbnailFormat {
+  const f = req.query.format;
+  if (f === undefined) return req.accepts(['image/jpeg', 'image/webp']) === 'image/webp' ? 'webp' : 'jpeg';
+  if (f === 'jpeg' || f === 'jpg') return 'jpeg';
+  if (f === 'webp') return 'webp';
+  throw invalidParameter('format', 'jpeg or webp', f);
+}
+
+function thumbnailUrl(id: number): string {
+  return `/api/images/${id}/thumbnail`;
+}
+
+function withThumbnail(r: SearchResult): SearchResult & { thumbnailUrl: string } {
+  return { ...r, thumbnailUrl: thumbnailUrl(r.id) };
+}
+
+function toImage(rec: ImageRecord & { id: number }): Record<string, unknown> {
+  return { id: rec.id, path: rec.path, sha256: rec.sha256, bytes: rec.bytes, width: rec.width, height: rec.height, mtimeMs: rec.mtimeMs, addedAt: rec.addedAt, label: rec.label ?? null, thumbnailUrl: thumbnailUrl(rec.id) };
+}
+
+function since(started: number): number {
+  return Math.round((performance.now() - started) * 10) / 10;
+}
+
+function isInside(file: string, dir: string): boolean {
+  return path.isAbsolute(file) && file.startsWith(dir + path.sep);
+}
+
+/**
+ * Adds an upload and keeps its bytes as `<uploadsDir>/<sha256>.<ext>`, so it has a file to make
+ * thumbnails from. The file is removed again when the upload fails or duplicates a stored image.
+ */
+async function addUpload(engine: Engine, uploadsDir: string, bytes: Buffer, label: string | undefined): Promise<{ id: number; created: boolean }> {
+  const meta = await sharp(bytes).metadata().catch(() => undefined);
+  const format = meta?.format === 'heif' && meta.compression === 'av1' ? 'avif' : meta?.format;
+  const ext = format ? UPLOAD_EXTENSIONS[format] : undefined;
+  if (!ext) return engine.add(bytes, { label }); // the engine refuses it with the right error
+  const file = path.join(uploadsDir, createHash('sha256').update(bytes).digest('hex') + ext);
+  await fs.promises.mkdir(uploadsDir, { recursive: true });
+  let wrote = false;
+  try {
+    await fs.promises.writeFile(file, bytes, { flag: 'wx' });
+    wrote = true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  try {
+    const added = await engine.add(bytes, { label, path: file });
+    if (wrote && !added.created && engine.get(added.id).path !== file) await fs.promises.rm(file, { force: true });
+    return added;
+  } catch (err) {
+    if (wrote) await fs.promises.rm(file, { force: true });
+    throw err;
+  }
+}
+
+/** Follows the warm-up promise so /readyz can answer synchronously. */
+function trackReadiness(ready: Promise<unknown>): { ready: boolean; error?: string } {
+  const state: { ready: boolean; error?: string } = { ready: false };
+  ready.then(
+    () => {
+      state.ready = true;
+    },
+    (err: unknown) => {
+      state.error = err instanceof Error ? err.message : String(err);
+    },
+  );
+  return state;
+}
+
+/** One line per request on completion: method, path (no query string), status, milliseconds. */
+function requestLog(log: (line: string) => void): RequestHandler {
+  return (req, res, next) => {
+    const started = performance.now();
+    const method = req.method;
+    const url = req.originalUrl.split('?')[0];
+    res.on('close', () => {
+      const status = res.writableFinished ? String(res.statusCode) : `${res.statusCode} (aborted)`;
+      log(`${method} ${url} ${status} ${(performance.now() - started).toFixed(1)}ms`);
+    });
+    next();
+  };
+}

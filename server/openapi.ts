@@ -1,0 +1,157 @@
+/**
+ * The OpenAPI 3 description of the HTTP API, served at /openapi.json. test/server.test.ts checks
+ * that it lists exactly the routes the app has.
+ */
+
+export interface OpenApiOptions {
+  /** Largest k (engine MAX_K). */
+  maxK: number;
+  maxUploadBytes: number;
+  thumbnailSize: number;
+  version: string;
+}
+
+type Json = Record<string, unknown>;
+
+const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: Json, description: string): Json => ({ description, content: { 'application/json': { schema } } });
+const errorResponse = (description: string): Json => json(ref('Error'), description);
+
+/** Builds the document; limits are filled in from the server's configuration. */
+export function openApiDocument(o: OpenApiOptions): Json {
+  const id = { name: 'id', in: 'path', required: true, description: 'Image id (positive integer).', schema: { type: 'integer', minimum: 1, maximum: 4294967295 } };
+  const k = (dflt: number): Json => ({ name: 'k', in: 'query', description: `Number of results, 1..${o.maxK} (default: ${dflt}).`, schema: { type: 'integer', minimum: 1, maximum: o.maxK, default: dflt } });
+  const labelFilter = { name: 'label', in: 'query', description: 'Only images with this label; applied inside the ANN search, so k results still come back.', schema: { type: 'string', minLength: 1, maxLength: 200 } };
+  const uploadBody = (extra: Json = {}): Json => ({
+    required: true,
+    description: `The image: a multipart field \`image\` (one file) or a raw image/* body, at most ${o.maxUploadBytes} bytes. JPEG, PNG, WebP, GIF, TIFF or AVIF.`,
+    content: {
+      'multipart/form-data': { schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', format: 'binary' }, ...extra } } },
+      'image/*': { schema: { type: 'string', format: 'binary' } },
+    },
+  });
+  const bad = {
+    400: errorResponse('Bad parameter, no image, or an empty, truncated or corrupt image.'),
+    413: errorResponse('Upload over the size limit, or image over the pixel limit.'),
+    415: errorResponse('Not an image format pixdex decodes (PDF, text, SVG, HEIC...), or a body of another type.'),
+    503: errorResponse('The model is not loaded.'),
+  };
+  const auth = { security: [{ bearer: [] }], responses401: { 401: errorResponse('A token is set and the request lacks it or has another one.') } };
+  const results = json(ref('SearchResponse'), 'Most similar images, best first.');
+
+  return {
+    openapi: '3.0.3',
+    info: {
+      title: 'pixdex',
+      version: o.version,
+      description: 'Image similarity search over a local library. Errors are `{ "error": { "code", "message" } }`. When the server has a token, mutating routes need `Authorization: Bearer <token>`.',
+    },
+    paths: {
+      '/healthz': { get: { summary: 'Liveness: the process answers.', responses: { 200: json({ type: 'object', properties: { status: { type: 'string', enum: ['ok'] } } }, 'Alive.') } } },
+      '/readyz': { get: { summary: 'Readiness: model loaded and warmed up, index open.', responses: { 200: json({ type: 'object', properties: { status: { type: 'string', enum: ['ready'] } } }, 'Ready.'), 503: errorResponse('Loading, failed to load, or shutting down.') } } },
+      '/openapi.json': { get: { summary: 'This document.', responses: { 200: json({ type: 'object' }, 'OpenAPI 3 document.') } } },
+      '/api/stats': { get: { summary: 'Store, model and index facts.', responses: { 200: json({ type: 'object' }, 'Same fields as `pixdex stats --json`.') } } },
+      '/api/labels': { get: { summary: 'Labels with their image counts, most frequent first.', responses: { 200: json({ type: 'object', properties: { labels: { type: 'array', items: { type: 'object', properties: { label: { type: 'string' }, count: { type: 'integer' } } } } } }, 'Labels.') } } },
+      '/api/search': {
+        post: { summary: 'Images most similar to an uploaded one.', parameters: [k(10), labelFilter], requestBody: uploadBody(), responses: { 200: results, ...bad } },
+      },
+      '/api/classify': {
+        post: {
+          summary: 'Label of an uploaded image by a distance-weighted kNN vote over labelled images.',
+          parameters: [k(10), { name: 'minConfidence', in: 'query', description: 'Below this confidence the label is null (default: 0).', schema: { type: 'number', minimum: 0, maximum: 1, default: 0 } }],
+          requestBody: uploadBody(),
+          responses: { 200: json(ref('ClassifyResponse'), 'The vote.'), ...bad },
+        },
+      },
+      '/api/images': {
+        post: {
+          summary: 'Add an image (kept under the data folder), with an optional label.',
+          security: auth.security,
+          parameters: [{ name: 'label', in: 'query', description: 'Label, for a raw image/* body (multipart uses the `label` field).', schema: { type: 'string' } }],
+          requestBody: uploadBody({ label: { type: 'string', minLength: 1, maxLength: 200 } }),
+          responses: {
+            201: json(ref('Created'), 'Added.'),
+            200: json(ref('Created'), 'Identical content was already indexed: its id (relabelled when a label was given).'),
+            ...auth.responses401,
+            ...bad,
+          },
+        },
+      },
+      '/api/images/{id}': {
+        get: { summary: 'Metadata of an image.', parameters: [id], responses: { 200: json(ref('Image'), 'The image.'), 400: errorResponse('Bad id.'), 404: errorResponse('No such image.') } },
+        delete: {
+          summary: 'Remove an image from the index.',
+          security: auth.security,
+          parameters: [id],
+          responses: { 200: json({ type: 'object', properties: { removed: { type: 'integer' } } }, 'Removed.'), 400: errorResponse('Bad id.'), ...auth.responses401, 404: errorResponse('No such image.') },
+        },
+      },
+      '/api/images/{id}/similar': {
+        get: { summary: 'Images most similar to an indexed one (itself excluded).', parameters: [id, k(10), labelFilter], responses: { 200: results, 400: errorResponse('Bad id or parameter.'), 404: errorResponse('No such image.') } },
+      },
+      '/api/images/{id}/label': {
+        put: {
+          summary: 'Set or (with null) clear the label of an image.',
+          security: auth.security,
+          parameters: [id],
+          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['label'], properties: { label: { type: 'string', nullable: true, minLength: 1, maxLength: 200 } } } } } },
+          responses: { 200: json(ref('Image'), 'The updated image.'), 400: errorResponse('Bad id or label.'), ...auth.responses401, 404: errorResponse('No such image.'), 415: errorResponse('Body is not JSON.') },
+        },
+      },
+      '/api/images/{id}/thumbnail': {
+        get: {
+          summary: `Thumbnail (longest side ${o.thumbnailSize} px) of an indexed image, JPEG or WebP.`,
+          parameters: [id, { name: 'format', in: 'query', description: 'Overrides the Accept header (default: WebP when Accept names it, else JPEG).', schema: { type: 'string', enum: ['jpeg', 'webp'] } }],
+          responses: {
+            200: { description: 'The thumbnail.', content: { 'image/jpeg': { schema: { type: 'string', format: 'binary' } }, 'image/webp': { schema: { type: 'string', format: 'binary' } } } },
+            400: errorResponse('Bad id or format.'),
+            404: errorResponse('No such image, or its file is gone.'),
+          },
+        },
+      },
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+      schemas: {
+        Error: { type: 'object', required: ['error'], properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } } } },
+        Result: {
+          type: 'object',
+          properties: {
+            id: { type: 'integer' },
+            path: { type: 'string' },
+            score: { type: 'number', description: 'Cosine similarity, highest first.' },
+            label: { type: 'string', nullable: true },
+            thumbnailUrl: { type: 'string' },
+          },
+        },
+        SearchResponse: { type: 'object', properties: { results: { type: 'array', items: ref('Result') }, tookMs: { type: 'number' } } },
+        ClassifyResponse: {
+          type: 'object',
+          properties: {
+            label: { type: 'string', nullable: true },
+            confidence: { type: 'number', minimum: 0, maximum: 1 },
+            votes: { type: 'object', additionalProperties: { type: 'number' } },
+            neighbors: { type: 'array', items: ref('Result') },
+            tookMs: { type: 'number' },
+          },
+        },
+        Created: { type: 'object', properties: { id: { type: 'integer' } } },
+        Image: {
+          type: 'object',
+          properties: {
+            id: { type: 'integer' },
+            path: { type: 'string' },
+            sha256: { type: 'string' },
+            bytes: { type: 'integer' },
+            width: { type: 'integer' },
+            height: { type: 'integer' },
+            mtimeMs: { type: 'number' },
+            addedAt: { type: 'number' },
+            label: { type: 'string', nullable: true },
+            thumbnailUrl: { type: 'string' },
+          },
+        },
+      },
+    },
+  };
+}

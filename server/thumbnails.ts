@@ -1,0 +1,94 @@
+/**
+ * Thumbnails of indexed images, made with sharp from the indexed file (EXIF-rotated) and kept in
+ * a byte-bounded LRU. The file is always the one recorded for the id: no route takes a path.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import sharp from 'sharp';
+import { NotFoundError } from '../src/errors.ts';
+
+/** Formats thumbnails come in, by the MIME type a client asks for. */
+export type ThumbnailFormat = 'jpeg' | 'webp';
+
+export const THUMBNAIL_TYPES: Readonly<Record<ThumbnailFormat, string>> = Object.freeze({ jpeg: 'image/jpeg', webp: 'image/webp' });
+
+/** Encoder settings: quality 80 / 75 are visually clean at thumbnail size and ~10–20 KB each. */
+const ENCODE = Object.freeze({ jpeg: { quality: 80 }, webp: { quality: 75 } });
+
+export interface ThumbnailOptions {
+  /** Longest side in pixels (smaller images are not enlarged). */
+  size: number;
+  /** Memory budget of the cache in bytes; 0 disables caching. */
+  cacheBytes: number;
+  /** Largest source image in pixels (the engine's maxInputPixels). */
+  maxInputPixels: number;
+}
+
+/** What the thumbnail of one image is made from. */
+export interface ThumbnailSource {
+  id: number;
+  path: string;
+  /** Content hash: a re-indexed file with new content gets a new cache entry. */
+  sha256: string;
+}
+
+/** Makes and caches thumbnails; concurrent requests for the same one share a single encode. */
+export class Thumbnails {
+  private readonly cache = new Map<string, Buffer>();
+  private readonly inFlight = new Map<string, Promise<Buffer>>();
+  private bytes = 0;
+
+  constructor(private readonly options: ThumbnailOptions) {}
+
+  /** Bytes held by the cache now. */
+  get cachedBytes(): number {
+    return this.bytes;
+  }
+
+  /** The encoded thumbnail of an indexed image. */
+  async get(src: ThumbnailSource, format: ThumbnailFormat): Promise<Buffer> {
+    const key = `${src.id}:${src.sha256}:${format}:${this.options.size}`;
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.cache.delete(key); // re-insert: Map order is the recency order
+      this.cache.set(key, hit);
+      return hit;
+    }
+    let pending = this.inFlight.get(key);
+    if (!pending) {
+      pending = this.make(src, format).finally(() => this.inFlight.delete(key));
+      this.inFlight.set(key, pending);
+    }
+    const buf = await pending;
+    this.remember(key, buf);
+    return buf;
+  }
+
+  private async make(src: ThumbnailSource, format: ThumbnailFormat): Promise<Buffer> {
+    if (!path.isAbsolute(src.path)) {
+      throw new NotFoundError(`Image ${src.id} has no file to make a thumbnail from.`);
+    }
+    let input: Buffer;
+    try {
+      input = await fs.readFile(src.path);
+    } catch {
+      throw new NotFoundError(`The file of image ${src.id} is no longer readable; re-index its folder or delete the image.`);
+    }
+    const size = this.options.size;
+    const img = sharp(input, { limitInputPixels: this.options.maxInputPixels, failOn: 'none' })
+      .rotate()
+      .resize(size, size, { fit: 'inside', withoutEnlargement: true });
+    return format === 'webp' ? img.webp(ENCODE.webp).toBuffer() : img.jpeg(ENCODE.jpeg).toBuffer();
+  }
+
+  private remember(key: string, buf: Buffer): void {
+    if (this.cache.has(key) || buf.length > this.options.cacheBytes) return;
+    this.cache.set(key, buf);
+    this.bytes += buf.length;
+    for (const [k, v] of this.cache) {
+      if (this.bytes <= this.options.cacheBytes) break;
+      this.cache.delete(k);
+      this.bytes -= v.length;
+    }
+  }
+}
