@@ -6,7 +6,8 @@ import fs from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Engine, MAX_K, type IndexProgress, type IndexSummary } from '../src/engine.ts';
 import { PixdexError, intParam, numberParam } from '../src/errors.ts';
-import { formatConfusionTable, knnVote } from '../src/classify.ts';
+import { formatConfusionTable } from '../src/classify.ts';
+import { CLASSIFY_METHODS, type ClassifyMethod } from '../src/labels.ts';
 import { evaluate, loadDataset } from '../src/evaluate.ts';
 import path from 'node:path';
 import type { PixdexOptions } from '../src/config.ts';
@@ -28,8 +29,12 @@ Commands:
   index <dir|file>...   Index images (recursive, incremental, resumable)
         [--label-from-folder] [--workers N (default: one per core)]
   search <image>        Most similar indexed images  [--k 10] [--label L]
-  classify <image>      kNN label vote               [--k 10] [--min-confidence 0]
+  classify <image>      Label by neighbours or head  [--k 10] [--min-confidence 0] [--method knn|head|both]
   label <path|id> <label>  Set an image's label
+  label propagate       Suggest labels for unlabelled images  [--min-confidence 0.8] [--k 10] [--dry-run|--apply]
+  label suggestions     List pending suggestions
+  label accept|reject <id>...|--all   Accept or reject suggestions
+  train-classifier      Train the softmax head on labelled images  [--hidden 0] [--epochs 200]
   remove <path|id>      Remove an image from the index
   eval <dataset-dir>    Quality on a folder-per-class dataset (P@1, mAP, kNN accuracy)
   stats                 Store, model and index facts
@@ -168,23 +173,71 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   },
 
   async classify(args) {
-    const { values: v, pos } = parse(args, { k: { type: 'string', default: '10' }, 'min-confidence': { type: 'string', default: '0' } }, [1, 1], 'classify');
+    const { values: v, pos } = parse(args, { k: { type: 'string', default: '10' }, 'min-confidence': { type: 'string', default: '0' }, method: { type: 'string', default: 'knn' } }, [1, 1], 'classify');
     const k = intParam('k', v.k, 1, MAX_K);
     const minConfidence = numberParam('min-confidence', v['min-confidence'], 0, 1);
+    const method = v.method as ClassifyMethod;
+    if (!CLASSIFY_METHODS.includes(method)) throw new UsageError(`Expected --method knn, head or both but received ${JSON.stringify(method)}`);
     const query = await readQuery(pos[0]);
     return withEngine(v, async (engine) => {
-      const neighbors = await engine.search(query, { k });
-      const vote = knnVote(neighbors, { minConfidence });
-      out(v, { ...vote, neighbors }, `${vote.label ?? 'unknown'}  confidence ${vote.confidence.toFixed(3)}  votes ${JSON.stringify(vote.votes)}`);
+      const c = await engine.classify(query, { k, minConfidence, method });
+      const { method: _m, ...json } = c;
+      out(v, json, `${c.label ?? 'unknown'}  confidence ${c.confidence.toFixed(3)}  (${c.method})  votes ${Object.entries(c.votes).map(([l, w]) => `${l} ${w.toFixed(3)}`).join(', ')}`);
       return EXIT.ok;
     });
   },
 
   async label(args) {
+    const sub = args[0];
+    if (sub === 'propagate') {
+      const { values: v } = parse(args.slice(1), { k: { type: 'string', default: '10' }, 'min-confidence': { type: 'string', default: '0.8' }, apply: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false } }, [0, 0], 'label propagate');
+      if (v.apply && v['dry-run']) throw new UsageError('--apply and --dry-run exclude each other');
+      const k = intParam('k', v.k, 1, MAX_K);
+      const minConfidence = numberParam('min-confidence', v['min-confidence'], 0, 1);
+      return withEngine(v, async (engine) => {
+        const r = engine.propagate({ k, minConfidence, apply: Boolean(v.apply) });
+        out(v, r, [
+          `${r.suggested} suggestions for ${r.unlabelled} unlabelled images (${r.undecided} below confidence ${minConfidence})${r.applied ? ': saved; review with `pixdex label suggestions`' : ': not saved (add --apply)'}`,
+          ...r.suggestions.slice(0, 20).map((x) => `  ${x.label.padEnd(16)} ${x.confidence.toFixed(3)}  ${x.path}  (id ${x.id})`),
+          ...(r.suggestions.length > 20 ? [`  ... and ${r.suggestions.length - 20} more (--json for all)`] : []),
+        ].join('\n'));
+        return EXIT.ok;
+      });
+    }
+    if (sub === 'suggestions') {
+      const { values: v } = parse(args.slice(1), {}, [0, 0], 'label suggestions');
+      return withEngine(v, async (engine) => {
+        const list = engine.suggestions();
+        out(v, { suggestions: list }, list.map((x) => `${String(x.id).padStart(6)}  ${x.label.padEnd(16)} ${x.confidence.toFixed(3)}  ${x.path}`).join('\n') || 'no pending suggestions (run `pixdex label propagate --apply`)');
+        return EXIT.ok;
+      });
+    }
+    if (sub === 'accept' || sub === 'reject') {
+      const { values: v, pos } = parse(args.slice(1), { all: { type: 'boolean', default: false } }, [0, Infinity], `label ${sub}`);
+      if (!v.all && pos.length === 0) throw new UsageError(`pixdex label ${sub} takes image ids (or --all)`);
+      return withEngine(v, async (engine) => {
+        const ids = v.all ? engine.suggestions().map((x) => x.id) : pos.map((p) => engine.resolve(p));
+        const done = ids.map((id) => (sub === 'accept' ? engine.acceptSuggestion(id) : engine.rejectSuggestion(id)));
+        out(v, { [sub === 'accept' ? 'accepted' : 'rejected']: done }, `${done.length} suggestion(s) ${sub}ed`);
+        return EXIT.ok;
+      });
+    }
     const { values: v, pos } = parse(args, {}, [2, 2], 'label');
     return withEngine(v, async (engine) => {
       const rec = engine.label(pos[0], pos[1]);
       out(v, rec, `${rec.path}: ${rec.label}`);
+      return EXIT.ok;
+    });
+  },
+
+  async 'train-classifier'(args) {
+    const { values: v } = parse(args, { hidden: { type: 'string', default: '0' }, epochs: { type: 'string', default: '200' }, patience: { type: 'string', default: '10' } }, [0, 0], 'train-classifier');
+    const options = { hidden: intParam('hidden', v.hidden, 0, 4096), epochs: intParam('epochs', v.epochs, 1, 10000), patience: intParam('patience', v.patience, 1, 1000) };
+    return withEngine(v, async (engine) => {
+      const progress = new ProgressLine(process.stderr);
+      const report = await engine.trainClassifier(options, (epoch, loss, valLoss) => progress.update(`epoch ${epoch}  loss ${loss.toFixed(4)}  held-out loss ${valLoss.toFixed(4)}`));
+      progress.done();
+      out(v, report, `trained on ${report.trainImages} images (${report.classes.length} labels) in ${report.seconds}s, ${report.epochs} epochs; held-out accuracy ${report.heldOutAccuracy.toFixed(3)} on ${report.heldOutImages} images. Use: pixdex classify <image> --method head|both`);
       return EXIT.ok;
     });
   },

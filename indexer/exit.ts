@@ -25,6 +25,7 @@ const BY_CODE: Record<string, number> = {
   MODEL_NOT_FOUND: EXIT.environment,
   STORE_MISMATCH: EXIT.environment,
   BACKEND_UNAVAILABLE: EXIT.environment,
+  NO_CLASSIFIER: EXIT.environment,
 };
 
 /** Exit code for an error. */

@@ -7,7 +7,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import sharp from 'sharp';
-import { knnVote } from '../src/classify.ts';
 import { Engine, MAX_K, checkLabel, type SearchResult } from '../src/engine.ts';
 import { intParam, invalidParameter, numberParam } from '../src/errors.ts';
 import type { ImageRecord } from '../src/store.ts';
@@ -16,6 +15,8 @@ import { openApiDocument } from './openapi.ts';
 import { requireToken, securityHeaders } from './security.ts';
 import { THUMBNAIL_TYPES, Thumbnails, type ThumbnailFormat } from './thumbnails.ts';
 import { formField, imageUpload, uploadedImage } from './upload.ts';
+import { mountSuggestions } from './suggestions.ts';
+import { CLASSIFY_METHODS, type ClassifyMethod } from '../src/labels.ts';
 
 /** Options of `createApp`; the limits default to the engine's `config.server`. */
 export interface AppOptions {
@@ -108,12 +109,11 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
     res.json({ results: results.map(withThumbnail), tookMs: since(started) });
   });
 
-  app.post('/api/classify', params((q) => ({ k: kParam(q.k), minConfidence: q.minConfidence === undefined ? 0 : numberParam('minConfidence', q.minConfidence, 0, 1) })), upload, async (req, res) => {
-    const { k, minConfidence } = res.locals.params as { k: number; minConfidence: number };
+  app.post('/api/classify', params((q) => ({ k: kParam(q.k), minConfidence: q.minConfidence === undefined ? 0 : numberParam('minConfidence', q.minConfidence, 0, 1), method: methodParam(q.method) })), upload, async (req, res) => {
+    const { k, minConfidence, method } = res.locals.params as { k: number; minConfidence: number; method: ClassifyMethod };
     const started = performance.now();
-    const neighbors = await engine.search(uploadedImage(req), { k, labelled: true });
-    const vote = knnVote(neighbors, { minConfidence });
-    res.json({ ...vote, neighbors: neighbors.map(withThumbnail), tookMs: since(started) });
+    const { neighbors, method: _m, ...vote } = await engine.classify(uploadedImage(req), { k, minConfidence, method });
+    res.json({ ...vote, method, neighbors: neighbors.map(withThumbnail), tookMs: since(started) });
   });
 
   // ------------------------------------------------------------------ images
@@ -155,6 +155,8 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
     res.vary('Accept').type(THUMBNAIL_TYPES[format]).set('Cache-Control', 'private, max-age=3600').send(buf);
   });
 
+  mountSuggestions(app, engine, { auth, idParam, thumbnailUrl });
+
   app.use(routeNotFound);
   app.use(errorHandler({ maxUploadBytes: o.maxUploadBytes }, o.log));
   return app;
@@ -172,6 +174,12 @@ function params(parse: (query: Request['query']) => Record<string, unknown>): Re
 
 function kParam(v: unknown): number {
   return v === undefined ? DEFAULT_K : intParam('k', v, 1, MAX_K);
+}
+
+function methodParam(v: unknown): ClassifyMethod {
+  if (v === undefined) return 'knn';
+  if (typeof v !== 'string' || !CLASSIFY_METHODS.includes(v as ClassifyMethod)) throw invalidParameter('method', 'knn, head or both', v);
+  return v as ClassifyMethod;
 }
 
 function labelParam(v: unknown): string | undefined {

@@ -57,11 +57,36 @@ export function openApiDocument(o: OpenApiOptions): Json {
       },
       '/api/classify': {
         post: {
-          summary: 'Label of an uploaded image by a distance-weighted kNN vote over labelled images.',
-          parameters: [k(10), { name: 'minConfidence', in: 'query', description: 'Below this confidence the label is null (default: 0).', schema: { type: 'number', minimum: 0, maximum: 1, default: 0 } }],
+          summary: 'Label of an uploaded image: distance-weighted kNN vote over labelled images, the trained head, or both.',
+          parameters: [
+            k(10),
+            { name: 'minConfidence', in: 'query', description: 'Below this confidence the label is null (default: 0).', schema: { type: 'number', minimum: 0, maximum: 1, default: 0 } },
+            { name: 'method', in: 'query', description: 'knn (default), head (needs `pixdex train-classifier`; 409 otherwise) or both (average of the two distributions).', schema: { type: 'string', enum: ['knn', 'head', 'both'], default: 'knn' } },
+          ],
           requestBody: uploadBody(),
           responses: { 200: json(ref('ClassifyResponse'), 'The vote.'), ...bad },
         },
+      },
+      '/api/suggestions': {
+        get: { summary: 'Pending label suggestions (from label propagation), most confident first.', responses: { 200: json({ type: 'object', properties: { suggestions: { type: 'array', items: ref('Suggestion') } } }, 'Suggestions.') } },
+      },
+      '/api/suggestions/propagate': {
+        post: {
+          summary: 'Suggest a label for every unlabelled image from its labelled neighbours; with apply=true the suggestions are saved (never over a label a person set).',
+          security: auth.security,
+          parameters: [
+            k(10),
+            { name: 'minConfidence', in: 'query', description: 'Only suggest at or above this confidence (default: 0.8).', schema: { type: 'number', minimum: 0, maximum: 1, default: 0.8 } },
+            { name: 'apply', in: 'query', description: 'Save the suggestions (default: false: report only).', schema: { type: 'boolean', default: false } },
+          ],
+          responses: { 200: json({ type: 'object', properties: { unlabelled: { type: 'integer' }, suggested: { type: 'integer' }, undecided: { type: 'integer' }, applied: { type: 'boolean' }, suggestions: { type: 'array', items: ref('Suggestion') } } }, 'The propagation report.'), 400: errorResponse('Bad parameter.'), ...auth.responses401 },
+        },
+      },
+      '/api/suggestions/{id}/accept': {
+        post: { summary: 'Make the suggestion the image\'s label.', security: auth.security, parameters: [id], responses: { 200: json({ type: 'object', properties: { id: { type: 'integer' }, label: { type: 'string' } } }, 'Accepted.'), 400: errorResponse('Bad id.'), 404: errorResponse('No pending suggestion for this image.'), ...auth.responses401 } },
+      },
+      '/api/suggestions/{id}/reject': {
+        post: { summary: 'Drop the suggestion; this label is not suggested for this image again.', security: auth.security, parameters: [id], responses: { 200: json({ type: 'object', properties: { id: { type: 'integer' }, rejected: { type: 'string' } } }, 'Rejected.'), 400: errorResponse('Bad id.'), 404: errorResponse('No pending suggestion for this image.'), ...auth.responses401 } },
       },
       '/api/images': {
         post: {
@@ -113,6 +138,7 @@ export function openApiDocument(o: OpenApiOptions): Json {
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
       schemas: {
+        Suggestion: { type: 'object', properties: { id: { type: 'integer' }, path: { type: 'string' }, label: { type: 'string' }, confidence: { type: 'number' }, thumbnailUrl: { type: 'string' } } },
         Error: { type: 'object', required: ['error'], properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } } } },
         Result: {
           type: 'object',
@@ -131,6 +157,7 @@ export function openApiDocument(o: OpenApiOptions): Json {
             label: { type: 'string', nullable: true },
             confidence: { type: 'number', minimum: 0, maximum: 1 },
             votes: { type: 'object', additionalProperties: { type: 'number' } },
+            method: { type: 'string', enum: ['knn', 'head', 'both'] },
             neighbors: { type: 'array', items: ref('Result') },
             tookMs: { type: 'number' },
           },

@@ -15,6 +15,8 @@ import { scanInputs, describeFsError, type ScannedFile } from './scan.ts';
 import { SCHEMA_VERSION, Store, type ImageRecord, type JournalEntry, type StoreMeta } from './store.ts';
 import { l2normalize } from './vector.ts';
 import { mapLimit } from './pool.ts';
+import { acceptSuggestion, classifyVector, headInfo, listSuggestions, propagate, rejectSuggestion, trainClassifier, type Classification, type ClassifyOptions, type PropagateOptions, type PropagateReport, type Suggestion } from './labels.ts';
+import type { HeadOptions, HeadReport } from './models/head.ts';
 import { LocalEmbedder, WorkerPool, type Embedder } from './workers/pool.ts';
 
 /** Largest `k` a search accepts. */
@@ -97,6 +99,10 @@ export interface Stats {
   };
   storeBytes: number;
   dataDir: string;
+  /** Pending label suggestions. */
+  suggestions: number;
+  /** The trained classifier head, if any. */
+  classifier: (HeadReport & { bytes: number }) | null;
 }
 
 /** One file prepared for embedding. */
@@ -213,6 +219,11 @@ export class Engine {
     }
     const v = this.store.getVector(e.id);
     if (v && this.store.images.doesExist(e.id)) this.ann.add(e.id, l2normalize(v));
+  }
+
+  /** The HNSW index searches use, as loaded (snapshot + journal) or rebuilt; read-only (`pixdex check`). */
+  get annIndex(): AnnIndex {
+    return this.ann;
   }
 
   /** Catches up with changes made by other processes sharing the store (cheap when none). */
@@ -633,6 +644,7 @@ export class Engine {
       if (store.hashes.get(rec.sha256) === id) store.hashes.removeSync(rec.sha256);
       store.vectors.removeSync(id);
       store.codes.removeSync(id);
+      store.suggestions.removeSync(id);
       store.countLabel(rec.label, -1);
       store.appendJournal(meta, [{ op: 'remove', id }]);
       store.putMeta(meta);
@@ -660,6 +672,7 @@ export class Engine {
       else next.label = label;
       store.images.putSync(id, next);
       store.countLabel(label, +1);
+      if (label !== undefined) store.suggestions.removeSync(id); // a person's label settles it
     });
   }
 
@@ -667,6 +680,44 @@ export class Engine {
   labels(): Array<{ label: string; count: number }> {
     const out = [...this.store.labels.getRange()].map(({ key, value }) => ({ label: key, count: value }));
     return out.sort((a, b) => b.count - a.count || (a.label < b.label ? -1 : 1));
+  }
+
+  // ---------------------------------------------------------------- labelling (src/labels.ts)
+
+  /** Classifies an encoded image by its labelled neighbours (kNN), the trained head, or both. */
+  async classify(query: Uint8Array, options: ClassifyOptions = {}): Promise<Classification> {
+    const v = await this.embedImage(query, 'query image');
+    return classifyVector(this, v, options);
+  }
+
+  /** Classifies an indexed image (itself left out of the neighbours). */
+  classifyId(id: number, options: ClassifyOptions = {}): Classification {
+    const v = this.store.getVector(id);
+    if (!v || !this.store.images.doesExist(id)) throw new NotFoundError(`No image with id ${id}.`);
+    return classifyVector(this, v, { ...options, excludeId: id });
+  }
+
+  /** Suggests labels for unlabelled images from their labelled neighbours (see labels.ts). */
+  propagate(options: PropagateOptions = {}): PropagateReport {
+    return propagate(this, options);
+  }
+
+  /** Pending label suggestions, most confident first. */
+  suggestions(): Suggestion[] {
+    return listSuggestions(this);
+  }
+
+  acceptSuggestion(id: number): { id: number; label: string } {
+    return acceptSuggestion(this, id);
+  }
+
+  rejectSuggestion(id: number): { id: number; rejected: string } {
+    return rejectSuggestion(this, id);
+  }
+
+  /** Trains and stores the softmax head on the embeddings of labelled images. */
+  trainClassifier(options: Partial<HeadOptions> = {}, onEpoch?: (epoch: number, loss: number, valLoss: number) => void): Promise<HeadReport> {
+    return trainClassifier(this, options, onEpoch);
   }
 
   /** Store, model and index facts (DESIGN.md `stats`). */
@@ -696,6 +747,8 @@ export class Engine {
       },
       storeBytes: this.store.sizeOnDisk(),
       dataDir: this.config.dataDir,
+      suggestions: listSuggestions(this).length,
+      classifier: headInfo(this),
     };
   }
 

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import type { SuggestionRecord } from './labels.ts';
 
 /** Bumped when the layout changes incompatibly. */
 export const SCHEMA_VERSION = 1;
@@ -68,6 +69,8 @@ export class Store {
   readonly meta: Database<unknown, string>;
   readonly ann: Database<Buffer, number>;
   readonly journal: Database<JournalEntry, number>;
+  /** Suggested labels (label propagation), apart from the labels a person set. */
+  readonly suggestions: Database<SuggestionRecord, number>;
 
   private constructor(readonly file: string) {
     this.root = open({ path: file, maxDbs: 16, compression: false });
@@ -81,6 +84,7 @@ export class Store {
     this.meta = this.root.openDB({ name: 'meta' });
     this.ann = this.root.openDB({ name: 'ann', keyEncoding: 'uint32', encoding: 'binary' });
     this.journal = this.root.openDB({ name: 'journal', keyEncoding: 'uint32' });
+    this.suggestions = this.root.openDB({ name: 'suggestions', keyEncoding: 'uint32' });
   }
 
   /** Opens (creating if needed) `<dataDir>/pixdex.lmdb`. */
