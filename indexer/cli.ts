@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { Engine, MAX_K, type IndexProgress, type IndexSummary } from '../src/engine.ts';
+import { Engine, MAX_K, type IndexProgress, type IndexSummary, type SpaceKind } from '../src/engine.ts';
 import { PixdexError, intParam, numberParam } from '../src/errors.ts';
 import { formatConfusionTable } from '../src/classify.ts';
 import { CLASSIFY_METHODS, type ClassifyMethod } from '../src/labels.ts';
@@ -28,7 +28,7 @@ const USAGE = `Usage: pixdex <command> [options]
 Commands:
   index <dir|file>...   Index images (recursive, incremental, resumable)
         [--label-from-folder] [--workers N (default: one per core)]
-  search <image>        Most similar indexed images  [--k 10] [--label L]
+  search <image>        Most similar indexed images  [--k 10] [--label L] [--space backbone|autoencoder]
   classify <image>      Label by neighbours or head  [--k 10] [--min-confidence 0] [--method knn|head|both]
   label <path|id> <label>  Set an image's label
   label propagate       Suggest labels for unlabelled images  [--min-confidence 0.8] [--k 10] [--dry-run|--apply]
@@ -36,7 +36,8 @@ Commands:
   label accept|reject <id>...|--all   Accept or reject suggestions
   train-classifier      Train the softmax head on labelled images  [--hidden 0] [--epochs 200]
   remove <path|id>      Remove an image from the index
-  eval <dataset-dir>    Quality on a folder-per-class dataset (P@1, mAP, kNN accuracy)
+  eval <dataset-dir>    Quality on a folder-per-class dataset (P@1, mAP, kNN accuracy)  [--space ...]
+  train                 Train the library's autoencoder and switch search to it  [--dim 256] [--epochs 30] [--sample 1000]
   stats                 Store, model and index facts
   serve                 HTTP API and web page  [--host 127.0.0.1] [--port 8080] [--token T]
 
@@ -162,25 +163,27 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   },
 
   async search(args) {
-    const { values: v, pos } = parse(args, { k: { type: 'string', default: '10' }, label: { type: 'string' } }, [1, 1], 'search');
+    const { values: v, pos } = parse(args, { k: { type: 'string', default: '10' }, label: { type: 'string' }, space: { type: 'string' } }, [1, 1], 'search');
     const k = intParam('k', v.k, 1, MAX_K);
+    const space = spaceOption(v.space);
     const query = await readQuery(pos[0]);
     return withEngine(v, async (engine) => {
-      const results = await engine.search(query, { k, label: v.label as string | undefined });
+      const results = await engine.search(query, { k, label: v.label as string | undefined, space });
       out(v, { results }, results.map((r, i) => `${String(i + 1).padStart(3)}. ${r.score.toFixed(4)}  ${r.label ?? '-'}  ${r.path}  (id ${r.id})`).join('\n') || 'no results: the index is empty');
       return EXIT.ok;
     });
   },
 
   async classify(args) {
-    const { values: v, pos } = parse(args, { k: { type: 'string', default: '10' }, 'min-confidence': { type: 'string', default: '0' }, method: { type: 'string', default: 'knn' } }, [1, 1], 'classify');
+    const { values: v, pos } = parse(args, { k: { type: 'string', default: '10' }, 'min-confidence': { type: 'string', default: '0' }, method: { type: 'string', default: 'knn' }, space: { type: 'string' } }, [1, 1], 'classify');
+    const space = spaceOption(v.space);
     const k = intParam('k', v.k, 1, MAX_K);
     const minConfidence = numberParam('min-confidence', v['min-confidence'], 0, 1);
     const method = v.method as ClassifyMethod;
     if (!CLASSIFY_METHODS.includes(method)) throw new UsageError(`Expected --method knn, head or both but received ${JSON.stringify(method)}`);
     const query = await readQuery(pos[0]);
     return withEngine(v, async (engine) => {
-      const c = await engine.classify(query, { k, minConfidence, method });
+      const c = await engine.classify(query, { k, minConfidence, method, space });
       const { method: _m, ...json } = c;
       out(v, json, `${c.label ?? 'unknown'}  confidence ${c.confidence.toFixed(3)}  (${c.method})  votes ${Object.entries(c.votes).map(([l, w]) => `${l} ${w.toFixed(3)}`).join(', ')}`);
       return EXIT.ok;
@@ -230,6 +233,30 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
     });
   },
 
+  async train(args) {
+    const { values: v } = parse(args, { dim: { type: 'string', default: '256' }, epochs: { type: 'string', default: '30' }, sample: { type: 'string', default: '1000' } }, [0, 0], 'train');
+    const options = { dim: intParam('dim', v.dim, 8, 4096), epochs: intParam('epochs', v.epochs, 1, 10000), sample: intParam('sample', v.sample, 2, 4000) };
+    return withEngine(v, async (engine) => {
+      const progress = new ProgressLine(process.stderr);
+      const report = await engine.train({
+        ...options,
+        onProgress: (p) => {
+          if (p.phase === 'features') progress.update(`feature maps ${p.done}/${p.total}`);
+          else if (p.phase === 'train') progress.note(`epoch ${p.epoch}/${p.epochs}  loss ${p.loss.total.toFixed(4)} (reconstruction ${p.loss.reconstruction.toFixed(4)}, similarity ${p.loss.similarity.toFixed(4)})  ${p.loss.seconds.toFixed(1)}s`);
+          else if (p.phase === 'embed') progress.update(`re-embedding ${p.done}/${p.total}`);
+        },
+      });
+      progress.done();
+      const s = report.space;
+      out(v, report, [
+        `trained a ${options.dim}-d autoencoder in ${report.trainSeconds}s (features ${report.featureSeconds}s), re-embedded ${report.reembedded} images in ${report.embedSeconds}s; search now uses it (${report.bytesPerImage} bytes per image)`,
+        ...(s.kind === 'autoencoder' ? [`final loss ${s.finalLoss.toFixed(4)}; compare with: pixdex eval DATASET --space backbone|autoencoder`] : []),
+        ...report.removed.map((r) => `  removed: ${r.path}: ${r.error}`),
+      ].join('\n'));
+      return EXIT.ok;
+    });
+  },
+
   async 'train-classifier'(args) {
     const { values: v } = parse(args, { hidden: { type: 'string', default: '0' }, epochs: { type: 'string', default: '200' }, patience: { type: 'string', default: '10' } }, [0, 0], 'train-classifier');
     const options = { hidden: intParam('hidden', v.hidden, 0, 4096), epochs: intParam('epochs', v.epochs, 1, 10000), patience: intParam('patience', v.patience, 1, 1000) };
@@ -253,16 +280,17 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   },
 
   async eval(args) {
-    const { values: v, pos } = parse(args, {}, [1, 1], 'eval');
+    const { values: v, pos } = parse(args, { space: { type: 'string' } }, [1, 1], 'eval');
     return withEngine(v, async (engine) => {
       const started = performance.now();
+      const space = engine.spaceFor(spaceOption(v.space));
       const items = loadDataset(path.resolve(pos[0]), engine.config.extensions);
       const progress = new ProgressLine(process.stderr);
-      const { vectors, failed } = await engine.embedFiles(items.map((i) => i.path), (done, total) => progress.update(`embedding ${done}/${total}`));
+      const { vectors, failed } = await engine.embedFiles(items.map((i) => i.path), (done, total) => progress.update(`embedding ${done}/${total}`), space);
       progress.done();
       const report = evaluate(items, vectors, failed);
       const seconds = Math.round((performance.now() - started) / 100) / 10;
-      const full = { dataset: path.resolve(pos[0]), backbone: engine.spec.id, dims: engine.spec.dims, space: 'backbone', backend: (await engine.backendInfo()).name, seconds, ...report };
+      const full = { dataset: path.resolve(pos[0]), backbone: engine.spec.id, dims: space.kind === 'backbone' ? engine.spec.dims : space.dims, space: space.kind, backend: (await engine.backendInfo()).name, seconds, ...report };
       const r = report.retrieval;
       const k = report.knn;
       out(v, full, [
@@ -288,7 +316,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
       out(v, s, [
         `images    ${s.images}`,
         `labels    ${labels}`,
-        `backbone  ${s.backbone} (${s.dims}-d), space ${s.space}`,
+        `backbone  ${s.backbone} (${s.dims}-d)`,
+        `space     ${s.space.kind === 'backbone' ? `backbone (pooled ${s.dims}-d)` : `autoencoder ${s.space.dims}-d, trained ${s.space.trainedAt} on ${s.space.samples} images, ${s.space.epochs} epochs, final loss ${s.space.finalLoss.toFixed(4)}`}`,
         `backend   ${s.backend} (${s.backendReason})`,
         `index     hnsw cosine M=${s.index.m} efConstruction=${s.index.efConstruction} ef=${s.index.efSearch}, ${s.index.size} vectors, ${s.index.pendingChanges} changes since snapshot`,
         `store     ${(s.storeBytes / 1048576).toFixed(1)} MiB in ${s.dataDir}`,
@@ -297,6 +326,12 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
     });
   },
 };
+
+function spaceOption(value: unknown): SpaceKind | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'backbone' && value !== 'autoencoder') throw new UsageError(`Expected --space backbone or autoencoder but received ${JSON.stringify(value)}`);
+  return value;
+}
 
 function formatEta(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';

@@ -15,8 +15,10 @@ import { openApiDocument } from './openapi.ts';
 import { requireToken, securityHeaders } from './security.ts';
 import { THUMBNAIL_TYPES, Thumbnails, type ThumbnailFormat } from './thumbnails.ts';
 import { formField, imageUpload, uploadedImage } from './upload.ts';
+import { mountIndexJobs } from './jobs.ts';
 import { mountSuggestions } from './suggestions.ts';
 import { CLASSIFY_METHODS, type ClassifyMethod } from '../src/labels.ts';
+import { webPage } from './web.ts';
 
 /** Options of `createApp`; the limits default to the engine's `config.server`. */
 export interface AppOptions {
@@ -47,7 +49,7 @@ const UPLOAD_EXTENSIONS: Readonly<Record<string, string>> = Object.freeze({ jpeg
 
 const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-/** Builds the app: security headers, request log, routes, JSON 404, the one error handler. */
+/** Builds the app: security headers, request log, routes, index jobs, the web page, JSON 404, the one error handler. */
 export function createApp(engine: Engine, options: AppOptions = {}): Express {
   const cfg = engine.config.server;
   const o = {
@@ -155,7 +157,11 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
     res.vary('Accept').type(THUMBNAIL_TYPES[format]).set('Cache-Control', 'private, max-age=3600').send(buf);
   });
 
+  // ------------------------------------------------------------------ index jobs and the web page
+  // `app.locals.indexJobs.stop()` cancels a running job and waits for it (before engine.close()).
+  app.locals.indexJobs = mountIndexJobs(app, engine, { auth, signal: options.signal, log: o.log });
   mountSuggestions(app, engine, { auth, idParam, thumbnailUrl });
+  app.use(webPage()); // after the routes: a file never shadows an API path
 
   app.use(routeNotFound);
   app.use(errorHandler({ maxUploadBytes: o.maxUploadBytes }, o.log));
@@ -227,7 +233,8 @@ function isInside(file: string, dir: string): boolean {
  * thumbnails from. The file is removed again when the upload fails or duplicates a stored image.
  */
 async function addUpload(engine: Engine, uploadsDir: string, bytes: Buffer, label: string | undefined): Promise<{ id: number; created: boolean }> {
-  const meta = await sharp(bytes).metadata().catch(() => undefined);
+  // async: sharp throws synchronously for some input (an empty buffer), which must not become a 500
+  const meta = await (async () => sharp(bytes).metadata())().catch(() => undefined);
   const format = meta?.format === 'heif' && meta.compression === 'av1' ? 'avif' : meta?.format;
   const ext = format ? UPLOAD_EXTENSIONS[format] : undefined;
   if (!ext) return engine.add(bytes, { label }); // the engine refuses it with the right error

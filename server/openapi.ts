@@ -38,6 +38,7 @@ export function openApiDocument(o: OpenApiOptions): Json {
   };
   const auth = { security: [{ bearer: [] }], responses401: { 401: errorResponse('A token is set and the request lacks it or has another one.') } };
   const results = json(ref('SearchResponse'), 'Most similar images, best first.');
+  const jobId = { name: 'jobId', in: 'path', required: true, description: 'Index job id (16 hex digits, from POST /api/index).', schema: { type: 'string', pattern: '^[0-9a-f]{16}$' } };
 
   return {
     openapi: '3.0.3',
@@ -134,6 +135,46 @@ export function openApiDocument(o: OpenApiOptions): Json {
           },
         },
       },
+      '/api/index': {
+        get: { summary: 'Index jobs kept in memory (the running one and the last finished ones), newest first.', responses: { 200: json({ type: 'object', properties: { jobs: { type: 'array', items: ref('IndexJob') } } }, 'Jobs.') } },
+        post: {
+          summary: 'Start indexing folders (or files) the server can read, in the background; one job at a time.',
+          description: 'Same as `pixdex index`: recursive, incremental, labels from folder names on request. Poll `GET /api/index/{jobId}` for progress.',
+          security: auth.security,
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': {
+                schema: {
+                  type: 'object',
+                  required: ['paths'],
+                  properties: {
+                    paths: { type: 'array', minItems: 1, maxItems: 64, items: { type: 'string', description: 'Absolute path on the server.' } },
+                    labelFromFolder: { type: 'boolean', default: false, description: "Label each image with its parent folder's name." },
+                  },
+                },
+              },
+            },
+          },
+          responses: {
+            202: json({ type: 'object', properties: { jobId: { type: 'string' }, statusUrl: { type: 'string' } } }, 'Started; `Location` is the status URL.'),
+            400: errorResponse('Bad body, a relative path, or a path the server cannot read.'),
+            ...auth.responses401,
+            404: errorResponse('A path does not exist on the server.'),
+            409: errorResponse('A job is running (code INDEX_JOB_RUNNING).'),
+            415: errorResponse('Body is not JSON.'),
+          },
+        },
+      },
+      '/api/index/{jobId}': {
+        get: { summary: 'Progress of an index job: done, total, rate, ETA, summary so far.', parameters: [jobId], responses: { 200: json(ref('IndexJob'), 'The job.'), 400: errorResponse('Bad job id.'), 404: errorResponse('No such job (jobs are forgotten on restart).') } },
+        delete: {
+          summary: 'Cancel a running job after its batches in flight (what was indexed is kept); no-op on a finished job.',
+          security: auth.security,
+          parameters: [jobId],
+          responses: { 200: json(ref('IndexJob'), 'The job, with cancelRequested.'), 400: errorResponse('Bad job id.'), ...auth.responses401, 404: errorResponse('No such job.') },
+        },
+      },
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
@@ -163,6 +204,34 @@ export function openApiDocument(o: OpenApiOptions): Json {
           },
         },
         Created: { type: 'object', properties: { id: { type: 'integer' } } },
+        IndexJob: {
+          type: 'object',
+          properties: {
+            jobId: { type: 'string' },
+            state: { type: 'string', enum: ['running', 'done', 'failed', 'cancelled'] },
+            paths: { type: 'array', items: { type: 'string' } },
+            labelFromFolder: { type: 'boolean' },
+            done: { type: 'integer', description: 'Files handled so far (unchanged files count as done).' },
+            total: { type: 'integer', nullable: true, description: 'Files found; null until the first batch is reported.' },
+            rate: { type: 'number', description: 'Images per second.' },
+            etaSeconds: { type: 'number' },
+            startedAt: { type: 'number', description: 'Epoch ms.' },
+            finishedAt: { type: 'number', nullable: true },
+            summary: {
+              type: 'object',
+              nullable: true,
+              description: 'Counts so far, then the `pixdex index --json` summary; `errors` lists at most 100 files.',
+              properties: {
+                added: { type: 'integer' }, updated: { type: 'integer' }, skipped: { type: 'integer' }, failed: { type: 'integer' }, removed: { type: 'integer' }, total: { type: 'integer' }, seconds: { type: 'number' },
+                interrupted: { type: 'boolean' },
+                errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, error: { type: 'string' } } } },
+              },
+            },
+            warnings: { type: 'array', items: { type: 'string' } },
+            error: { type: 'object', nullable: true, properties: { code: { type: 'string' }, message: { type: 'string' } } },
+            cancelRequested: { type: 'boolean' },
+          },
+        },
         Image: {
           type: 'object',
           properties: {

@@ -54,7 +54,7 @@ export class AnnIndex {
     const file = tempFile();
     try {
       this.index.writeIndexSync(file);
-      return fs.readFileSync(file);
+      return readWhole(file);
     } finally {
       fs.rmSync(file, { force: true });
     }
@@ -77,6 +77,20 @@ export class AnnIndex {
       return true;
     } catch {
       return false;
+    }
+  }
+
+  /** The searchable ids, in no particular order (`pixdex check` compares them with the store). */
+  ids(): number[] {
+    return this.index.getIdsList().filter((id) => this.has(id));
+  }
+
+  /** The unit-length vector the index holds for `id`, or undefined when `id` is not searchable. */
+  vector(id: number): Float32Array | undefined {
+    try {
+      return Float32Array.from(this.index.getPoint(id));
+    } catch {
+      return undefined;
     }
   }
 
@@ -129,6 +143,26 @@ export class AnnIndex {
     this.index.setEf(Math.max(ef, n));
     const { distances, neighbors } = this.index.searchKnn(Array.from(vector), n, filter);
     return neighbors.map((id, i) => ({ id, score: 1 - distances[i] }));
+  }
+}
+
+/**
+ * A file's bytes: `fs.readFileSync` refuses files over 2 GiB, which a 1280-d index reaches at
+ * ~400k vectors (5.3 KB each with M=16); Buffers stop at 4 GiB (`buffer.constants.MAX_LENGTH`).
+ */
+function readWhole(file: string): Buffer {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const out = Buffer.allocUnsafe(size);
+    for (let offset = 0; offset < size; ) {
+      const n = fs.readSync(fd, out, offset, Math.min(size - offset, 1 << 30), offset);
+      if (n === 0) throw new Error(`${file}: file ended at ${offset} of ${size} bytes`);
+      offset += n;
+    }
+    return out;
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

@@ -52,7 +52,12 @@ export interface PixdexConfig {
   maxFileBytes: number;
   /** File extensions indexed (lower case, with dot). */
   extensions: readonly string[];
-  /** Write an HNSW snapshot after this many journalled changes during long runs (default: 20000). */
+  /**
+   * Write an HNSW snapshot after this many journalled changes during long runs: 20000 1280-d
+   * vectors make ~100 MB of snapshot, about a second to write (NOTES.md: 23 MB in 177 ms)
+   * against minutes of indexing (default: 20000, env PIXDEX_SNAPSHOT_EVERY; the crash test sets
+   * it low so that snapshots happen mid-run).
+   */
   snapshotEvery: number;
   ann: AnnOptions;
   /** HTTP server options (`pixdex serve`, `createApp`). */
@@ -99,6 +104,9 @@ export const DEFAULT_EXTENSIONS = Object.freeze([
 /** MobileNetV2: the fastest of the three on wasm with the best hymenoptera kNN (NOTES.md). */
 export const DEFAULT_BACKBONE = 'mobilenet_v2';
 
+/** Journalled changes between HNSW snapshots during an index run (see `snapshotEvery`). */
+export const DEFAULT_SNAPSHOT_EVERY = 20_000;
+
 export const DEFAULT_ANN: Readonly<AnnOptions> = Object.freeze({ m: 16, efConstruction: 200, efSearch: 128 });
 
 const BACKENDS: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -120,7 +128,7 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
     maxInputPixels: options.maxInputPixels ?? 100_000_000,
     maxFileBytes: options.maxFileBytes ?? 200 * 1024 * 1024,
     extensions: options.extensions ?? DEFAULT_EXTENSIONS,
-    snapshotEvery: options.snapshotEvery ?? 20_000,
+    snapshotEvery: intParam('snapshotEvery', options.snapshotEvery ?? (env.PIXDEX_SNAPSHOT_EVERY || DEFAULT_SNAPSHOT_EVERY), 1, 2 ** 31 - 1),
     ann: { ...DEFAULT_ANN, ...options.ann },
     server: resolveServerConfig(options.server ?? {}, env, dataDir),
   };

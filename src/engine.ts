@@ -12,12 +12,20 @@ import { BadImageError, InvalidParameterError, NotFoundError, PixdexError, Store
 import { decodeImage } from './image/decode.ts';
 import { Backbone, backboneSpec, type BackboneSpec } from './models/backbone.ts';
 import { scanInputs, describeFsError, type ScannedFile } from './scan.ts';
-import { SCHEMA_VERSION, Store, type ImageRecord, type JournalEntry, type StoreMeta } from './store.ts';
+import { SCHEMA_VERSION, Store, type ImageRecord, type JournalEntry, type SpaceInfo, type StoreMeta } from './store.ts';
+import { ConvAutoencoder } from './models/autoencoder.ts';
+import { embedBatch, type Embedding } from './embed.ts';
+
+export type { Embedding };
 import { l2normalize } from './vector.ts';
 import { mapLimit } from './pool.ts';
 import { acceptSuggestion, classifyVector, headInfo, listSuggestions, propagate, rejectSuggestion, trainClassifier, type Classification, type ClassifyOptions, type PropagateOptions, type PropagateReport, type Suggestion } from './labels.ts';
 import type { HeadOptions, HeadReport } from './models/head.ts';
+import { trainAutoencoder, type TrainOptions, type TrainReport } from './train.ts';
 import { LocalEmbedder, WorkerPool, type Embedder } from './workers/pool.ts';
+
+/** Which embedding space: the backbone's pooled vector, or the library's autoencoder. */
+export type SpaceKind = SpaceInfo['kind'];
 
 /** Largest `k` a search accepts. */
 export const MAX_K = 1000;
@@ -74,6 +82,11 @@ export interface SearchOptions {
   excludeId?: number;
   /** Only images that have a label (a kNN vote over labelled neighbours). */
   labelled?: boolean;
+  /**
+   * Search this space instead of the active one: `backbone` while an autoencoder space is active
+   * is answered by exact search over the stored pooled vectors (default: the active space).
+   */
+  space?: SpaceKind;
 }
 
 /** What `stats` reports (DESIGN.md). */
@@ -84,13 +97,15 @@ export interface Stats {
   dims: number;
   backend: string;
   backendReason: string;
-  space: string;
+  /** The active embedding space and, for an autoencoder, when and how it was trained. */
+  space: SpaceInfo;
   index: {
     type: 'hnsw';
     metric: 'cosine';
     m: number;
     efConstruction: number;
     efSearch: number;
+    dims: number;
     size: number;
     capacity: number;
     snapshotSeq: number | null;
@@ -129,6 +144,9 @@ export class Engine {
   private backbone?: Promise<Backbone>;
   private backend?: BackendInfo;
   private closed = false;
+  /** The space the in-memory index holds (switches when `train` or another process switches). */
+  private indexed: SpaceInfo = { kind: 'backbone' };
+  private autoencoderCache?: { key: string; model: ConvAutoencoder };
 
   private constructor(config: PixdexConfig, store: Store, spec: BackboneSpec) {
     this.config = config;
@@ -157,7 +175,7 @@ export class Engine {
         );
       }
       if (!meta) {
-        store.write(() => store.putMeta({ schema: SCHEMA_VERSION, backbone: spec.id, dims: spec.dims, space: 'backbone', nextId: 1, seq: 0, createdAt: Date.now() }));
+        store.write(() => store.putMeta({ schema: SCHEMA_VERSION, backbone: spec.id, dims: spec.dims, space: { kind: 'backbone' }, nextId: 1, seq: 0, createdAt: Date.now() }));
       }
       const engine = new Engine({ ...config, backbone: spec.id }, store, spec);
       engine.loadIndex();
@@ -172,10 +190,14 @@ export class Engine {
 
   /** Loads the HNSW snapshot and replays later changes, or rebuilds from stored vectors. */
   private loadIndex(): void {
+    const space = this.store.getSpace();
+    this.indexed = space;
+    const dims = spaceDims(space, this.spec);
     const snap = this.store.getSnapshotMeta();
-    const bytes = snap && snap.dims === this.spec.dims ? this.store.loadSnapshot(snap) : undefined;
+    const usable = snap && snap.dims === dims && (snap.space ?? 'backbone') === spaceKey(space);
+    const bytes = usable ? this.store.loadSnapshot(snap) : undefined;
     if (snap && bytes) {
-      this.ann = AnnIndex.fromBytes(bytes, this.spec.dims, this.config.ann, snap.live);
+      this.ann = AnnIndex.fromBytes(bytes, dims, this.config.ann, snap.live);
       this.appliedSeq = snap.seq;
       this.snapshotSeq = snap.seq;
       this.replayJournal();
@@ -184,17 +206,25 @@ export class Engine {
     }
   }
 
-  /** Rebuilds the index from the vectors in LMDB (the source of truth). */
+  /** Rebuilds the index from the vectors in LMDB (the source of truth) for the active space. */
   rebuildIndex(): void {
     const meta = this.meta();
-    const count = this.store.images.getCount();
-    const ann = AnnIndex.create(this.spec.dims, this.config.ann, Math.ceil(count * 1.25));
-    for (const { key, value } of this.store.vectors.getRange()) {
-      if (this.store.images.doesExist(key)) ann.add(key, l2normalize(toF32(value)));
-    }
-    this.ann = ann;
+    const space = this.store.getSpace();
+    this.ann = this.buildIndex(space);
+    this.indexed = space;
     this.appliedSeq = meta.seq;
     this.snapshotSeq = 0;
+  }
+
+  /** A fresh HNSW index over every stored image's vector in `space`. */
+  private buildIndex(space: SpaceInfo): AnnIndex {
+    const count = this.store.images.getCount();
+    const ann = AnnIndex.create(spaceDims(space, this.spec), this.config.ann, Math.ceil(count * 1.25));
+    for (const id of this.store.images.getKeys()) {
+      const v = this.store.getSpaceVector(space, id);
+      if (v) ann.add(id, l2normalize(v));
+    }
+    return ann;
   }
 
   /** Applies journal entries written after the last one applied (by this or another process). */
@@ -217,7 +247,7 @@ export class Engine {
       this.ann.remove(e.id);
       return;
     }
-    const v = this.store.getVector(e.id);
+    const v = this.store.getSpaceVector(this.indexed, e.id);
     if (v && this.store.images.doesExist(e.id)) this.ann.add(e.id, l2normalize(v));
   }
 
@@ -228,7 +258,8 @@ export class Engine {
 
   /** Catches up with changes made by other processes sharing the store (cheap when none). */
   refresh(): void {
-    if (this.meta().seq !== this.appliedSeq) this.replayJournal();
+    if (spaceKey(this.store.getSpace()) !== spaceKey(this.indexed)) this.loadIndex(); // switched by `train`
+    else if (this.meta().seq !== this.appliedSeq) this.replayJournal();
   }
 
   /**
@@ -243,7 +274,8 @@ export class Engine {
       const bytes = this.ann.toBytes();
       const saved = this.store.write(() => {
         if (this.meta().seq !== seq) return false;
-        this.store.saveSnapshot(bytes, { seq, live: this.ann.size, dims: this.spec.dims, m: this.config.ann.m, efConstruction: this.config.ann.efConstruction });
+        if (spaceKey(this.store.getSpace()) !== spaceKey(this.indexed)) return false;
+        this.store.saveSnapshot(bytes, { seq, space: spaceKey(this.indexed), live: this.ann.size, dims: this.ann.dims, m: this.config.ann.m, efConstruction: this.config.ann.efConstruction });
         return true;
       });
       if (saved) {
@@ -285,21 +317,42 @@ export class Engine {
     return decodeImage(bytes, { size: this.spec.inputSize, maxInputPixels: this.config.maxInputPixels }, what);
   }
 
-  /** Pooled backbone vectors (not normalised) for a batch of decoded images. */
-  async embedPixels(pixels: Uint8Array[]): Promise<Float32Array[]> {
-    const model = await this.model();
-    const out: Float32Array[] = [];
-    for (let i = 0; i < pixels.length; i += this.config.batchSize) {
-      out.push(...(await model.pooledVectors(pixels.slice(i, i + this.config.batchSize))));
-    }
-    return out;
+  /** The active embedding space. */
+  space(): SpaceInfo {
+    return this.store.getSpace();
   }
 
-  /** The search vector of an encoded image. */
-  async embedImage(bytes: Uint8Array, what = 'image'): Promise<Float32Array> {
+  /** The autoencoder of `space` (loaded once from LMDB `models`), or undefined for the backbone space. */
+  async autoencoder(space: SpaceInfo = this.space()): Promise<ConvAutoencoder | undefined> {
+    if (space.kind !== 'autoencoder') return undefined;
+    if (this.autoencoderCache?.key !== space.model) {
+      await this.backendInfo();
+      const bytes = this.store.models.getBinary(space.model);
+      if (!bytes) throw new StoreMismatchError(`The autoencoder ${space.model} of the active space is missing from the store; run \`pixdex train\` again or \`pixdex check --repair\`.`);
+      this.autoencoderCache?.model.dispose();
+      this.autoencoderCache = { key: space.model, model: ConvAutoencoder.fromBytes(bytes) };
+    }
+    return this.autoencoderCache.model;
+  }
+
+  /**
+   * One backbone pass per batch of decoded images: the pooled vectors (not normalised) and, when
+   * `space` is an autoencoder space, its codes from the same pass's feature maps.
+   */
+  async embedPixels(pixels: Uint8Array[], space: SpaceInfo = this.space()): Promise<Embedding[]> {
+    return embedBatch(await this.model(), await this.autoencoder(space), pixels, this.config.batchSize);
+  }
+
+  /** The embedding of an encoded image in the active space. */
+  async embedImage(bytes: Uint8Array, what = 'image'): Promise<Embedding> {
     const img = await this.decode(bytes, what);
-    const [v] = await this.embedPixels([img.pixels]);
-    return v;
+    const [e] = await this.embedPixels([img.pixels]);
+    return e;
+  }
+
+  /** The vector an indexed image is searched by in the active space. */
+  spaceVectorOf(id: number): Float32Array | undefined {
+    return this.store.getSpaceVector(this.space(), id);
   }
 
   // ---------------------------------------------------------------- indexing
@@ -382,13 +435,19 @@ export class Engine {
 
   /** In-thread decoding and inference, or a worker pool when there is enough work for it. */
   private async embedderFor(images: number, options: IndexOptions): Promise<Embedder> {
-    const local = new LocalEmbedder((bytes, name) => this.decode(bytes, name), (pixels) => this.embedPixels(pixels));
+    return this.embedderForSpace(this.space(), images, options.onWarning);
+  }
+
+  /** An embedder producing pooled vectors and, for an autoencoder space, codes. */
+  async embedderForSpace(space: SpaceInfo, images: number, onWarning?: (message: string) => void): Promise<Embedder> {
+    const local = new LocalEmbedder((bytes, name) => this.decode(bytes, name), (pixels) => this.embedPixels(pixels, space));
     const workers = Math.min(this.config.workers, Math.ceil(images / this.config.batchSize));
     if (workers <= 1) return local;
     try {
-      return await WorkerPool.start(workers, { modelsDir: this.config.modelsDir, backbone: this.spec.id, backend: this.config.backend, maxInputPixels: this.config.maxInputPixels });
+      const autoencoder = space.kind === 'autoencoder' ? this.store.models.getBinary(space.model) : undefined;
+      return await WorkerPool.start(workers, { modelsDir: this.config.modelsDir, backbone: this.spec.id, backend: this.config.backend, maxInputPixels: this.config.maxInputPixels, autoencoder: autoencoder ? new Uint8Array(autoencoder) : undefined });
     } catch (err) {
-      options.onWarning?.(`could not start ${workers} embedding workers (${errorText(err)}); indexing in one thread`);
+      onWarning?.(`could not start ${workers} embedding workers (${errorText(err)}); working in one thread`);
       return local;
     }
   }
@@ -409,7 +468,7 @@ export class Engine {
     const needed = read.filter((p) => p.bytes);
     const results = needed.length > 0 ? await embedder.embed(needed.map((p) => ({ name: p.file.path, bytes: p.bytes! }))) : [];
     const embedded: Prepared[] = [];
-    const vectors: Float32Array[] = [];
+    const vectors: Embedding[] = [];
     const failed = new Set<Prepared>();
     results.forEach((r, i) => {
       const p = needed[i];
@@ -418,7 +477,7 @@ export class Engine {
         p.width = r.width;
         p.height = r.height;
         embedded.push(p);
-        vectors.push(r.vector);
+        vectors.push({ pooled: r.vector, code: r.code });
       } else {
         failed.add(p);
         fail(p.file.path, `${r.code}: ${r.message}`);
@@ -428,10 +487,10 @@ export class Engine {
   }
 
   /**
-   * Backbone vectors of image files without indexing them (for `eval`): decoding of the next
+   * Vectors of image files in `space` without indexing them (for `eval`): decoding of the next
    * batch overlaps inference of the current one. Failed files get `undefined` and an error.
    */
-  async embedFiles(files: readonly string[], onProgress?: (done: number, total: number) => void): Promise<{ vectors: Array<Float32Array | undefined>; failed: Array<{ path: string; error: string }> }> {
+  async embedFiles(files: readonly string[], onProgress?: (done: number, total: number) => void, space: SpaceInfo = this.space()): Promise<{ vectors: Array<Float32Array | undefined>; failed: Array<{ path: string; error: string }> }> {
     const vectors: Array<Float32Array | undefined> = new Array(files.length).fill(undefined);
     const failed: Array<{ path: string; error: string }> = [];
     const bs = this.config.batchSize;
@@ -445,8 +504,8 @@ export class Engine {
         if ('value' in r) ok.push(i);
         else failed.push({ path: files[start + i], error: errorText(r.error) });
       });
-      const vs = await this.embedPixels(ok.map((i) => (decoded[i] as { value: Uint8Array }).value));
-      ok.forEach((i, j) => (vectors[start + i] = vs[j]));
+      const es = await this.embedPixels(ok.map((i) => (decoded[i] as { value: Uint8Array }).value), space);
+      ok.forEach((i, j) => (vectors[start + i] = es[j].code ?? es[j].pooled));
       onProgress?.(Math.min(start + bs, files.length), files.length);
     }
     return { vectors, failed };
@@ -463,15 +522,17 @@ export class Engine {
   }
 
   /** Writes one batch in one transaction (records, vectors, journal), then updates the index. */
-  private writeBatch(prepared: Prepared[], embedded: Prepared[], vectors: Float32Array[]): { added: number; updated: number; skipped: number } {
+  private writeBatch(prepared: Prepared[], embedded: Prepared[], vectors: Embedding[]): { added: number; updated: number; skipped: number } {
     const counts = { added: 0, updated: 0, skipped: 0 };
     const vectorOf = new Map(embedded.map((p, i) => [p, vectors[i]]));
     const { store } = this;
     store.write(() => {
       const meta = this.meta();
+      const space = store.getSpace();
       const journal: JournalEntry[] = [];
       for (const p of prepared) {
-        const v = vectorOf.get(p);
+        const e = vectorOf.get(p);
+        const v = e?.pooled;
         const oldId = store.paths.get(p.file.path);
         const old = oldId === undefined ? undefined : store.images.get(oldId);
         if (!v) {
@@ -504,6 +565,11 @@ export class Engine {
         store.paths.putSync(rec.path, id);
         store.hashes.putSync(rec.sha256, id);
         store.putVector(id, v);
+        if (space.kind === 'autoencoder') {
+          // Embedded before a switch of space, a batch has no code for the new space: `train`
+          // embeds it before switching, so only a race with a concurrent `train` lands here.
+          if (e?.code && e.code.length === space.dims) store.putCode(space.codes, id, e.code);
+        }
         store.countLabel(rec.label, +1);
         journal.push({ op: 'add', id });
       }
@@ -556,18 +622,18 @@ export class Engine {
 
   /** Nearest images to an encoded query image. */
   async search(query: Uint8Array, options: SearchOptions = {}): Promise<SearchResult[]> {
-    const v = await this.embedImage(query, 'query image');
-    return this.searchVector(v, options);
+    const e = await this.embedImage(query, 'query image');
+    return this.searchVector(options.space === 'backbone' ? e.pooled : e.code ?? e.pooled, options);
   }
 
   /** Nearest images to an indexed image (itself excluded). */
   similar(id: number, options: SearchOptions = {}): SearchResult[] {
-    const v = this.store.getVector(id);
+    const v = options.space === 'backbone' ? this.store.getVector(id) : this.spaceVectorOf(id);
     if (!v || !this.store.images.doesExist(id)) throw new NotFoundError(`No image with id ${id}.`);
     return this.searchVector(v, { ...options, excludeId: id });
   }
 
-  /** Nearest images to a (not necessarily normalised) backbone vector. */
+  /** Nearest images to a (not necessarily normalised) vector of the active space. */
   searchVector(vector: Float32Array, options: SearchOptions = {}): SearchResult[] {
     const k = intParam('k', options.k ?? 10, 1, MAX_K);
     this.refresh();
@@ -581,8 +647,28 @@ export class Engine {
         return label === undefined ? l !== undefined : l === label;
       };
     }
+    const active = this.space();
+    if (options.space !== undefined && options.space !== active.kind) {
+      if (options.space === 'autoencoder') throw new InvalidParameterError('The library has no autoencoder space yet: run `pixdex train` first, or use --space backbone.');
+      return this.toResults(this.exactSearch(l2normalize(vector), { kind: 'backbone' }, k, filter));
+    }
     const hits = this.ann.search(l2normalize(vector), k, filter);
     return this.toResults(hits);
+  }
+
+  /** Exact cosine search over every stored vector of `space` (for a space without an index). */
+  private exactSearch(query: Float32Array, space: SpaceInfo, k: number, filter?: (id: number) => boolean): Hit[] {
+    const hits: Hit[] = [];
+    for (const id of this.store.images.getKeys()) {
+      if (filter && !filter(id)) continue;
+      const v = this.store.getSpaceVector(space, id);
+      if (!v) continue;
+      const u = l2normalize(v);
+      let s = 0;
+      for (let i = 0; i < u.length; i++) s += u[i] * query[i];
+      hits.push({ id, score: s });
+    }
+    return hits.sort((a, b) => b.score - a.score || a.id - b.id).slice(0, k);
   }
 
   private toResults(hits: Hit[]): SearchResult[] {
@@ -686,15 +772,15 @@ export class Engine {
 
   /** Classifies an encoded image by its labelled neighbours (kNN), the trained head, or both. */
   async classify(query: Uint8Array, options: ClassifyOptions = {}): Promise<Classification> {
-    const v = await this.embedImage(query, 'query image');
-    return classifyVector(this, v, options);
+    const e = await this.embedImage(query, 'query image');
+    return classifyVector(this, e.code ?? e.pooled, { ...options, pooled: e.pooled });
   }
 
   /** Classifies an indexed image (itself left out of the neighbours). */
   classifyId(id: number, options: ClassifyOptions = {}): Classification {
-    const v = this.store.getVector(id);
+    const v = this.spaceVectorOf(id);
     if (!v || !this.store.images.doesExist(id)) throw new NotFoundError(`No image with id ${id}.`);
-    return classifyVector(this, v, { ...options, excludeId: id });
+    return classifyVector(this, v, { ...options, excludeId: id, pooled: this.store.getVector(id) });
   }
 
   /** Suggests labels for unlabelled images from their labelled neighbours (see labels.ts). */
@@ -720,6 +806,19 @@ export class Engine {
     return trainClassifier(this, options, onEpoch);
   }
 
+  /** Trains the library's autoencoder, re-embeds everything and switches search to it (src/train.ts). */
+  train(options: TrainOptions = {}): Promise<TrainReport> {
+    return trainAutoencoder(this, options);
+  }
+
+  /** The space named by a CLI/HTTP `space` option, checked against what exists (default: active). */
+  spaceFor(kind?: SpaceKind): SpaceInfo {
+    const active = this.space();
+    if (kind === undefined || kind === active.kind) return active;
+    if (kind === 'backbone') return { kind: 'backbone' };
+    throw new InvalidParameterError('The library has no autoencoder space yet: run `pixdex train` first, or use --space backbone.');
+  }
+
   /** Store, model and index facts (DESIGN.md `stats`). */
   async stats(): Promise<Stats> {
     this.refresh();
@@ -732,13 +831,14 @@ export class Engine {
       dims: this.spec.dims,
       backend: backend.name,
       backendReason: backend.reason,
-      space: 'backbone',
+      space: this.space(),
       index: {
         type: 'hnsw',
         metric: 'cosine',
         m: this.config.ann.m,
         efConstruction: this.config.ann.efConstruction,
         efSearch: this.config.ann.efSearch,
+        dims: this.ann.dims,
         size: this.ann.size,
         capacity: this.ann.capacity,
         snapshotSeq: snap?.seq ?? null,
@@ -763,6 +863,16 @@ export class Engine {
       await this.store.close();
     }
   }
+}
+
+/** 'backbone', or the model key of an autoencoder space (names what an HNSW snapshot indexes). */
+export function spaceKey(space: SpaceInfo): string {
+  return space.kind === 'backbone' ? 'backbone' : space.model;
+}
+
+/** Dimensions of the vectors of `space`. */
+export function spaceDims(space: SpaceInfo, spec: BackboneSpec): number {
+  return space.kind === 'backbone' ? spec.dims : space.dims;
 }
 
 /** The parent folder name of a file, used as its label by `--label-from-folder`. */

@@ -3,7 +3,7 @@
  * softmax head, or both; propagate labels to unlabelled images as *suggestions*, kept apart from
  * the labels a person set (`images.label`) until someone accepts them.
  */
-import type { Engine, SearchResult } from './engine.ts';
+import type { Engine, SearchResult, SpaceKind } from './engine.ts';
 import { InvalidParameterError, NotFoundError, PixdexError, intParam, numberParam } from './errors.ts';
 import { knnVote } from './classify.ts';
 import { ClassifierHead, type HeadOptions, type HeadReport } from './models/head.ts';
@@ -21,6 +21,10 @@ export interface ClassifyOptions {
   method?: ClassifyMethod;
   /** Leave this image out (when classifying an indexed image). */
   excludeId?: number;
+  /** The query's pooled backbone vector, which the head reads (default: the vector itself). */
+  pooled?: Float32Array;
+  /** Neighbours searched in this space (default: the active one). */
+  space?: SpaceKind;
 }
 
 /** A classification: label (null = unknown), confidence in [0,1], the distribution, neighbours. */
@@ -76,13 +80,13 @@ export function classifyVector(engine: Engine, vector: Float32Array, o: Classify
   const minConfidence = numberParam('minConfidence', o.minConfidence ?? 0, 0, 1);
   const method = o.method ?? 'knn';
   if (!CLASSIFY_METHODS.includes(method)) throw new InvalidParameterError(`Expected method knn, head or both but received ${JSON.stringify(method)}`);
-  const neighbors = engine.searchVector(vector, { k, labelled: true, excludeId: o.excludeId });
+  const neighbors = engine.searchVector(o.space === 'backbone' ? (o.pooled ?? vector) : vector, { k, labelled: true, excludeId: o.excludeId, space: o.space });
   const knn = knnVote(neighbors);
   let dist: Record<string, number> = knn.votes;
   if (method !== 'knn') {
     const head = loadHead(engine);
     if (!head) throw new PixdexError('NO_CLASSIFIER', 'No classifier has been trained for this library yet: run `pixdex train-classifier` first, or use --method knn.');
-    const probs = Object.fromEntries(head.predict(vector).map((p) => [p.label, p.probability]));
+    const probs = Object.fromEntries(head.predict(o.pooled ?? vector).map((p) => [p.label, p.probability]));
     if (method === 'head') {
       dist = probs;
     } else {
@@ -120,7 +124,7 @@ export function propagate(engine: Engine, o: PropagateOptions = {}): PropagateRe
   for (const { key: id, value: rec } of store.images.getRange()) {
     if (rec.label !== undefined) continue;
     unlabelled++;
-    const v = store.getVector(id);
+    const v = engine.spaceVectorOf(id);
     if (!v) continue;
     const c = classifyVector(engine, v, { k, method: 'knn', excludeId: id });
     const rejected = store.suggestions.get(id)?.rejected ?? [];

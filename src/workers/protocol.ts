@@ -7,6 +7,8 @@ export interface WorkerInit {
   backbone: string;
   backend: BackendChoice;
   maxInputPixels: number;
+  /** Autoencoder weights (`ConvAutoencoder.toBytes`) when the space is an autoencoder's. */
+  autoencoder?: Uint8Array;
 }
 
 /** One batch to decode and embed: encoded bytes (transferred, not copied) with their names. */
@@ -18,7 +20,7 @@ export interface EmbedJob {
 
 /** Outcome for one item of a job: its pooled vector and original size, or an error. */
 export type EmbedItemResult =
-  | { ok: true; vector: Float32Array; width: number; height: number }
+  | { ok: true; vector: Float32Array; code?: Float32Array; width: number; height: number }
   | { ok: false; code: string; message: string };
 
 export type WorkerMessage =
