@@ -317,7 +317,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
         `images    ${s.images}`,
         `labels    ${labels}`,
         `backbone  ${s.backbone} (${s.dims}-d)`,
-        `space     ${s.space.kind === 'backbone' ? `backbone (pooled ${s.dims}-d)` : `autoencoder ${s.space.dims}-d, trained ${s.space.trainedAt} on ${s.space.samples} images, ${s.space.epochs} epochs, final loss ${s.space.finalLoss.toFixed(4)}`}`,
+        `space     ${s.spaceInfo.kind === 'backbone' ? `backbone (pooled ${s.dims}-d)` : `autoencoder ${s.spaceInfo.dims}-d, trained ${s.spaceInfo.trainedAt} on ${s.spaceInfo.samples} images, ${s.spaceInfo.epochs} epochs, final loss ${s.spaceInfo.finalLoss.toFixed(4)}`}`,
         `backend   ${s.backend} (${s.backendReason})`,
         `index     hnsw cosine M=${s.index.m} efConstruction=${s.index.efConstruction} ef=${s.index.efSearch}, ${s.index.size} vectors, ${s.index.pendingChanges} changes since snapshot`,
         `store     ${(s.storeBytes / 1048576).toFixed(1)} MiB in ${s.dataDir}`,

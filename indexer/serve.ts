@@ -64,11 +64,12 @@ export async function serve(args: string[]): Promise<number> {
 
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const engine = await Engine.open(options);
+  let app: ReturnType<typeof createApp> | undefined;
   try {
     const cfg = engine.config.server;
     const shutdown = new AbortController();
     const ready = engine.model();
-    const app = createApp(engine, { ready, signal: shutdown.signal, log });
+    app = createApp(engine, { ready, signal: shutdown.signal, log });
     const httpServer = http.createServer(app);
     await listen(httpServer, cfg.port, cfg.host);
     const { address, port } = httpServer.address() as AddressInfo;
@@ -101,6 +102,7 @@ export async function serve(args: string[]): Promise<number> {
     process.off('SIGTERM', force);
     await ready.catch(() => undefined);
   } finally {
+    await (app?.locals.indexJobs as { stop(): Promise<void> } | undefined)?.stop(); // its last batch must land before the store closes
     await engine.close();
   }
   log('stopped');

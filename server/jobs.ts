@@ -198,9 +198,7 @@ export function mountIndexJobs(app: Express, engine: Engine, o: IndexJobRouteOpt
     for (const p of paths) await checkReadable(p);
     const running = jobs.current;
     if (running) {
-      // 409 is written here rather than by errorHandler: server/errors.ts has no 409 code yet.
-      res.status(409).json({ error: { code: JOB_RUNNING, message: `Index job ${running.jobId} is still running (${running.done}/${running.total ?? '?'} files); wait for it or cancel it with DELETE /api/index/${running.jobId}` } });
-      return;
+      throw new HttpError(JOB_RUNNING, `Index job ${running.jobId} is still running (${running.done}/${running.total ?? '?'} files); wait for it or cancel it with DELETE /api/index/${running.jobId}`);
     }
     const status = jobs.start(paths, labelFromFolder);
     res.status(202).location(`/api/index/${status.jobId}`).json({ jobId: status.jobId, statusUrl: `/api/index/${status.jobId}` });

@@ -97,8 +97,10 @@ export interface Stats {
   dims: number;
   backend: string;
   backendReason: string;
-  /** The active embedding space and, for an autoencoder, when and how it was trained. */
-  space: SpaceInfo;
+  /** The active embedding space (DESIGN.md: a name). */
+  space: SpaceKind;
+  /** Its details: for an autoencoder, dims, when and how it was trained, final loss. */
+  spaceInfo: SpaceInfo;
   index: {
     type: 'hnsw';
     metric: 'cosine';
@@ -366,7 +368,7 @@ export class Engine {
       summary.errors.push({ path: p, error });
     };
     const scan = await scanInputs(inputs, this.config.extensions);
-    for (const e of scan.errors) fail(e.path, e.error);
+    for (const e of scan.errors) fail(e.path, `UNREADABLE_FILE: ${e.error}`); // like every error: "CODE: message"
     summary.total = scan.files.length;
 
     const todo: ScannedFile[] = [];
@@ -831,7 +833,8 @@ export class Engine {
       dims: this.spec.dims,
       backend: backend.name,
       backendReason: backend.reason,
-      space: this.space(),
+      space: this.space().kind,
+      spaceInfo: this.space(),
       index: {
         type: 'hnsw',
         metric: 'cosine',

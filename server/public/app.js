@@ -1,4 +1,5 @@
-// pixdex web page: search by photo, similar-by-id, classify, labels, library stats and indexing.
+// pixdex web page: search by photo, similar-by-id, classify, labels, library stats, indexing and
+// the review of label suggestions.
 // Plain ES module, no build step; talks to the JSON API under /api (see /openapi.json).
 
 const $ = (id) => document.getElementById(id);
@@ -6,18 +7,21 @@ const TOKEN_KEY = 'pixdex.token';
 const POLL_MS = 500;
 
 const el = {
-  tabs: [$('tab-search'), $('tab-library')],
+  tabs: [$('tab-search'), $('tab-library'), $('tab-suggestions')],
   alert: $('alert'), alertText: $('alert-text'), alertClose: $('alert-close'),
   tokenBox: $('token-box'), tokenForm: $('token-form'), token: $('token'),
   drop: $('drop'), file: $('file'), k: $('k'), labelFilter: $('label-filter'),
   query: $('query'), queryImg: $('query-img'), queryCaption: $('query-caption'), back: $('back'),
-  classify: $('classify'), predLabel: $('pred-label'), predConf: $('pred-conf'), votes: $('votes'),
+  classify: $('classify'), classifyMethod: $('classify-method'), classifyResult: $('classify-result'), classifyError: $('classify-error'),
+  predLabel: $('pred-label'), predConf: $('pred-conf'), votes: $('votes'),
   status: $('status'), grid: $('grid'), cardTemplate: $('card-template'), labelOptions: $('label-options'),
   facts: { images: $('fact-images'), labels: $('fact-labels'), backbone: $('fact-backbone'), space: $('fact-space'), backend: $('fact-backend') },
   labelsBody: $('labels-body'),
   indexForm: $('index-form'), indexPath: $('index-path'), indexLabelFolder: $('index-label-folder'),
   indexStart: $('index-start'), indexCancel: $('index-cancel'),
   job: $('index-job'), jobLabel: $('index-progress-label'), progress: $('index-progress'), jobText: $('index-text'), jobErrors: $('index-errors'),
+  propagateForm: $('propagate-form'), minConfidence: $('min-confidence'), propagate: $('propagate'), acceptAll: $('accept-all'),
+  suggestionsStatus: $('suggestions-status'), suggestions: $('suggestions'), suggestionTemplate: $('suggestion-template'),
 };
 
 /** What the grid currently shows: the uploaded photo, or an indexed image by id. */
@@ -26,6 +30,10 @@ let current = null;
 let lastUpload = null;
 /** Increases with every query, so a slow answer never overwrites a newer one. */
 let querySeq = 0;
+/** The same for the classify vote alone (the method can change without a new search). */
+let classifySeq = 0;
+/** True while suggestions are being computed or decided, so two runs never interleave. */
+let reviewing = false;
 let pollTimer = 0;
 let runningJobId = null;
 
@@ -70,9 +78,14 @@ function upload(url, file) {
 
 // ---------------------------------------------------------------- messages
 
+/** A sentence for an error: the server's message, or what went wrong in the page. */
+function errorText(err) {
+  const text = err instanceof ApiError ? err.message : `Something went wrong: ${err && err.message ? err.message : err}`;
+  return text.charAt(0).toUpperCase() + text.slice(1); // server messages may start with a file name or "query image"
+}
+
 function showError(err) {
-  let text = err instanceof ApiError ? err.message : `Something went wrong: ${err && err.message ? err.message : err}`;
-  text = text.charAt(0).toUpperCase() + text.slice(1); // server messages may start with a file name or "query image"
+  let text = errorText(err);
   if (err instanceof ApiError && err.status === 401) {
     text += '. Enter the server token under “Token” (top right), then try again.';
     el.tokenBox.open = true;
@@ -115,11 +128,12 @@ function selectTab(tab, focus = false) {
     $(t.getAttribute('aria-controls')).hidden = !on;
   }
   if (focus) tab.focus();
-  history.replaceState(null, '', tab.id === 'tab-library' ? '#library' : '#');
+  history.replaceState(null, '', tab.id === 'tab-search' ? '#' : `#${tab.id.slice(4)}`);
   if (tab.id === 'tab-library') {
     loadLibrary();
     resumeJob();
   }
+  if (tab.id === 'tab-suggestions') loadSuggestions();
 }
 
 el.tabs.forEach((tab, i) => {
@@ -169,7 +183,7 @@ async function loadLibrary() {
     el.facts.images.textContent = stats.images.toLocaleString();
     el.facts.labels.textContent = Object.keys(stats.labels).length.toLocaleString();
     el.facts.backbone.textContent = `${stats.backbone} (${stats.dims}-d)`;
-    el.facts.space.textContent = spaceText(stats.space);
+    el.facts.space.textContent = spaceText(stats.spaceInfo ?? stats.space);
     el.facts.backend.textContent = stats.backend;
     el.facts.backend.title = stats.backendReason || '';
   } catch (err) {
@@ -203,10 +217,9 @@ async function searchFile(file) {
   const seq = ++querySeq;
   el.grid.setAttribute('aria-busy', 'true');
   setStatus(`Searching for images similar to ${file.name || 'the pasted image'}…`);
-  const [search, vote] = await Promise.allSettled([
-    upload(`/api/search?${queryString()}`, file),
-    upload(`/api/classify?k=${kValue()}`, file),
-  ]);
+  const votePending = classifyUpload(file);
+  const voteSeq = classifySeq;
+  const [search, vote] = await Promise.allSettled([upload(`/api/search?${queryString()}`, file), votePending]);
   if (seq !== querySeq) return;
   el.grid.setAttribute('aria-busy', 'false');
   if (search.status === 'rejected') {
@@ -219,7 +232,9 @@ async function searchFile(file) {
   current = { kind: 'file', file };
   showQuery(lastUpload.url, `Your photo: ${file.name || 'pasted image'}`, `Your photo ${file.name || ''}`.trim());
   el.back.hidden = true;
-  renderVote(vote.status === 'fulfilled' ? vote.value : null);
+  if (voteSeq !== classifySeq) reclassify(); // the method changed while this search ran
+  else if (vote.status === 'fulfilled') renderVote(vote.value);
+  else renderVote(null, vote.reason);
   renderResults(search.value.results, `${search.value.results.length} similar images to your photo · ${Math.round(search.value.tookMs)} ms`);
 }
 
@@ -258,12 +273,22 @@ function showQuery(src, caption, alt) {
   el.query.hidden = false;
 }
 
-function renderVote(vote) {
-  if (!vote) {
-    el.classify.hidden = true;
-    return;
-  }
-  el.classify.hidden = false;
+/** The classify vote for an uploaded photo, by the chosen method. */
+function classifyUpload(file) {
+  classifySeq++;
+  const q = new URLSearchParams({ k: String(kValue()), method: el.classifyMethod.value });
+  return upload(`/api/classify?${q}`, file);
+}
+
+/** Shows a vote, or why there is none (e.g. no trained head: 409 NO_CLASSIFIER); hides the panel for neither. */
+function renderVote(vote, error) {
+  el.classify.hidden = !vote && !error;
+  el.classify.dataset.method = vote ? vote.method : el.classifyMethod.value;
+  el.classifyResult.hidden = !vote;
+  el.classifyError.hidden = !error;
+  el.classifyError.textContent = error ? errorText(error) : '';
+  el.classifyError.dataset.code = error instanceof ApiError ? error.code : '';
+  if (!vote) return;
   el.predLabel.textContent = vote.label ?? 'No label';
   el.predConf.textContent = vote.label ? `${Math.round(vote.confidence * 100)}% confidence` : '(no labelled neighbours)';
   const total = Object.values(vote.votes).reduce((a, b) => a + b, 0) || 1;
@@ -368,6 +393,26 @@ el.back.addEventListener('click', () => {
   if (lastUpload) searchFile(lastUpload.file);
 });
 el.k.addEventListener('change', rerun);
+el.classifyMethod.addEventListener('change', reclassify);
+
+/** Classifies the uploaded photo again, with the method now chosen. */
+async function reclassify() {
+  if (!current || current.kind !== 'file') return;
+  const { file } = current;
+  const pending = classifyUpload(file);
+  const seq = classifySeq;
+  el.classify.setAttribute('aria-busy', 'true');
+  let vote = null;
+  let error = null;
+  try {
+    vote = await pending;
+  } catch (err) {
+    error = err;
+  }
+  if (seq !== classifySeq) return; // a newer method change or search answers instead
+  el.classify.setAttribute('aria-busy', 'false');
+  if (current && current.kind === 'file' && current.file === file) renderVote(vote, error);
+}
 el.labelFilter.addEventListener('change', rerun);
 
 // ---------------------------------------------------------------- drop, pick, paste
@@ -518,7 +563,154 @@ function formatSeconds(s) {
   return `${Math.round(s / 60)} min`;
 }
 
+// ---------------------------------------------------------------- label suggestions
+
+function setSuggestionsStatus(text) {
+  el.suggestionsStatus.textContent = text;
+}
+
+/** Disables the run and accept-all buttons while one operation is in flight. */
+function setReviewing(on) {
+  reviewing = on;
+  el.propagate.disabled = on;
+  el.acceptAll.disabled = on || el.suggestions.children.length === 0;
+  el.suggestions.setAttribute('aria-busy', String(on));
+}
+
+async function loadSuggestions() {
+  if (reviewing) return;
+  try {
+    const { suggestions } = await api('GET', '/api/suggestions');
+    renderSuggestions(suggestions);
+    setSuggestionsStatus(suggestions.length
+      ? `${countText(suggestions.length, 'suggestion')} waiting for review.`
+      : 'No suggestions waiting. Choose a minimum confidence and press “Suggest labels”.');
+  } catch (err) {
+    showError(err);
+  }
+}
+
+function countText(n, noun) {
+  return `${n.toLocaleString()} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** Suggests a label for every unlabelled image at or above the minimum confidence, and saves them for review. */
+el.propagateForm.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  if (reviewing) return;
+  clearError();
+  const min = Number(el.minConfidence.value);
+  setReviewing(true);
+  setSuggestionsStatus('Comparing every unlabelled image with its labelled neighbours…');
+  try {
+    const r = await api('POST', `/api/suggestions/propagate?${new URLSearchParams({ minConfidence: String(min), apply: 'true' })}`, { auth: true });
+    const { suggestions } = await api('GET', '/api/suggestions');
+    renderSuggestions(suggestions);
+    setSuggestionsStatus(r.unlabelled === 0
+      ? 'Every image has a label: nothing to suggest.'
+      : `Checked ${countText(r.unlabelled, 'unlabelled image')}: ${countText(r.suggested, 'suggestion')} at ${Math.round(min * 100)}% confidence or more, ${r.undecided.toLocaleString()} undecided.`);
+  } catch (err) {
+    showError(err);
+    setSuggestionsStatus('');
+  } finally {
+    setReviewing(false);
+  }
+});
+
+function renderSuggestions(list) {
+  el.suggestions.replaceChildren(...list.map(suggestionCard));
+  el.acceptAll.disabled = reviewing || list.length === 0;
+}
+
+function suggestionCard(s) {
+  const li = el.suggestionTemplate.content.firstElementChild.cloneNode(true);
+  const name = shortName(s.path);
+  li.dataset.id = String(s.id);
+  li.dataset.label = s.label;
+  li.dataset.path = s.path;
+  const img = li.querySelector('img');
+  img.src = s.thumbnailUrl;
+  img.alt = `${name}, suggested label ${s.label}`;
+  li.querySelector('.label-chip').textContent = s.label;
+  const conf = li.querySelector('.score');
+  conf.textContent = `${Math.round(s.confidence * 100)}%`;
+  conf.title = 'Confidence: the suggested label’s share of the neighbours’ vote';
+  li.querySelector('.name').textContent = name;
+  li.querySelector('.name').title = s.path;
+  const accept = li.querySelector('.accept');
+  const reject = li.querySelector('.reject');
+  accept.setAttribute('aria-label', `Accept “${s.label}” for ${name}`);
+  reject.setAttribute('aria-label', `Reject “${s.label}” for ${name}`);
+  accept.addEventListener('click', () => decide(li, 'accept'));
+  reject.addEventListener('click', () => decide(li, 'reject'));
+  return li;
+}
+
+/** Accepts (the suggestion becomes the label) or rejects one suggestion; the item leaves the list. */
+async function decide(li, action) {
+  if (reviewing) return;
+  clearError();
+  const buttons = li.querySelectorAll('button');
+  const focused = li.contains(document.activeElement) ? document.activeElement : null; // disabling blurs it
+  buttons.forEach((b) => { b.disabled = true; });
+  const { id, label } = li.dataset;
+  const name = shortName(li.dataset.path);
+  try {
+    await api('POST', `/api/suggestions/${id}/${action}`, { auth: true });
+    removeSuggestion(li, action, focused);
+    setSuggestionsStatus(action === 'accept' ? `Labelled ${name} “${label}”.` : `Rejected “${label}” for ${name}: it will not be suggested again.`);
+    if (action === 'accept') loadLabels().catch(showError);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) {
+      removeSuggestion(li, action, focused); // decided elsewhere meanwhile
+    } else {
+      buttons.forEach((b) => { b.disabled = false; });
+      focused?.focus();
+    }
+    showError(err);
+  }
+}
+
+/** Removes an item, keeping keyboard focus on the same button of the next (or previous) one. */
+function removeSuggestion(li, action, hadFocus) {
+  const next = li.nextElementSibling || li.previousElementSibling;
+  li.remove();
+  el.acceptAll.disabled = reviewing || el.suggestions.children.length === 0;
+  if (el.suggestions.children.length === 0) setSuggestionsStatus('All suggestions reviewed.');
+  if (hadFocus) (next ? next.querySelector(`.${action}`) : el.propagate).focus();
+}
+
+el.acceptAll.addEventListener('click', async () => {
+  const items = [...el.suggestions.children];
+  if (reviewing || items.length === 0) return;
+  if (!confirm(`Accept all ${countText(items.length, 'suggestion')} as labels?`)) return;
+  clearError();
+  setReviewing(true);
+  let done = 0;
+  try {
+    for (const li of items) {
+      setSuggestionsStatus(`Accepting ${(done + 1).toLocaleString()} of ${items.length.toLocaleString()}…`);
+      try {
+        await api('POST', `/api/suggestions/${li.dataset.id}/accept`, { auth: true });
+      } catch (err) {
+        if (!(err instanceof ApiError && err.status === 404)) throw err; // 404: decided elsewhere meanwhile
+      }
+      li.remove();
+      done++;
+    }
+    setSuggestionsStatus(`Accepted ${countText(done, 'suggestion')}.`);
+  } catch (err) {
+    showError(err);
+    setSuggestionsStatus(`Accepted ${countText(done, 'suggestion')}; ${(items.length - done).toLocaleString()} still waiting.`);
+  } finally {
+    setReviewing(false);
+    if (done) loadLabels().catch(showError);
+    (el.acceptAll.disabled ? el.propagate : el.acceptAll).focus(); // the clicked button may be disabled now
+  }
+});
+
 // ---------------------------------------------------------------- start
 
 loadLabels().catch(showError);
-if (location.hash === '#library') selectTab(el.tabs[1]);
+const startTab = el.tabs.find((t) => location.hash === `#${t.id.slice(4)}`);
+if (startTab && startTab !== el.tabs[0]) selectTab(startTab);
