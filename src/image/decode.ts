@@ -39,10 +39,47 @@ export function toBadImageError(err: unknown, what: string): BadImageError {
   if (lower.includes('unsupported image format') || lower.includes('bad seek') || lower.includes('no decoder') || lower.includes('compression format')) {
     return new BadImageError('UNSUPPORTED_IMAGE', `${what} is not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, AVIF)`, { cause: err });
   }
+  if (lower.includes('corrupt jpeg data')) {
+    // libjpeg's warning for damaged entropy-coded data (even "premature end of data segment"):
+    // a truncated file gives "premature end of JPEG file/image" instead.
+    return new BadImageError('CORRUPT_IMAGE', `${what} could not be decoded: ${firstLine(message)}`, { cause: err });
+  }
   if (lower.includes('premature end') || lower.includes('truncated') || lower.includes('unexpected end') || lower.includes('not enough data') || lower.includes('read error') || lower.includes('out of data')) {
     return new BadImageError('TRUNCATED_IMAGE', `${what} is truncated: ${firstLine(message)}`, { cause: err });
   }
   return new BadImageError('CORRUPT_IMAGE', `${what} could not be decoded: ${firstLine(message)}`, { cause: err });
+}
+
+/**
+ * Whether a PNG, WebP or JPEG file holds all the bytes its structure declares (PNG: an IEND
+ * chunk; WebP: the RIFF size; JPEG: an end-of-image marker after the last scan); undefined for
+ * other formats. sharp does not always pass the decoder's words on ("Warning treated as error
+ * due to failOn setting"), and libvips reports truncated and corrupt PNG/WebP alike. libvips reports a truncated and a corrupt
+ * file of these formats with the same words ("libpng read error", "corrupt header").
+ */
+function isComplete(input: Uint8Array): boolean | undefined {
+  const b = Buffer.from(input.buffer, input.byteOffset, input.length);
+  if (b.length >= 8 && b.readUInt32BE(0) === 0x89504e47) return b.indexOf('IEND', 8, 'latin1') > 0;
+  if (b.length >= 12 && b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP') return b.length >= 8 + b.readUInt32LE(4);
+  if (b.length >= 4 && b[0] === 0xff && b[1] === 0xd8) {
+    // JPEG: 0xFFD9 (end of image) only appears as a marker (0xFF in entropy data is stuffed as
+    // 0xFF00), so a complete file has one after its last start of scan (0xFFDA); an EXIF
+    // thumbnail's own end marker comes before the main image's scans.
+    return b.lastIndexOf(Buffer.from([0xff, 0xd9])) > b.lastIndexOf(Buffer.from([0xff, 0xda]));
+  }
+  return undefined;
+}
+
+/** Maps a decoding failure like `toBadImageError`, telling truncated from corrupt by the bytes where the message cannot. */
+function decodeError(err: unknown, input: Uint8Array, what: string): BadImageError {
+  const e = toBadImageError(err, what);
+  if (e.code !== 'TRUNCATED_IMAGE' && e.code !== 'CORRUPT_IMAGE') return e;
+  const complete = isComplete(input);
+  if (complete === undefined || complete === (e.code === 'CORRUPT_IMAGE')) return e;
+  const detail = firstLine(err instanceof Error ? err.message : String(err));
+  return complete
+    ? new BadImageError('CORRUPT_IMAGE', `${what} could not be decoded: ${detail}`, { cause: err })
+    : new BadImageError('TRUNCATED_IMAGE', `${what} is truncated: ${detail}`, { cause: err });
 }
 
 function firstLine(s: string): string {
@@ -59,7 +96,7 @@ export async function decodeImage(input: Buffer | Uint8Array, options: DecodeOpt
   try {
     meta = await sharp(input, { limitInputPixels: options.maxInputPixels }).metadata();
   } catch (err) {
-    throw toBadImageError(err, what);
+    throw decodeError(err, input, what);
   }
   if (!meta.format || !ACCEPTED_FORMATS.has(meta.format)) {
     throw new BadImageError('UNSUPPORTED_IMAGE', `${what} is ${meta.format ?? 'an unknown'} format; pixdex indexes JPEG, PNG, WebP, GIF, TIFF and AVIF`);
@@ -88,6 +125,6 @@ export async function decodeImage(input: Buffer | Uint8Array, options: DecodeOpt
       format: meta.format,
     };
   } catch (err) {
-    throw toBadImageError(err, what);
+    throw decodeError(err, input, what);
   }
 }
