@@ -40,6 +40,7 @@ Commands:
   train                 Train the library's autoencoder and switch search to it  [--dim 256] [--epochs 30] [--sample 1000]
   stats                 Store, model and index facts
   serve                 HTTP API and web page  [--host 127.0.0.1] [--port 8080] [--token T]
+  check                 Verify the store and its index  [--repair]
 
 Global options:
   --data DIR      data directory (default ./data, env PIXDEX_DATA)
@@ -123,6 +124,12 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   async serve(args) {
     const { serve } = await import('./serve.ts');
     return serve(args);
+  },
+
+  /** `pixdex check`: store invariants (src/check.ts), loaded only when asked for. */
+  async check(args) {
+    const { check } = await import('./check.ts');
+    return check(args);
   },
 
   async index(args) {

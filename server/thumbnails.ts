@@ -2,6 +2,7 @@
  * Thumbnails of indexed images, made with sharp from the indexed file (EXIF-rotated) and kept in
  * a byte-bounded LRU. The file is always the one recorded for the id: no route takes a path.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -73,6 +74,11 @@ export class Thumbnails {
       input = await fs.readFile(src.path);
     } catch {
       throw new NotFoundError(`The file of image ${src.id} is no longer readable; re-index its folder or delete the image.`);
+    }
+    // Only the content that was indexed is served: not whatever the path holds now (another
+    // image, or a symlink to a non-image swapped in for it).
+    if (createHash('sha256').update(input).digest('hex') !== src.sha256) {
+      throw new NotFoundError(`The file of image ${src.id} has changed since it was indexed; re-index its folder.`);
     }
     const size = this.options.size;
     const img = sharp(input, { limitInputPixels: this.options.maxInputPixels, failOn: 'none' })

@@ -18,11 +18,20 @@ const MULTIPART_LIMITS = Object.freeze({
   fieldNameSize: 64,
 });
 
+/** Bytes of a multipart body besides the file: boundaries, part headers and the fields above. */
+const MULTIPART_OVERHEAD = 16 * 1024;
+
 /** Middleware that puts an uploaded image in `req.file` (multipart) or `req.body` (raw). */
 export function imageUpload(maxUploadBytes: number): RequestHandler {
   const multipart = multer({ storage: multer.memoryStorage(), limits: { ...MULTIPART_LIMITS, fileSize: maxUploadBytes } }).single('image');
   const raw = express.raw({ type: 'image/*', limit: maxUploadBytes });
   return (req, res, next) => {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > maxUploadBytes + (req.is('multipart/form-data') ? MULTIPART_OVERHEAD : 0)) {
+      // Refused at once, and the connection closed: the body parsers would first read it all.
+      res.set('Connection', 'close');
+      return next(new HttpError('UPLOAD_TOO_LARGE', `The request body is ${declared} bytes, over the upload limit of ${maxUploadBytes} bytes (maxUploadBytes; pixdex serve --max-upload-mb)`));
+    }
     if (req.is('multipart/form-data')) return multipart(req, res, next);
     if (req.is('image/*')) return raw(req, res, next);
     if (!hasBody(req)) return next(missingImage());

@@ -732,6 +732,7 @@ export class Engine {
       if (store.hashes.get(rec.sha256) === id) store.hashes.removeSync(rec.sha256);
       store.vectors.removeSync(id);
       store.codes.removeSync(id);
+      store.codes2.removeSync(id); // either table may be the active space's
       store.suggestions.removeSync(id);
       store.countLabel(rec.label, -1);
       store.appendJournal(meta, [{ op: 'remove', id }]);

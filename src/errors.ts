@@ -72,9 +72,9 @@ export function invalidParameter(name: string, expected: string, actual: unknown
   return new InvalidParameterError(`Expected ${expected} for ${name} but received ${shown} of type ${typeof actual}`);
 }
 
-/** Parses an integer parameter within [min, max] or throws `InvalidParameterError`. */
+/** Parses an integer parameter within [min, max] (a string: decimal digits only) or throws `InvalidParameterError`. */
 export function intParam(name: string, value: unknown, min: number, max: number): number {
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  const n = typeof value === 'string' && /^\s*[+-]?\d+\s*$/.test(value) ? Number(value) : value; // not "1e3" nor "0x10"
   if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
     throw invalidParameter(name, `integer between ${min} and ${max}`, value);
   }

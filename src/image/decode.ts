@@ -54,8 +54,8 @@ export function toBadImageError(err: unknown, what: string): BadImageError {
  * Whether a PNG, WebP or JPEG file holds all the bytes its structure declares (PNG: an IEND
  * chunk; WebP: the RIFF size; JPEG: an end-of-image marker after the last scan); undefined for
  * other formats. sharp does not always pass the decoder's words on ("Warning treated as error
- * due to failOn setting"), and libvips reports truncated and corrupt PNG/WebP alike. libvips reports a truncated and a corrupt
- * file of these formats with the same words ("libpng read error", "corrupt header").
+ * due to failOn setting"), and libvips reports truncated and corrupt PNG/WebP with the same
+ * words ("libpng read error", "corrupt header").
  */
 function isComplete(input: Uint8Array): boolean | undefined {
   const b = Buffer.from(input.buffer, input.byteOffset, input.length);
@@ -82,6 +82,17 @@ function decodeError(err: unknown, input: Uint8Array, what: string): BadImageErr
     : new BadImageError('TRUNCATED_IMAGE', `${what} is truncated: ${detail}`, { cause: err });
 }
 
+/**
+ * Whether the input starts like markup (SVG, HTML, XML: `<` after an optional BOM and
+ * whitespace). Markup is refused before sharp sees it: librsvg would parse it (an entity bomb,
+ * an attack surface), and its XML errors reach sharp's message shared with concurrent decodes.
+ */
+function looksLikeMarkup(input: Uint8Array): boolean {
+  let i = input[0] === 0xef && input[1] === 0xbb && input[2] === 0xbf ? 3 : 0;
+  while (i < input.length && i < 1024 && (input[i] === 0x20 || input[i] === 0x09 || input[i] === 0x0a || input[i] === 0x0d)) i++;
+  return input[i] === 0x3c;
+}
+
 function firstLine(s: string): string {
   return s.split('\n')[0].trim();
 }
@@ -92,6 +103,9 @@ function firstLine(s: string): string {
  */
 export async function decodeImage(input: Buffer | Uint8Array, options: DecodeOptions, what = 'image'): Promise<DecodedImage> {
   if (input.length === 0) throw new BadImageError('EMPTY_IMAGE', `${what} is empty (0 bytes)`);
+  if (looksLikeMarkup(input)) {
+    throw new BadImageError('UNSUPPORTED_IMAGE', `${what} is markup (SVG, HTML or XML), not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, AVIF)`);
+  }
   let meta: Metadata;
   try {
     meta = await sharp(input, { limitInputPixels: options.maxInputPixels }).metadata();

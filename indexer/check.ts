@@ -1,0 +1,102 @@
+/**
+ * `pixdex check [--repair] [--json]`: verifies the store's invariants (src/check.ts) and, with
+ * --repair, fixes what can be derived again. Without --repair nothing is written, not even the
+ * index snapshot a normal close saves. Exit code 0 when no problem remains, 5 otherwise.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { checkStore, repairStore, type CheckReport } from '../src/check.ts';
+import { resolveConfig, type PixdexOptions } from '../src/config.ts';
+import { Engine } from '../src/engine.ts';
+import { NotFoundError } from '../src/errors.ts';
+import { EXIT } from './exit.ts';
+
+const USAGE = `Usage: pixdex check [--repair] [--json] [--data DIR]
+
+Verifies the store: no duplicate paths or contents, every image with its vector and every vector
+with its image, lookups and label counts right, ids below meta.nextId, and the HNSW index (as
+loaded from its snapshot and journal) holding exactly the stored images. Writes nothing.
+
+  --repair   drop orphans and duplicates, rewrite lookups and label counts, rebuild the index
+             from the vectors and save a fresh snapshot (stop other pixdex processes first);
+             images without a vector are removed: index their folder again to re-add them
+  --json     {"ok", "images", "vectors", "paths", "labels", "index", "problems", "counts"}
+             (with --repair: {"before", "fixed", "after"})
+
+Exit code 0 when no problem remains, 5 when some do.
+`;
+
+/** Runs `pixdex check`; returns the exit code. */
+export async function check(args: string[]): Promise<number> {
+  const { values: v } = parseArgs({
+    args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      repair: { type: 'boolean', default: false },
+      data: { type: 'string' },
+      models: { type: 'string' },
+      backbone: { type: 'string' },
+      backend: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (v.help) {
+    process.stdout.write(USAGE);
+    return EXIT.ok;
+  }
+  const options: PixdexOptions = {};
+  if (v.data) options.dataDir = v.data;
+  if (v.models) options.modelsDir = v.models;
+  if (v.backbone) options.backbone = v.backbone;
+  if (v.backend) options.backend = v.backend as PixdexOptions['backend'];
+  const dataDir = resolveConfig(options).dataDir;
+  if (!fs.existsSync(path.join(dataDir, 'pixdex.lmdb'))) {
+    throw new NotFoundError(`No store in ${dataDir} (no pixdex.lmdb there). Pass the folder you index into with --data or PIXDEX_DATA.`);
+  }
+
+  const engine = await Engine.open(options);
+  let remaining: CheckReport;
+  if (v.repair) {
+    try {
+      const r = repairStore(engine);
+      remaining = r.after;
+      const fixed = Object.entries(r.fixed).map(([what, n]) => `${what} ${n}`).join(', ');
+      print(v.json, r, [describe(r.before, dataDir), r.before.ok ? 'nothing to repair' : `repaired: ${fixed}`, ...(r.before.ok ? [] : ['after repair:', describe(r.after, dataDir)])].join('\n'));
+    } finally {
+      await engine.close();
+    }
+  } else {
+    try {
+      remaining = checkStore(engine);
+      print(v.json, remaining, describe(remaining, dataDir));
+    } finally {
+      await engine.store.close(); // not engine.close(): that saves a snapshot, and check writes nothing
+    }
+  }
+  if (remaining.ok) return EXIT.ok;
+  const total = Object.values(remaining.counts).reduce((a, b) => a + b, 0);
+  process.stderr.write(`pixdex: STORE_INCONSISTENT: ${total} problem(s) ${v.repair ? 'remain after repair' : 'in the store; run `pixdex check --repair`'}\n`);
+  return EXIT.environment;
+}
+
+function print(json: boolean | undefined, value: unknown, text: string): void {
+  process.stdout.write(json ? JSON.stringify(value) + '\n' : text + '\n');
+}
+
+function describe(r: CheckReport, dataDir: string): string {
+  const ix = r.index;
+  const lines = [
+    `store   ${dataDir}: ${r.images} images, ${r.vectors} vectors, ${r.paths} paths, ${r.labels} labels`,
+    `index   ${ix.size} searchable, ${ix.source === 'snapshot' ? `from the snapshot at journal ${ix.snapshotSeq} + ${ix.journal} change(s) replayed` : 'rebuilt from the vectors (no usable snapshot)'}`,
+  ];
+  if (r.ok) {
+    lines.push('ok      no problem found');
+  } else {
+    lines.push(`problems: ${Object.entries(r.counts).map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    for (const p of r.problems) lines.push(`  ${p.kind.padEnd(20)} ${p.message}`);
+  }
+  return lines.join('\n');
+}
