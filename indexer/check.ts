@@ -7,10 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { checkStore, repairStore, type CheckReport } from '../src/check.ts';
-import { resolveConfig, type PixdexOptions } from '../src/config.ts';
+import { resolveConfig } from '../src/config.ts';
 import { Engine } from '../src/engine.ts';
 import { NotFoundError } from '../src/errors.ts';
 import { EXIT } from './exit.ts';
+import { GLOBAL_OPTIONS, engineOptions } from './args.ts';
 
 const USAGE = `Usage: pixdex check [--repair] [--json] [--data DIR]
 
@@ -34,24 +35,15 @@ export async function check(args: string[]): Promise<number> {
     strict: true,
     allowPositionals: false,
     options: {
+      ...GLOBAL_OPTIONS,
       repair: { type: 'boolean', default: false },
-      data: { type: 'string' },
-      models: { type: 'string' },
-      backbone: { type: 'string' },
-      backend: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (v.help) {
     process.stdout.write(USAGE);
     return EXIT.ok;
   }
-  const options: PixdexOptions = {};
-  if (v.data) options.dataDir = v.data;
-  if (v.models) options.modelsDir = v.models;
-  if (v.backbone) options.backbone = v.backbone;
-  if (v.backend) options.backend = v.backend as PixdexOptions['backend'];
+  const options = engineOptions(v);
   const dataDir = resolveConfig(options).dataDir;
   if (!fs.existsSync(path.join(dataDir, 'pixdex.lmdb'))) {
     throw new NotFoundError(`No store in ${dataDir} (no pixdex.lmdb there). Pass the folder you index into with --data or PIXDEX_DATA.`);

@@ -10,18 +10,9 @@ import { formatConfusionTable } from '../src/classify.ts';
 import { CLASSIFY_METHODS, type ClassifyMethod } from '../src/labels.ts';
 import { evaluate, loadDataset } from '../src/evaluate.ts';
 import path from 'node:path';
-import type { PixdexOptions } from '../src/config.ts';
 import { EXIT, errorLine, exitCodeFor } from './exit.ts';
+import { GLOBAL_OPTIONS, engineOptions, type Values } from './args.ts';
 import { ProgressLine } from './progress.ts';
-
-const GLOBAL_OPTIONS = {
-  data: { type: 'string' },
-  models: { type: 'string' },
-  backbone: { type: 'string' },
-  backend: { type: 'string' },
-  json: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-} as const satisfies ParseArgsConfig['options'];
 
 const USAGE = `Usage: pixdex <command> [options]
 
@@ -50,7 +41,6 @@ Global options:
   --json          machine-readable output on stdout
 `;
 
-type Values = Record<string, string | number | boolean | undefined>;
 
 class UsageError extends PixdexError {
   constructor(message: string) {
@@ -86,16 +76,6 @@ function parse(args: string[], options: ParseArgsConfig['options'], positionals:
     throw new UsageError(`pixdex ${name} takes ${positionals[0] === positionals[1] ? positionals[0] : `${positionals[0]} to ${positionals[1] === Infinity ? 'any number of' : positionals[1]}`} argument(s) but received ${pos.length}`);
   }
   return { values: values as Values, pos };
-}
-
-function engineOptions(v: Values): PixdexOptions {
-  const o: PixdexOptions = {};
-  if (v.data) o.dataDir = String(v.data);
-  if (v.models) o.modelsDir = String(v.models);
-  if (v.backbone) o.backbone = String(v.backbone);
-  if (v.backend) o.backend = String(v.backend) as PixdexOptions['backend'];
-  if (typeof v.workers === 'number') o.workers = v.workers;
-  return o;
 }
 
 async function withEngine<T>(v: Values, fn: (engine: Engine) => Promise<T>): Promise<T> {

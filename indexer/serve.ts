@@ -11,6 +11,7 @@ import { Engine } from '../src/engine.ts';
 import { PixdexError, intParam, numberParam } from '../src/errors.ts';
 import { createApp } from '../server/app.ts';
 import { EXIT } from './exit.ts';
+import { GLOBAL_OPTIONS, engineOptions } from './args.ts';
 
 const USAGE = `Usage: pixdex serve [options]
 
@@ -39,12 +40,7 @@ export async function serve(args: string[]): Promise<number> {
       port: { type: 'string' },
       token: { type: 'string' },
       'max-upload-mb': { type: 'string' },
-      data: { type: 'string' },
-      models: { type: 'string' },
-      backbone: { type: 'string' },
-      backend: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
+      ...GLOBAL_OPTIONS,
     },
   });
   if (v.help) {
@@ -56,11 +52,7 @@ export async function serve(args: string[]): Promise<number> {
   if (v.port !== undefined) server.port = intParam('port', v.port, 0, 65535);
   if (v.token !== undefined) server.token = v.token;
   if (v['max-upload-mb'] !== undefined) server.maxUploadBytes = Math.max(1, Math.round(numberParam('max-upload-mb', v['max-upload-mb'], 0, 2047) * 1024 * 1024));
-  const options: PixdexOptions = { server };
-  if (v.data) options.dataDir = v.data;
-  if (v.models) options.modelsDir = v.models;
-  if (v.backbone) options.backbone = v.backbone;
-  if (v.backend) options.backend = v.backend as PixdexOptions['backend'];
+  const options: PixdexOptions = { ...engineOptions(v), server };
 
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const engine = await Engine.open(options);

@@ -914,9 +914,3 @@ function errorText(err: unknown): string {
   if (err instanceof PixdexError) return `${err.code}: ${err.message}`;
   return err instanceof Error ? err.message : String(err);
 }
-
-function toF32(buf: Uint8Array): Float32Array {
-  const copy = new Uint8Array(buf.length);
-  copy.set(buf);
-  return new Float32Array(copy.buffer);
-}
