@@ -197,9 +197,10 @@ export class Engine {
     const dims = spaceDims(space, this.spec);
     const snap = this.store.getSnapshotMeta();
     const usable = snap && snap.dims === dims && (snap.space ?? 'backbone') === spaceKey(space);
-    const bytes = usable ? this.store.loadSnapshot(snap) : undefined;
-    if (snap && bytes) {
-      this.ann = AnnIndex.fromBytes(bytes, dims, this.config.ann, snap.live);
+    // Straight from LMDB's memory map into hnswlib's reader: no Buffer of the whole index.
+    const ann = usable ? AnnIndex.restore((file) => this.store.loadSnapshotToFile(snap, file), dims, this.config.ann, snap.live) : undefined;
+    if (snap && ann) {
+      this.ann = ann;
       this.appliedSeq = snap.seq;
       this.snapshotSeq = snap.seq;
       this.replayJournal();
