@@ -142,8 +142,8 @@ test('the similarity term is reported and can be switched off', () => {
   without.dispose();
 });
 
-test('latent stride 2 gives a 4x4 latent; GeM pooling trains', () => {
-  const ae = ConvAutoencoder.create({ ...small, latentStride: 2, pooling: 'gem' }, 6);
+test('latent stride 2 gives a 4x4 latent; mean pooling (linear latent) trains', () => {
+  const ae = ConvAutoencoder.create({ ...small, latentStride: 2, pooling: 'mean' }, 6);
   assert.deepEqual(ae.latentSize(), [4, 4]);
   const data = syntheticMaps(16, 6);
   const first = ae.trainStep(data, 3e-3);

@@ -35,7 +35,10 @@ export interface AutoencoderConfig {
   kernelSize: number;
   /** Stride of the latent conv: 1 keeps 7x7, 2 gives 4x4 and ~2x cheaper training (default: 1). */
   latentStride: 1 | 2;
-  /** Latent pooling (default: 'mean'). GeM pools ReLU(latent)^p; mean pools the linear latent. */
+  /**
+   * Latent pooling (default: 'gem'). GeM pools ReLU(latent)^p; mean pools the linear latent.
+   * Flowers17, 8 epochs, 256-d: GeM mAP 0.571 vs mean 0.532 (backbone 1280-d: 0.519).
+   */
   pooling: LatentPooling;
   /** GeM exponent (default: 3, the usual retrieval choice; unused for mean pooling). */
   gemP: number;
@@ -49,7 +52,7 @@ export const AUTOENCODER_DEFAULTS: Omit<AutoencoderConfig, 'inChannels' | 'heigh
   hidden: 512,
   kernelSize: 3,
   latentStride: 1,
-  pooling: 'mean',
+  pooling: 'gem',
   gemP: 3,
   similarityWeight: 1,
 };
@@ -256,7 +259,10 @@ export class ConvAutoencoder {
     });
   }
 
-  /** One Adam step on a batch (not disposed here). The optimizer is created on first use. */
+  /**
+   * One Adam step on a batch (not disposed here). The optimizer is created on first use and
+   * restarted when `learningRate` changes; its moments are not saved by `toBytes`.
+   */
   trainStep(batch: tf.Tensor4D, learningRate = 1e-3, impl: ConvImpl = 'auto'): StepLoss {
     this.checkInput(batch);
     if (!this.optimizer || this.optimizerRate !== learningRate) {
