@@ -1,0 +1,789 @@
+/**
+ * Global image descriptors from a backbone feature map F [n, h, w, C] (C channels, values ≥ 0
+ * after ReLU/ReLU6), and the vector-space steps around them: PCA-whitening learned on the
+ * library, average query expansion (αQE) and database-side augmentation (DBA).
+ *
+ * Every descriptor is L2-normalised (cosine = dot product), so all of them drop into the same
+ * HNSW index. Tensor functions run inside `tf.tidy` and return tensors the caller disposes;
+ * vector functions are pure maths over Float32Arrays. The one I/O helper,
+ * `loadAnySizeBackbone`, reads a backbone whose input side is not fixed at 224 (multi-scale).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { tf } from './backend.ts';
+import { invalidParameter, InvalidParameterError } from './errors.ts';
+import { backboneSpec, type BackboneSpec } from './models/backbone.ts';
+import { exactKnn, l2normalize } from './vector.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Descriptor ids and options
+
+/**
+ * Which global descriptor:
+ * - `mean`: g_c = (1/|Ω|) Σ_{x∈Ω} F_xc, average pooling over the h·w positions Ω. It is the
+ *   backbone's own pooled vector (the baseline).
+ * - `gem`: generalized mean, g_c = ((1/|Ω|) Σ_x max(F_xc, ε)^p)^(1/p). p = 1 is `mean`, p → ∞ is
+ *   max pooling; fixed p (default 3) favours the strongest activations.
+ * - `rmac`: regional pooling (Tolias et al. 2016). Square regions R at L scales (l = 1..L, side
+ *   ⌊2·min(h,w)/(l+1)⌋, ~40% overlap: on a 7×7 map 1 + 4 + 9 = 14 regions); per region
+ *   r_R = pool_{x∈R} F_x (max, or GeM), then g = Σ_R r_R / ‖r_R‖ (then L2-normalised), so every
+ *   region, and the object in it, counts the same whatever the clutter around it.
+ * - `multiscale`: the image embedded at several input sides (e.g. 224 and 320; the feature map
+ *   grows from 7×7 to 10×10), one `base` descriptor per scale, g = Σ_s d_s / ‖d_s‖.
+ */
+export type DescriptorId = 'mean' | 'gem' | 'rmac' | 'multiscale';
+
+/** All descriptor ids, in the order benches and `pixdex eval` list them. */
+export const DESCRIPTOR_IDS: readonly DescriptorId[] = Object.freeze(['mean', 'gem', 'rmac', 'multiscale']);
+
+/** How regions are pooled in `rmac`. */
+export type RegionPooling = 'max' | 'gem';
+
+/** A descriptor and its parameters. Defaults: p 3, levels 3, regionPooling max, scales [224, 320], base gem. */
+export interface DescriptorConfig {
+  id: DescriptorId;
+  /** GeM exponent (for `gem`, `rmac` with `regionPooling: 'gem'`, `multiscale` with base `gem`). */
+  p?: number;
+  /** R-MAC scales L (1 = the whole map only). */
+  levels?: number;
+  /** R-MAC region pooling. */
+  regionPooling?: RegionPooling;
+  /** `multiscale`: input sides in pixels; the first is the backbone's native side. */
+  scales?: readonly number[];
+  /** `multiscale`: the single-scale descriptor computed at every scale. */
+  base?: Exclude<DescriptorId, 'multiscale'>;
+}
+
+/** Parameter defaults. */
+export const DESCRIPTOR_DEFAULTS = Object.freeze({ p: 3, levels: 3, regionPooling: 'max' as RegionPooling, scales: Object.freeze([224, 320]) as readonly number[], base: 'gem' as const });
+
+/** Input sides (pixels) this config needs the backbone to be run at. */
+export function descriptorScales(config: DescriptorConfig, nativeSize = 224): number[] {
+  return config.id === 'multiscale' ? [...(config.scales ?? DESCRIPTOR_DEFAULTS.scales)] : [nativeSize];
+}
+
+/** A short stable name for a config (for JSON output and the LMDB `meta` record), e.g. `gem(p=3)`. */
+export function descriptorName(config: DescriptorConfig): string {
+  switch (config.id) {
+    case 'mean': return 'mean';
+    case 'gem': return `gem(p=${config.p ?? DESCRIPTOR_DEFAULTS.p})`;
+    case 'rmac': {
+      const pool = config.regionPooling ?? DESCRIPTOR_DEFAULTS.regionPooling;
+      return `rmac(L=${config.levels ?? DESCRIPTOR_DEFAULTS.levels},${pool === 'gem' ? `gem p=${config.p ?? DESCRIPTOR_DEFAULTS.p}` : 'max'})`;
+    }
+    case 'multiscale': {
+      const base = descriptorName({ ...config, id: config.base ?? DESCRIPTOR_DEFAULTS.base });
+      return `multiscale(${(config.scales ?? DESCRIPTOR_DEFAULTS.scales).join('+')},${base})`;
+    }
+  }
+}
+
+function checkP(p: number): number {
+  if (typeof p !== 'number' || !Number.isFinite(p) || p <= 0) throw invalidParameter('p', 'finite number > 0', p);
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pooling (tensors)
+
+/** Average pooling over positions: [n, h, w, C] → [n, C] (not normalised). */
+export function meanPool(fmap: tf.Tensor4D): tf.Tensor2D {
+  return tf.tidy(() => tf.mean(fmap, [1, 2]) as tf.Tensor2D);
+}
+
+/** GeM pooling: ((1/hw) Σ max(F, eps)^p)^(1/p) over positions; [n, h, w, C] → [n, C] (not normalised). */
+export function gemPool(fmap: tf.Tensor4D, p: number = DESCRIPTOR_DEFAULTS.p, eps = 1e-6): tf.Tensor2D {
+  checkP(p);
+  return tf.tidy(() => {
+    if (p === 1) return tf.mean(tf.maximum(fmap, eps), [1, 2]) as tf.Tensor2D;
+    return tf.pow(tf.mean(tf.pow(tf.maximum(fmap, eps), p), [1, 2]), 1 / p) as tf.Tensor2D;
+  });
+}
+
+/** A square region of a feature map, in cells: top-left (x, y) and side. */
+export interface Region {
+  x: number;
+  y: number;
+  side: number;
+}
+
+/**
+ * R-MAC regions of an h×w map at `levels` scales (the sampling of Tolias et al.: side
+ * ⌊2·min(h,w)/(l+1)⌋, centres spread evenly, ~40% overlap, one extra column/row of regions along
+ * the long side of a non-square map). On 7×7 with L = 3: one 7×7, four 4×4, nine 3×3.
+ */
+export function rmacRegions(h: number, w: number, levels: number = DESCRIPTOR_DEFAULTS.levels): Region[] {
+  if (!Number.isInteger(levels) || levels < 1) throw invalidParameter('levels', 'integer ≥ 1', levels);
+  const ovr = 0.4;
+  const minSide = Math.min(h, w);
+  const maxSide = Math.max(h, w);
+  // Extra regions along the long side: the step count whose overlap is closest to 40%.
+  let extra = 0;
+  if (h !== w) {
+    let best = Infinity;
+    for (let steps = 2; steps <= 7; steps++) {
+      const b = (maxSide - minSide) / (steps - 1);
+      const err = Math.abs((minSide * minSide - minSide * b) / (minSide * minSide) - ovr);
+      if (err < best) { best = err; extra = steps - 1; }
+    }
+  }
+  const wd = h < w ? extra : 0;
+  const hd = h > w ? extra : 0;
+  const out: Region[] = [];
+  const seen = new Set<string>();
+  for (let l = 1; l <= levels; l++) {
+    const side = Math.floor((2 * minSide) / (l + 1));
+    if (side < 1) continue;
+    const half = Math.floor(side / 2 - 1);
+    const starts = (len: number, n: number): number[] => {
+      const b = n > 0 ? (len - side) / n : 0;
+      return Array.from({ length: n + 1 }, (_, i) => Math.min(len - side, Math.max(0, Math.floor(half + i * b) - half)));
+    };
+    for (const y of starts(h, l - 1 + hd)) {
+      for (const x of starts(w, l - 1 + wd)) {
+        const key = `${x},${y},${side}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
+        out.push({ x, y, side });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * R-MAC: Σ over `rmacRegions` of the L2-normalised region vectors (max or GeM pooled), then
+ * L2-normalised. [n, h, w, C] → [n, C].
+ */
+export function rmacPool(fmap: tf.Tensor4D, levels: number = DESCRIPTOR_DEFAULTS.levels, pooling: RegionPooling = 'max', p: number = DESCRIPTOR_DEFAULTS.p): tf.Tensor2D {
+  const [n, h, w, c] = fmap.shape;
+  const regions = rmacRegions(h, w, levels);
+  return tf.tidy(() => {
+    let sum: tf.Tensor2D = tf.zeros([n, c]);
+    const source = pooling === 'gem' ? tf.pow(tf.maximum(fmap, 1e-6), checkP(p)) : fmap;
+    for (const r of regions) {
+      const cell = tf.slice(source, [0, r.y, r.x, 0], [n, r.side, r.side, c]);
+      const v = pooling === 'gem' ? tf.pow(tf.mean(cell, [1, 2]), 1 / p) : tf.max(cell, [1, 2]);
+      sum = tf.add(sum, l2normalizeRows(v as tf.Tensor2D));
+    }
+    return l2normalizeRows(sum);
+  });
+}
+
+/** Row-wise L2 normalisation of [n, d] (zero rows stay zero). */
+export function l2normalizeRows(x: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)) as tf.Tensor2D);
+}
+
+/**
+ * One single-scale descriptor of every map of a batch, L2-normalised: [n, h, w, C] → [n, C].
+ * For `multiscale` this is the per-scale `base` descriptor; combine scales with `combineScales`.
+ */
+export function describe(fmap: tf.Tensor4D, config: DescriptorConfig): tf.Tensor2D {
+  const id = config.id === 'multiscale' ? (config.base ?? DESCRIPTOR_DEFAULTS.base) : config.id;
+  const p = config.p ?? DESCRIPTOR_DEFAULTS.p;
+  return tf.tidy(() => {
+    switch (id) {
+      case 'mean': return l2normalizeRows(meanPool(fmap));
+      case 'gem': return l2normalizeRows(gemPool(fmap, p));
+      case 'rmac': return rmacPool(fmap, config.levels ?? DESCRIPTOR_DEFAULTS.levels, config.regionPooling ?? DESCRIPTOR_DEFAULTS.regionPooling, p);
+      default: throw invalidParameter('descriptor', `one of ${DESCRIPTOR_IDS.join(', ')}`, id);
+    }
+  });
+}
+
+/** Multi-scale combination: Σ_s d_s (each row L2-normalised), L2-normalised. Inputs are not disposed. */
+export function combineScales(perScale: readonly tf.Tensor2D[]): tf.Tensor2D {
+  if (perScale.length === 0) throw invalidParameter('perScale', 'at least one scale', 0);
+  return tf.tidy(() => l2normalizeRows(perScale.map((d) => l2normalizeRows(d)).reduce((a, b) => tf.add(a, b))));
+}
+
+/**
+ * The whole descriptor from the feature maps of each scale (`maps[i]` = backbone run at
+ * `descriptorScales(config)[i]`): [n, C] L2-normalised. Inputs are not disposed.
+ */
+export function describeScales(maps: readonly tf.Tensor4D[], config: DescriptorConfig): tf.Tensor2D {
+  if (config.id !== 'multiscale') return describe(maps[0], config);
+  return tf.tidy(() => combineScales(maps.map((m) => describe(m, config))));
+}
+
+/** Convenience: describe and download as one Float32Array per image. */
+export async function describeToArrays(maps: readonly tf.Tensor4D[], config: DescriptorConfig): Promise<Float32Array[]> {
+  const d = describeScales(maps, config);
+  const [n, c] = d.shape;
+  const data = (await d.data()) as Float32Array;
+  d.dispose();
+  return Array.from({ length: n }, (_, i) => data.slice(i * c, (i + 1) * c));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Regional matching: query windows against a multi-scale database
+
+/**
+ * Regional matching (a search mode, not a single vector): the database holds one global
+ * descriptor per image at each of `databaseScales` input sides (e.g. 224, 192, 160: the image
+ * seen large and smaller), the query is described by GeM over sliding windows of its own 224
+ * feature map (sides in cells, stride 1: 4–7 on 7×7 gives 16 + 9 + 4 + 1 = 30 windows), and
+ * score(q, x) = max over windows r and scales s of q_r · d_s(x).
+ * A photo that fills 40–70% of a cluttered query then meets its own smaller-scale copy in some
+ * window; the full 7×7 window against scale 224 is the plain global match, so nothing is lost
+ * on ordinary queries. Query cost: one backbone pass, R window poolings and R × S searches.
+ */
+export interface RegionalConfig {
+  /** Window sides in feature-map cells (default [4, 5, 6, 7]). */
+  sides: readonly number[];
+  /** Database input sides in pixels; the first is the backbone's native side (default [224, 192, 160]). */
+  databaseScales: readonly number[];
+  /** GeM exponent of windows and database descriptors (default 3; 1 = mean). */
+  p: number;
+}
+
+export const REGIONAL_DEFAULTS: Readonly<RegionalConfig> = Object.freeze({ sides: Object.freeze([4, 5, 6, 7]), databaseScales: Object.freeze([224, 192, 160]), p: 3 });
+
+/** Every square window of each side in `sides` on an h×w map, stride 1 (sides larger than the map are clipped). */
+export function slidingWindows(h: number, w: number, sides: readonly number[]): Region[] {
+  const out: Region[] = [];
+  const seen = new Set<number>();
+  for (const raw of sides) {
+    if (!Number.isInteger(raw) || raw < 1) throw invalidParameter('sides', 'integers ≥ 1', raw);
+    const side = Math.min(raw, h, w);
+    if (seen.has(side)) continue;
+    seen.add(side);
+    for (let y = 0; y + side <= h; y++) for (let x = 0; x + side <= w; x++) out.push({ x, y, side });
+  }
+  return out;
+}
+
+/**
+ * GeM descriptor of every window, L2-normalised: [n, h, w, C] → [n, R, C]. The power F^p is
+ * taken once for the whole map (windows overlap), then each window is a mean of a slice.
+ */
+export function describeWindows(fmap: tf.Tensor4D, windows: readonly Region[], p: number = REGIONAL_DEFAULTS.p): tf.Tensor3D {
+  checkP(p);
+  const [n, , , c] = fmap.shape;
+  return tf.tidy(() => {
+    const powered = p === 1 ? tf.maximum(fmap, 1e-6) : tf.pow(tf.maximum(fmap, 1e-6), p);
+    const parts = windows.map((r) => tf.mean(tf.slice(powered, [0, r.y, r.x, 0], [n, r.side, r.side, c]), [1, 2]));
+    let stacked = tf.stack(parts, 1) as tf.Tensor3D; // [n, R, C]
+    if (p !== 1) stacked = tf.pow(stacked, 1 / p) as tf.Tensor3D;
+    return tf.div(stacked, tf.maximum(tf.norm(stacked, 'euclidean', 2, true), 1e-12)) as tf.Tensor3D;
+  });
+}
+
+/**
+ * Exact regional scores of one query against N database images: `windows` R × dim rows,
+ * `database[s]` N × dim rows per scale (all L2-normalised) → N scores, max over (r, s).
+ */
+export function regionalScores(windows: Float32Array, database: readonly Float32Array[], dim: number): Float32Array {
+  if (database.length === 0) throw invalidParameter('database', 'at least one scale', 0);
+  const r = windows.length / dim;
+  const n = database[0].length / dim;
+  const scores = tf.tidy(() => {
+    const q = tf.tensor2d(windows, [r, dim]);
+    let best: tf.Tensor | undefined;
+    for (const d of database) {
+      const s = tf.max(tf.matMul(q, tf.tensor2d(d, [n, dim]), false, true), 0);
+      best = best ? tf.maximum(best, s) : s;
+    }
+    return best!;
+  });
+  const out = Float32Array.from(scores.dataSync() as Float32Array);
+  scores.dispose();
+  return out;
+}
+
+/**
+ * Merges the hit lists of the R × S searches (one per window and database scale, e.g. from
+ * HNSW) into one ranking by each id's best score: the top k of the max-score fusion is exact
+ * as long as every list holds its own top k.
+ */
+export function mergeMaxHits<T extends { id: number; score: number }>(lists: readonly (readonly T[])[], k: number): T[] {
+  const best = new Map<number, T>();
+  for (const list of lists) for (const h of list) {
+    const seen = best.get(h.id);
+    if (!seen || h.score > seen.score) best.set(h.id, h);
+  }
+  return [...best.values()].sort((a, b) => b.score - a.score || a.id - b.id).slice(0, k);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Multi-scale input: a backbone that accepts any input side
+
+/** A feature-map extractor whose input side is free (the convolutions are size-agnostic). */
+export interface AnySizeBackbone {
+  spec: BackboneSpec;
+  /** Feature maps [n, s', s', C] of `size`×`size`×3 RGB byte images (s' = ⌈size/32⌉). Caller disposes. */
+  featureMaps(images: readonly Uint8Array[], size: number): tf.Tensor4D;
+  dispose(): void;
+}
+
+/**
+ * Loads a registered backbone with its input shape relaxed to [-1, -1, -1, 3]: the stored graph
+ * and layers models declare 224×224 and tfjs refuses other sizes, although every layer up to the
+ * feature map is convolutional. (Checked: mobilenet_v2, mobilenet_v1_embedding and
+ * mobilenet_v1_0.75 give 10×10 maps at 320 and 14×14 at 448.) Reads only local files.
+ */
+export async function loadAnySizeBackbone(modelsDir: string, id: string): Promise<AnySizeBackbone> {
+  const spec = backboneSpec(id);
+  const dir = path.join(modelsDir, spec.dir);
+  const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
+  if (spec.format === 'graph') {
+    for (const node of json.modelTopology.node ?? []) {
+      if (node.op === 'Placeholder' && node.attr?.shape?.shape?.dim?.length === 4) {
+        node.attr.shape.shape.dim = [{ size: '-1' }, { size: '-1' }, { size: '-1' }, { size: '3' }];
+      }
+    }
+  } else {
+    const layers = json.modelTopology.model_config?.config?.layers ?? json.modelTopology.config?.layers;
+    for (const layer of layers ?? []) {
+      if (layer.class_name === 'InputLayer') layer.config.batch_input_shape = [null, null, null, 3];
+    }
+  }
+  const weightSpecs = json.weightsManifest.flatMap((g: { weights: tf.io.WeightsManifestEntry[] }) => g.weights);
+  const all = Buffer.concat(json.weightsManifest.flatMap((g: { paths: string[] }) => g.paths.map((p) => fs.readFileSync(path.join(dir, p)))));
+  const artifacts: tf.io.ModelArtifacts = {
+    modelTopology: json.modelTopology,
+    weightSpecs,
+    weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
+    format: json.format,
+  };
+  const [lo, hi] = spec.inputRange;
+  const toInput = (images: readonly Uint8Array[], size: number): tf.Tensor4D => {
+    const flat = new Uint8Array(images.length * size * size * 3);
+    images.forEach((img, i) => {
+      if (img.length !== size * size * 3) throw invalidParameter('image', `${size}x${size}x3 bytes`, `${img.length} bytes`);
+      flat.set(img, i * size * size * 3);
+    });
+    return tf.tidy(() => tf.tensor4d(flat, [images.length, size, size, 3], 'int32').toFloat().mul((hi - lo) / 255).add(lo) as tf.Tensor4D);
+  };
+  if (spec.format === 'graph') {
+    const graph = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
+    return {
+      spec,
+      featureMaps: (images, size) => tf.tidy(() => graph.execute(toInput(images, size), spec.featureMap.name) as tf.Tensor4D),
+      dispose: () => graph.dispose(),
+    };
+  }
+  const full = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  const model = tf.model({ inputs: full.inputs, outputs: full.getLayer(spec.featureMap.name).output as tf.SymbolicTensor });
+  return {
+    spec,
+    featureMaps: (images, size) => tf.tidy(() => model.predict(toInput(images, size)) as tf.Tensor4D),
+    dispose: () => full.dispose(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// PCA-whitening learned on the library
+
+/**
+ * A PCA-whitening: y = P (x − μ), then L2-normalised. Rows of P are the top `outDims`
+ * eigenvectors u_i of the covariance of the fit descriptors, scaled by (λ_i + ε)^(−power)
+ * (power 0.5 = full whitening: unit variance along every kept direction).
+ */
+export interface Whitening {
+  inDims: number;
+  outDims: number;
+  /** μ, length inDims. */
+  mean: Float32Array;
+  /** P, outDims × inDims, row-major. */
+  projection: Float32Array;
+  /** Eigenvalues λ_i of the kept directions (descending), for inspection. */
+  eigenvalues: Float32Array;
+  /** Number of descriptors it was fit on. */
+  fittedOn: number;
+}
+
+/** Options of `fitWhitening`. */
+export interface WhiteningOptions {
+  /** Output dimensions (default: min(inDims, n − 1), the rank of the fit data). */
+  dims?: number;
+  /** Regulariser added to every eigenvalue, as a fraction of the mean eigenvalue (default 0). */
+  epsilon?: number;
+  /** Exponent of the eigenvalue scaling (default 0.5, full whitening; 0 = plain PCA rotation). */
+  power?: number;
+}
+
+/** The principal axes of a set of descriptors (what whitenings of any size are cut from). */
+export interface Pca {
+  dim: number;
+  /** μ, length dim. */
+  mean: Float32Array;
+  /** Eigenvalues of the covariance, descending, one per kept axis (r = min(dim, n − 1)). */
+  values: Float64Array;
+  /** Unit eigenvectors, r rows × dim, row-major, in the order of `values`. */
+  vectors: Float64Array;
+  fittedOn: number;
+}
+
+/**
+ * Principal axes of n descriptors (`data`: n rows of `dim` floats): covariance
+ * Σ = (1/n) Σ_j (x_j − μ)(x_j − μ)ᵀ eigendecomposed exactly in float64. When n ≤ dim the n×n Gram
+ * matrix is decomposed instead (same axes, u = Xᵀv / √(nλ)). Cost: ~10–20 s for 1280-d on one
+ * core (a training-time step, like `pixdex train`); 398 × 1280 (Gram) under a second.
+ */
+export function fitPca(data: Float32Array, dim: number): Pca {
+  if (!Number.isInteger(dim) || dim < 1 || data.length % dim !== 0) throw invalidParameter('dim', `a divisor of data.length (${data.length})`, dim);
+  const n = data.length / dim;
+  if (n < 2) throw new InvalidParameterError(`Whitening needs at least 2 descriptors; got ${n}.`);
+  const mean64 = new Float64Array(dim);
+  for (let j = 0; j < n; j++) for (let i = 0; i < dim; i++) mean64[i] += data[j * dim + i];
+  for (let i = 0; i < dim; i++) mean64[i] /= n;
+  const mean = Float32Array.from(mean64);
+  const rank = Math.min(dim, n - 1);
+  const gram = n <= dim;
+  const size = gram ? n : dim;
+  const [cov, centred] = tf.tidy(() => {
+    const x = tf.sub(tf.tensor2d(data, [n, dim]), tf.tensor1d(mean));
+    const c = tf.div(gram ? tf.matMul(x, x, false, true) : tf.matMul(x, x, true, false), n);
+    return [c, gram ? tf.keep(x) : tf.zeros([0])];
+  });
+  const c = Float64Array.from(cov.dataSync());
+  cov.dispose();
+  for (let i = 0; i < size; i++) for (let j = i + 1; j < size; j++) c[i * size + j] = c[j * size + i] = (c[i * size + j] + c[j * size + i]) / 2;
+  const eig = symmetricEigen(c, size);
+  const order = [...eig.values.keys()].sort((a, b) => eig.values[b] - eig.values[a]).slice(0, rank);
+  const values = Float64Array.from(order, (k) => Math.max(eig.values[k], 0));
+  const vectors = new Float64Array(rank * dim);
+  if (!gram) {
+    order.forEach((k, r) => vectors.set(eig.vectors.subarray(k * dim, (k + 1) * dim), r * dim));
+  } else {
+    // u_r = Xᵀ v_r / ‖Xᵀ v_r‖ (= Xᵀv/√(nλ)).
+    const v = new Float32Array(rank * n);
+    order.forEach((k, r) => { for (let j = 0; j < n; j++) v[r * n + j] = eig.vectors[k * n + j]; });
+    const u = tf.tidy(() => l2normalizeRows(tf.matMul(tf.tensor2d(v, [rank, n]), centred as tf.Tensor2D)));
+    vectors.set(u.dataSync());
+    u.dispose();
+  }
+  centred.dispose();
+  // Fix each axis' sign (largest entry positive) so a re-fit on the same data gives the same bytes.
+  for (let r = 0; r < rank; r++) {
+    const row = vectors.subarray(r * dim, (r + 1) * dim);
+    let big = 0;
+    for (let i = 0; i < dim; i++) if (Math.abs(row[i]) > Math.abs(big)) big = row[i];
+    if (big < 0) for (let i = 0; i < dim; i++) row[i] = -row[i];
+  }
+  return { dim, mean, values, vectors, fittedOn: n };
+}
+
+/** Cuts a whitening of `options.dims` outputs from principal axes (cheap: no decomposition). */
+export function whiteningFromPca(pca: Pca, options: WhiteningOptions = {}): Whitening {
+  const power = options.power ?? 0.5;
+  const epsilon = options.epsilon ?? 0;
+  const rank = pca.values.length;
+  const outDims = Math.min(options.dims ?? rank, rank);
+  if (!Number.isInteger(outDims) || outDims < 1) throw invalidParameter('dims', 'integer ≥ 1', options.dims);
+  let meanEig = 0;
+  for (const v of pca.values) meanEig += v;
+  meanEig /= pca.dim;
+  const reg = epsilon * meanEig;
+  const dim = pca.dim;
+  const projection = new Float32Array(outDims * dim);
+  const eigenvalues = new Float32Array(outDims);
+  for (let r = 0; r < outDims; r++) {
+    const lambda = pca.values[r];
+    eigenvalues[r] = lambda;
+    const scale = power === 0 ? 1 : Math.pow(Math.max(lambda + reg, 1e-12), -power);
+    for (let i = 0; i < dim; i++) projection[r * dim + i] = scale * pca.vectors[r * dim + i];
+  }
+  return { inDims: dim, outDims, mean: pca.mean.slice(), projection, eigenvalues, fittedOn: pca.fittedOn };
+}
+
+/**
+ * Learns a PCA-whitening from n descriptors (`data`: n rows of `dim` floats, row-major):
+ * `whiteningFromPca(fitPca(data, dim), options)`. Directions beyond the data's rank (n − 1)
+ * are dropped.
+ */
+export function fitWhitening(data: Float32Array, dim: number, options: WhiteningOptions = {}): Whitening {
+  return whiteningFromPca(fitPca(data, dim), options);
+}
+
+/**
+ * Applies a whitening to n row vectors (`data`: n × inDims) → n × outDims, each row
+ * L2-normalised unless `normalize` is false. Uses a tf matMul (fast for a whole library).
+ */
+export function applyWhitening(w: Whitening, data: Float32Array, normalize = true): Float32Array {
+  if (data.length % w.inDims !== 0) throw invalidParameter('data', `a multiple of ${w.inDims} floats`, data.length);
+  const n = data.length / w.inDims;
+  if (n === 0) return new Float32Array(0);
+  const out = tf.tidy(() => {
+    const x = tf.sub(tf.tensor2d(data, [n, w.inDims]), tf.tensor1d(w.mean));
+    const y = tf.matMul(x, tf.tensor2d(w.projection, [w.outDims, w.inDims]), false, true) as tf.Tensor2D;
+    return normalize ? l2normalizeRows(y) : y;
+  });
+  const result = out.dataSync() as Float32Array;
+  out.dispose();
+  return Float32Array.from(result);
+}
+
+/** Whitens one query vector in plain JS (no tensor round trip; ~0.3 ms for 1280 → 512). L2-normalised. */
+export function whitenVector(w: Whitening, v: Float32Array): Float32Array {
+  if (v.length !== w.inDims) throw invalidParameter('vector', `length ${w.inDims}`, v.length);
+  const centred = new Float32Array(w.inDims);
+  for (let i = 0; i < w.inDims; i++) centred[i] = v[i] - w.mean[i];
+  const out = new Float32Array(w.outDims);
+  for (let r = 0; r < w.outDims; r++) {
+    let s = 0;
+    const off = r * w.inDims;
+    for (let i = 0; i < w.inDims; i++) s += w.projection[off + i] * centred[i];
+    out[r] = s;
+  }
+  return l2normalize(out);
+}
+
+const WHITENING_MAGIC = 0x31575850; // "PXW1" little-endian
+const HEADER_BYTES = 20;
+
+/**
+ * Serialises a whitening for LMDB `models` (little-endian): magic "PXW1", inDims, outDims,
+ * fittedOn, reserved (uint32 each), then float32 mean[inDims], eigenvalues[outDims],
+ * projection[outDims × inDims]. 1280 → 512: 2.6 MB.
+ */
+export function whiteningToBytes(w: Whitening): Uint8Array {
+  const floats = w.inDims + w.outDims + w.outDims * w.inDims;
+  const buf = new ArrayBuffer(HEADER_BYTES + floats * 4);
+  const view = new DataView(buf);
+  view.setUint32(0, WHITENING_MAGIC, true);
+  view.setUint32(4, w.inDims, true);
+  view.setUint32(8, w.outDims, true);
+  view.setUint32(12, w.fittedOn, true);
+  view.setUint32(16, 0, true);
+  const body = new Float32Array(buf, HEADER_BYTES, floats);
+  body.set(w.mean, 0);
+  body.set(w.eigenvalues, w.inDims);
+  body.set(w.projection, w.inDims + w.outDims);
+  return new Uint8Array(buf);
+}
+
+/** Reads `whiteningToBytes` output (copies, so the LMDB buffer can be reused). */
+export function whiteningFromBytes(bytes: Uint8Array): Whitening {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.byteLength < HEADER_BYTES || view.getUint32(0, true) !== WHITENING_MAGIC) {
+    throw new InvalidParameterError('Not a pixdex whitening model (bad magic); re-fit it.');
+  }
+  const inDims = view.getUint32(4, true);
+  const outDims = view.getUint32(8, true);
+  const fittedOn = view.getUint32(12, true);
+  const floats = inDims + outDims + outDims * inDims;
+  if (bytes.byteLength !== HEADER_BYTES + floats * 4) {
+    throw new InvalidParameterError(`Whitening model is ${bytes.byteLength} bytes; expected ${HEADER_BYTES + floats * 4} for ${inDims} → ${outDims}.`);
+  }
+  const body = new Float32Array(bytes.slice(HEADER_BYTES).buffer);
+  return {
+    inDims,
+    outDims,
+    fittedOn,
+    mean: body.slice(0, inDims),
+    eigenvalues: body.slice(inDims, inDims + outDims),
+    projection: body.slice(inDims + outDims),
+  };
+}
+
+/**
+ * Eigen-decomposition of a symmetric n×n matrix (row-major float64): Householder reduction to
+ * tridiagonal form, then the implicit QL algorithm (JAMA's tred2/tql2, run on the transposed
+ * eigenvector matrix so that every inner loop walks contiguous memory). Returns the eigenvalues
+ * (unsorted) and the eigenvectors as the ROWS of `vectors` (row k belongs to `values[k]`).
+ */
+export function symmetricEigen(matrix: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
+  if (matrix.length !== n * n) throw invalidParameter('matrix', `${n}x${n} values`, matrix.length);
+  // W = Vᵀ of JAMA's V: W[b*n+a] stands for V[a][b].
+  const W = Float64Array.from(matrix);
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  for (let j = 0; j < n; j++) d[j] = W[j * n + n - 1];
+  for (let i = n - 1; i > 0; i--) {
+    let scale = 0;
+    let h = 0;
+    for (let k = 0; k < i; k++) scale += Math.abs(d[k]);
+    if (scale === 0) {
+      e[i] = d[i - 1];
+      for (let j = 0; j < i; j++) {
+        d[j] = W[j * n + i - 1];
+        W[j * n + i] = 0;
+        W[i * n + j] = 0;
+      }
+    } else {
+      for (let k = 0; k < i; k++) {
+        d[k] /= scale;
+        h += d[k] * d[k];
+      }
+      let f = d[i - 1];
+      let g = Math.sqrt(h);
+      if (f > 0) g = -g;
+      e[i] = scale * g;
+      h -= f * g;
+      d[i - 1] = f - g;
+      for (let j = 0; j < i; j++) e[j] = 0;
+      for (let j = 0; j < i; j++) {
+        f = d[j];
+        W[i * n + j] = f;
+        const row = j * n;
+        g = e[j] + W[row + j] * f;
+        for (let k = j + 1; k <= i - 1; k++) {
+          const vkj = W[row + k];
+          g += vkj * d[k];
+          e[k] += vkj * f;
+        }
+        e[j] = g;
+      }
+      f = 0;
+      for (let j = 0; j < i; j++) {
+        e[j] /= h;
+        f += e[j] * d[j];
+      }
+      const hh = f / (h + h);
+      for (let j = 0; j < i; j++) e[j] -= hh * d[j];
+      for (let j = 0; j < i; j++) {
+        f = d[j];
+        g = e[j];
+        const row = j * n;
+        for (let k = j; k <= i - 1; k++) W[row + k] -= f * e[k] + g * d[k];
+        d[j] = W[row + i - 1];
+        W[row + i] = 0;
+      }
+    }
+    d[i] = h;
+  }
+  // Accumulate the Householder transformations.
+  for (let i = 0; i < n - 1; i++) {
+    W[i * n + n - 1] = W[i * n + i];
+    W[i * n + i] = 1;
+    const h = d[i + 1];
+    const next = (i + 1) * n;
+    if (h !== 0) {
+      for (let k = 0; k <= i; k++) d[k] = W[next + k] / h;
+      for (let j = 0; j <= i; j++) {
+        const row = j * n;
+        let g = 0;
+        for (let k = 0; k <= i; k++) g += W[next + k] * W[row + k];
+        for (let k = 0; k <= i; k++) W[row + k] -= g * d[k];
+      }
+    }
+    for (let k = 0; k <= i; k++) W[next + k] = 0;
+  }
+  for (let j = 0; j < n; j++) {
+    d[j] = W[j * n + n - 1];
+    W[j * n + n - 1] = 0;
+  }
+  W[(n - 1) * n + n - 1] = 1;
+  e[0] = 0;
+
+  // tql2: each Givens rotation mixes two eigenvectors = two contiguous rows of W.
+  for (let i = 1; i < n; i++) e[i - 1] = e[i];
+  e[n - 1] = 0;
+  let f = 0;
+  let tst1 = 0;
+  const eps = Math.pow(2, -52);
+  for (let l = 0; l < n; l++) {
+    tst1 = Math.max(tst1, Math.abs(d[l]) + Math.abs(e[l]));
+    let m = l;
+    while (m < n - 1 && Math.abs(e[m]) > eps * tst1) m++;
+    if (m > l) {
+      let iter = 0;
+      do {
+        if (++iter > 100) break;
+        let g = d[l];
+        let p = (d[l + 1] - g) / (2 * e[l]);
+        let r = Math.hypot(p, 1);
+        if (p < 0) r = -r;
+        d[l] = e[l] / (p + r);
+        d[l + 1] = e[l] * (p + r);
+        const dl1 = d[l + 1];
+        let h = g - d[l];
+        for (let i = l + 2; i < n; i++) d[i] -= h;
+        f += h;
+        p = d[m];
+        let c = 1;
+        let c2 = c;
+        let c3 = c;
+        const el1 = e[l + 1];
+        let s = 0;
+        let s2 = 0;
+        for (let i = m - 1; i >= l; i--) {
+          c3 = c2;
+          c2 = c;
+          s2 = s;
+          g = c * e[i];
+          h = c * p;
+          r = Math.hypot(p, e[i]);
+          e[i + 1] = s * r;
+          s = e[i] / r;
+          c = p / r;
+          p = c * d[i] - s * g;
+          d[i + 1] = h + s * (c * g + s * d[i]);
+          const rowI = i * n;
+          const rowI1 = (i + 1) * n;
+          for (let k = 0; k < n; k++) {
+            const hk = W[rowI1 + k];
+            const vk = W[rowI + k];
+            W[rowI1 + k] = s * vk + c * hk;
+            W[rowI + k] = c * vk - s * hk;
+          }
+        }
+        p = (-s * s2 * c3 * el1 * e[l]) / dl1;
+        e[l] = s * p;
+        d[l] = c * p;
+      } while (Math.abs(e[l]) > eps * tst1);
+    }
+    d[l] += f;
+    e[l] = 0;
+  }
+  return { values: d, vectors: W };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Re-ranking in vector space: αQE and DBA
+
+/** Options of query expansion and database-side augmentation. */
+export interface ExpansionOptions {
+  /** Neighbours averaged in (default 3 for QE, 2 for DBA). */
+  n?: number;
+  /** Weight exponent α: neighbour i weighs max(s_i, 0)^α (0 = plain average, default 3). */
+  alpha?: number;
+}
+
+/**
+ * The αQE/DBA formula: v' = (v + Σ_i max(s_i, 0)^α x_i) / ‖…‖ for neighbour vectors x_i with
+ * cosine similarities s_i to v. The engine calls it with neighbours from HNSW + LMDB.
+ */
+export function expandVector(v: Float32Array, neighbors: readonly Float32Array[], scores: readonly number[], alpha = 3): Float32Array {
+  const out = l2normalize(v);
+  neighbors.forEach((x, j) => {
+    if (x.length !== v.length) throw invalidParameter('neighbor', `length ${v.length}`, x.length);
+    const s = scores[j];
+    const wgt = s > 0 ? (alpha === 0 ? 1 : Math.pow(s, alpha)) : 0;
+    if (wgt === 0) return;
+    for (let i = 0; i < v.length; i++) out[i] += wgt * x[i];
+  });
+  return l2normalize(out);
+}
+
+/**
+ * Average query expansion (αQE, Radenović et al.): search the top `n` rows of `matrix`
+ * (L2-normalised rows of `dim`), fold them into the query with `expandVector`, and return the
+ * new query to search again with. `exclude` skips rows (e.g. the query itself when it is indexed).
+ */
+export function queryExpansion(query: Float32Array, matrix: Float32Array, dim: number, options: ExpansionOptions = {}, exclude?: (row: number) => boolean): Float32Array {
+  const n = options.n ?? 3;
+  const hits = exactKnn(query, matrix, dim, n, exclude);
+  return expandVector(query, hits.map((h) => matrix.subarray(h.index * dim, (h.index + 1) * dim)), hits.map((h) => h.score), options.alpha ?? 3);
+}
+
+/**
+ * Database-side augmentation: every row replaced by `expandVector` of itself and its top `n`
+ * other rows (computed on the original rows). Exact O(N²·dim) here; a large library would take
+ * the neighbours from HNSW. Returns a new matrix; the engine stores it as the indexed vectors.
+ */
+export function databaseAugmentation(matrix: Float32Array, dim: number, options: ExpansionOptions = {}): Float32Array {
+  const n = options.n ?? 2;
+  const alpha = options.alpha ?? 3;
+  const rows = matrix.length / dim;
+  const out = new Float32Array(matrix.length);
+  for (let r = 0; r < rows; r++) {
+    const v = matrix.subarray(r * dim, (r + 1) * dim);
+    const hits = exactKnn(v, matrix, dim, n, (row) => row === r);
+    out.set(expandVector(v, hits.map((h) => matrix.subarray(h.index * dim, (h.index + 1) * dim)), hits.map((h) => h.score), alpha), r * dim);
+  }
+  return out;
+}
