@@ -29,11 +29,18 @@ export interface AutoencoderConfig {
   width: number;
   /** Embedding size = latent channels (default: 256). */
   dim: number;
-  /** Channels of the 1x1 bottleneck between the feature map and the latent (default: 512). */
+  /**
+   * Channels of the 1x1 layer between the feature map and the latent (default: 256). Flowers17,
+   * 256-d GeM, 8 epochs: hidden 256 mAP 0.571 / P@1 0.884 vs hidden 512 0.571 / 0.870, at half
+   * the training time (wasm: ~25 vs ~48 CPU-s per epoch of 1000 maps).
+   */
   hidden: number;
   /** Side of the spatial kernels of the encoder's and decoder's second layer (default: 3). */
   kernelSize: number;
-  /** Stride of the latent conv: 1 keeps 7x7, 2 gives 4x4 and ~2x cheaper training (default: 1). */
+  /**
+   * Stride of the latent conv (default: 1). 2 gives a 4x4 latent and trains ~1.7x faster, but
+   * scored mAP 0.519 vs 0.532 with stride 1 (flowers17, mean pooling, 8 epochs).
+   */
   latentStride: 1 | 2;
   /**
    * Latent pooling (default: 'gem'). GeM pools ReLU(latent)^p; mean pools the linear latent.
@@ -42,14 +49,18 @@ export interface AutoencoderConfig {
   pooling: LatentPooling;
   /** GeM exponent (default: 3, the usual retrieval choice; unused for mean pooling). */
   gemP: number;
-  /** Weight of the pairwise-similarity term relative to reconstruction (default: see DEFAULTS). */
+  /**
+   * Weight of the pairwise-similarity term relative to reconstruction (default: 1). Flowers17,
+   * 256-d, 8 epochs: 0 → mAP 0.517 / P@1 0.802 and 1 → 0.532 / 0.860 (mean pooling);
+   * 1 → 0.571 and 5 → 0.555 (GeM).
+   */
   similarityWeight: number;
 }
 
 /** Defaults, with the reason for each in `AutoencoderConfig`. */
 export const AUTOENCODER_DEFAULTS: Omit<AutoencoderConfig, 'inChannels' | 'height' | 'width'> = {
   dim: 256,
-  hidden: 512,
+  hidden: 256,
   kernelSize: 3,
   latentStride: 1,
   pooling: 'gem',
