@@ -8,7 +8,7 @@ import { tf } from './backend.ts';
 import type { Engine } from './engine.ts';
 import { InvalidParameterError, intParam } from './errors.ts';
 import { ConvAutoencoder, type AutoencoderConfig, type StepLoss } from './models/autoencoder.ts';
-import { seededRandom } from './models/matconv.ts';
+import { seededRandom } from './random.ts';
 import { mapLimit } from './pool.ts';
 import { AnnIndex } from './ann.ts';
 import { l2normalize } from './vector.ts';

@@ -8,16 +8,8 @@ import { AnnIndex } from '../src/ann.ts';
 import { DEFAULT_ANN } from '../src/config.ts';
 import { exactKnn, l2normalize } from '../src/vector.ts';
 import { recallAgainstExact } from '../src/classify.ts';
+import { seededRandom as rng } from '../src/random.ts';
 
-/** Deterministic PRNG (mulberry32) so that every run sees the same data. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** n clustered, non-negative vectors (like pooled ReLU features): cluster centre + noise. */
 function clustered(n: number, dim: number, clusters: number, seed: number): Float32Array[] {

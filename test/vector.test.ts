@@ -2,22 +2,12 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { l2normalize, dot, cosine, exactKnn } from '../src/vector.ts';
 import { InvalidParameterError } from '../src/errors.ts';
+import { seededRandom as rng } from '../src/random.ts';
 
 const EPS = 1e-6;
 const close = (actual: number, expected: number, eps = EPS): void =>
   assert.ok(Math.abs(actual - expected) <= eps, `expected ${expected} ± ${eps}, got ${actual}`);
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomRows(n: number, dim: number, seed: number): Float32Array {
   const r = rng(seed);

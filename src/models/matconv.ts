@@ -14,6 +14,10 @@
  */
 import { tf } from '../backend.ts';
 import { invalidParameter } from '../errors.ts';
+import { seededRandom } from '../random.ts';
+
+/** Re-exported: weights drawn from the same seed are the same on every backend. */
+export { seededRandom };
 
 type Tensor2D = tf.Tensor2D;
 type Tensor4D = tf.Tensor4D;
@@ -191,17 +195,6 @@ export function activate(x: Tensor4D, activation: Activation): Tensor4D {
   }
 }
 
-/** Deterministic 32-bit PRNG (mulberry32): the same seed gives the same weights on every backend. */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Shape and behaviour of one convolution layer (JSON-serialisable). */
 export interface ConvLayerSpec {

@@ -7,6 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
+import { seededRandom } from '../../src/random.ts';
+
+/** Seeded PRNG: the same seed gives the same corpus. */
+export const rng = seededRandom;
 
 /** One hostile file: its name in the corpus folder and its bytes (file-system cases have none). */
 export interface HostileFile {
@@ -16,17 +20,6 @@ export interface HostileFile {
   bytes: Buffer;
 }
 
-/** Small seeded PRNG (mulberry32): the same seed gives the same corpus. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Flips `count` bits at seeded positions at or after byte `from`. */
 function flipBits(buf: Buffer, count: number, from: number, seed: number): Buffer {
