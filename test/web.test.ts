@@ -129,6 +129,9 @@ describe('web page in headless Chromium', { skip }, () => {
   });
 
   it('searches by an indexed image when a result is chosen (keyboard: Enter)', async () => {
+    // The previous step's searches may still be answering: a late one re-renders the grid and
+    // would detach the focused card between focus() and Enter. Let the page settle first.
+    await page.waitForLoadState('networkidle');
     const second = cards().nth(1);
     const id = await second.getAttribute('data-id');
     const file = (await second.getAttribute('data-path'))!;
