@@ -17,7 +17,7 @@ import path from 'node:path';
 import { checkStore } from '../src/check.ts';
 import { Engine } from '../src/engine.ts';
 import { rng } from './helpers/hostile-corpus.ts';
-import { BACKEND, CLI, HYM_VAL, MODELS, REPO, engineOptions, imagesIn, tempDir } from './fixtures.ts';
+import { BACKEND, CLI, HYM_TRAIN, HYM_VAL, MODELS, REPO, engineOptions, imagesIn, tempDir } from './fixtures.ts';
 
 const SEED = 6_2024;
 const CHILD = path.join(REPO, 'test', 'helpers', 'crash-child.ts');
@@ -85,7 +85,9 @@ describe('pixdex index killed with SIGKILL at random points', () => {
   const data = path.join(tmp.dir, 'crashed');
   const reference = path.join(tmp.dir, 'reference');
   // 80 photos (5 batches), both classes, labelled from their folders.
-  const files = imagesIn(HYM_VAL).filter((_, i) => i % 2 === 0).slice(0, 80);
+  // Enough photos that a kill which misses (the run finished first) cannot use up the library
+  // before every kind of kill has had its turn: each turn may grow it by up to two batches.
+  const files = [...imagesIn(HYM_VAL), ...imagesIn(HYM_TRAIN)].filter((_, i) => i % 2 === 0);
   const indexArgs = (dataDir: string, folder = lib) => ['index', folder, '--data', dataDir, '--workers', '1', '--label-from-folder', '--json'];
 
   /** Copies the first `n` photos into the library folder (the crashed runs see it grow). */
