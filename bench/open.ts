@@ -12,14 +12,14 @@
  *
  * How the fresh process opens the store: the backbone registry fixes the dims of a store
  * (mobilenet_v2 = 1280, mobilenet_v1_0.75 = 768, mobilenet_v1_embedding = 1024). When `--dims`
- * is one of those, the child runs the real `Engine.open` + `engine.searchVector` (the model is
- * never loaded for a vector query), and also the store-level path below for comparison. For
- * other dims (e.g. 256, the size of a compact embedding), there is no backbone to open the
- * store with, so the child runs the same steps Engine.open performs (`Store.open`, meta,
- * `loadSnapshot`, `AnnIndex.fromBytes`, then `ann.search` + record lookups as `searchVector`
- * does). Wrapping `AnnIndex.fromBytes` and `Engine.prototype.rebuildIndex` proves which path ran.
- * A third mode, `streamed`, opens with `Store.loadSnapshotToFile` + `AnnIndex.restore` (chunks
- * written from LMDB's memory map straight to the temp file hnswlib reads; no Buffer copy).
+ * is one of those, mode `engine` runs the real `Engine.open` + `engine.searchVector` (the model
+ * is never loaded for a vector query). Other dims (e.g. 256, the size of a compact embedding)
+ * have no backbone to open the store with, so mode `streamed` runs the steps Engine.open performs
+ * (`Store.open`, meta, `Store.loadSnapshotToFile` + `AnnIndex.restore`: chunks go from LMDB's
+ * memory map straight to the temp file hnswlib reads; journal replay; then `ann.search` + record
+ * lookups as `searchVector` does). Mode `store` is the earlier path (`loadSnapshot` into one
+ * Buffer + `AnnIndex.fromBytes`), for comparison. Wrapping `AnnIndex.restore`/`fromBytes` and
+ * `Engine.prototype.rebuildIndex` proves a snapshot was loaded and nothing was rebuilt.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -172,8 +172,8 @@ async function parent(): Promise<void> {
     out.open = summary;
     out.modes = {
       engine: 'Engine.open + engine.searchVector (registry dims only)',
-      store: "Engine.open's steps today: Store.open, loadSnapshot, AnnIndex.fromBytes; ann.search + record lookups",
-      streamed: 'as store, with Store.loadSnapshotToFile + AnnIndex.restore (no Buffer copy)',
+      streamed: "Engine.open's steps: Store.open, loadSnapshotToFile + AnnIndex.restore, journal; ann.search + record lookups",
+      store: 'the earlier path: loadSnapshot (one Buffer) + AnnIndex.fromBytes, for comparison',
     };
     out.acceptance = { limitMs: 5000, openPlusFirstQueryOk: Object.fromEntries(modes.map((m) => [m, (summary[m] as { openPlusFirstQueryMs: number }).openPlusFirstQueryMs <= 5000])) };
     out.loadavg = { start: loadStart, end: load() };

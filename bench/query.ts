@@ -70,7 +70,7 @@ try {
   out.queryPhotos = { dir: values.queries, count: queryFiles.length, medianBytes: median(queryBytes.map((b) => b.length)) };
 
   // ---------------------------------------------------------------- in-process breakdown
-  const parts = { decodeMs: [] as number[], backboneMs: [] as number[], annMs: [] as number[] };
+  const parts = { decodeMs: [] as number[], backboneMs: [] as number[], annMs: [] as number[], engineSearchMs: [] as number[] };
   for (let i = 0; i < Math.min(Number(values.breakdown), queryBytes.length); i++) {
     t = performance.now();
     const img = await engine.decode(queryBytes[i], queryFiles[i]);
@@ -81,6 +81,9 @@ try {
     t = performance.now();
     engine.searchVector(e.code ?? e.pooled, { k: 10 });
     parts.annMs.push(performance.now() - t);
+    t = performance.now();
+    await engine.search(queryBytes[i], { k: 10 }); // the whole in-process path the route calls
+    parts.engineSearchMs.push(performance.now() - t);
   }
   out.breakdownMedianMs = Object.fromEntries(Object.entries(parts).map(([k, xs]) => [k, round(median(xs), 2)]));
 
