@@ -115,11 +115,9 @@ export class Backbone {
    * Runs a batch of `inputSize`² RGB byte images. Returns tensors the caller owns (dispose them).
    */
   infer(images: readonly Uint8Array[], withFeatureMap = false): BackboneOutput {
-    const { inputSize: s, inputRange: [lo, hi], featureMap, pooled, dims } = this.spec;
+    const { featureMap, pooled, dims } = this.spec;
     return tf.tidy(() => {
-      const flat = new Uint8Array(images.length * s * s * 3);
-      images.forEach((img, i) => flat.set(img, i * s * s * 3));
-      const x = tf.tensor4d(flat, [images.length, s, s, 3], 'int32').toFloat().mul((hi - lo) / 255).add(lo) as tf.Tensor4D;
+      const x = this.input(images, this.spec.inputSize);
       let fmap: tf.Tensor4D;
       let pool: tf.Tensor;
       if (this.graph) {
@@ -137,6 +135,30 @@ export class Backbone {
       if (withFeatureMap) result.featureMap = fmap;
       return result as unknown as tf.TensorContainerObject;
     }) as unknown as BackboneOutput;
+  }
+
+  /**
+   * Feature maps [n, s', s', C] of `size`² RGB byte images at any input side (s' = ⌈size/32⌉:
+   * 7 at 224, 5 at 160, 10 at 320): every layer up to the feature map is convolutional, and the
+   * loader relaxes the stored 224×224 input shape. The caller disposes the result.
+   */
+  featureMaps(images: readonly Uint8Array[], size: number): tf.Tensor4D {
+    return tf.tidy(() => {
+      const x = this.input(images, size);
+      if (this.graph) return this.graph.execute(x, this.spec.featureMap.name) as tf.Tensor4D;
+      return (this.layers!.predict(x) as tf.Tensor[])[0] as tf.Tensor4D;
+    });
+  }
+
+  /** `size`² RGB byte images → the model's input tensor [n, size, size, 3] in its input range. */
+  private input(images: readonly Uint8Array[], size: number): tf.Tensor4D {
+    const [lo, hi] = this.spec.inputRange;
+    const flat = new Uint8Array(images.length * size * size * 3);
+    images.forEach((img, i) => {
+      if (img.length !== size * size * 3) throw invalidParameter('image', `${size}x${size}x3 bytes`, `${img.length} bytes`);
+      flat.set(img, i * size * size * 3);
+    });
+    return tf.tidy(() => tf.tensor4d(flat, [images.length, size, size, 3], 'int32').toFloat().mul((hi - lo) / 255).add(lo) as tf.Tensor4D);
   }
 
   /** Convenience: pooled vectors as Float32Arrays (one per image). */
@@ -178,6 +200,7 @@ async function localHandler(dir: string, id: string, modelsDir: string): Promise
       { cause: err },
     );
   }
+  relaxInputShape(json.modelTopology);
   return {
     async load() {
       const weightSpecs: tf.io.WeightsManifestEntry[] = [];
@@ -203,4 +226,25 @@ async function localHandler(dir: string, id: string, modelsDir: string): Promise
       };
     },
   };
+}
+
+/**
+ * Relaxes a stored model's input shape to [-1, -1, -1, 3] (graph: the 4-d Placeholder; layers:
+ * the InputLayer): the files declare 224×224 and tfjs would refuse other sides, although every
+ * layer up to the feature map is convolutional. The pooled node is only asked for at 224.
+ */
+function relaxInputShape(topology: unknown): void {
+  const t = topology as { node?: Array<{ op?: string; attr?: { shape?: { shape?: { dim?: unknown[] } } } }>; model_config?: { config?: { layers?: LayerJson[] } }; config?: { layers?: LayerJson[] } };
+  for (const node of t?.node ?? []) {
+    const shape = node.attr?.shape?.shape;
+    if (node.op === 'Placeholder' && shape?.dim?.length === 4) shape.dim = [{ size: '-1' }, { size: '-1' }, { size: '-1' }, { size: '3' }];
+  }
+  for (const layer of t?.model_config?.config?.layers ?? t?.config?.layers ?? []) {
+    if (layer.class_name === 'InputLayer') layer.config.batch_input_shape = [null, null, null, 3];
+  }
+}
+
+interface LayerJson {
+  class_name: string;
+  config: { batch_input_shape?: unknown[] };
 }
