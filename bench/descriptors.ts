@@ -11,8 +11,9 @@
  * a summary line.
  *
  *   node --import tsx bench/descriptors.ts [--backbone ID] [--queries 243] [--seed 8]
- *        [--scales 224,320] [--db-scales 224,192,160] [--latency-queries 20] [--latency-rounds 3]
- *        [--no-latency] [--quick] [--sweep] [--extract-only]
+ *        [--scales 224,320] [--db-scales 224,192,160,128] [--sides 4,5,6,7] [--regional-p 2]
+ *        [--latency-queries 20] [--latency-rounds 3]
+ *        [--no-latency] [--quick] [--sweep] [--extract-only] [--filter REGEX (method names)]
  *
  * Backbone feature maps are cached in tmp/desc/cache/<backbone>/ (Float32; ~0.1–0.7 GB per set
  * and scale): the first run extracts them (~15–30 min on a busy 2-core machine), later runs take
@@ -29,8 +30,8 @@ import { DEFAULT_ANN, DEFAULT_EXTENSIONS } from '../src/config.ts';
 import { averagePrecision, knnVote, precisionAtK } from '../src/classify.ts';
 import {
   applyWhitening, databaseAugmentation, describe, describeScales, describeWindows, descriptorName, expandVector, fitPca,
-  loadAnySizeBackbone, mergeMaxHits, slidingWindows, whiteningFromPca, whitenVector,
-  type AnySizeBackbone, type DescriptorConfig, type Pca, type Whitening,
+  matchedScale, mergeMaxHits, slidingWindows, whiteningFromPca, whitenVector,
+  type DescriptorConfig, type Pca, type Whitening,
 } from '../src/descriptors.ts';
 import { loadDataset, type DatasetItem } from '../src/evaluate.ts';
 import { decodeImage } from '../src/image/decode.ts';
@@ -48,14 +49,16 @@ const { values: args } = parseArgs({
     queries: { type: 'string', default: '243' },
     seed: { type: 'string', default: '8' },
     scales: { type: 'string', default: '224,320' },
-    'db-scales': { type: 'string', default: '224,192,160' },
+    'db-scales': { type: 'string', default: '224,192,160,128' },
     sides: { type: 'string', default: '4,5,6,7' },
+    'regional-p': { type: 'string', default: '2' },
     'latency-queries': { type: 'string', default: '20' },
     'latency-rounds': { type: 'string', default: '3' },
     'no-latency': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
     sweep: { type: 'boolean', default: false },
     'extract-only': { type: 'boolean', default: false },
+    filter: { type: 'string' },
     'whiten-dims': { type: 'string', default: '512' },
     'whiten-eps': { type: 'string', default: '1' },
     'qe-n': { type: 'string', default: '2' },
@@ -67,6 +70,8 @@ const BACKBONE = args.backbone!;
 const SCALES = args.scales!.split(',').map(Number);
 const DB_SCALES = args['db-scales']!.split(',').map(Number);
 const SIDES = args.sides!.split(',').map(Number);
+const RP = Number(args['regional-p']);
+const RGEM = `gem${RP}`;
 const NATIVE = 224;
 const CACHE = path.join(REPO, 'tmp/desc/cache', BACKBONE);
 const round = (x: number) => Math.round(x * 1000) / 1000;
@@ -97,9 +102,9 @@ log(`instance set: ${instance.length} queries (seed ${args.seed}, ${instanceKey}
 
 interface Maps { data: Float32Array; n: number; h: number; w: number; c: number }
 
-let anySize: AnySizeBackbone | undefined;
-async function model(): Promise<AnySizeBackbone> {
-  anySize ??= await loadAnySizeBackbone(args.models!, BACKBONE);
+let anySize: Backbone | undefined;
+async function model(): Promise<Backbone> {
+  anySize ??= await Backbone.load(args.models!, BACKBONE);
   return anySize;
 }
 
@@ -143,6 +148,7 @@ const BASES: Record<string, DescriptorConfig> = {
   mean: { id: 'mean' },
   gem3: { id: 'gem', p: 3 },
   rmac: { id: 'rmac', regionPooling: 'max', levels: 3 },
+  [RGEM]: { id: 'gem', p: RP },
   ...(args.sweep ? { gem2: { id: 'gem', p: 2 }, gem4: { id: 'gem', p: 4 }, rmac2: { id: 'rmac', regionPooling: 'max', levels: 2 }, rmacgem: { id: 'rmac', regionPooling: 'gem', p: 3 } } as Record<string, DescriptorConfig> : {}),
 };
 
@@ -169,7 +175,7 @@ for (const set of ['flowers', 'hym', 'instance'] as SetName[]) {
     const maps = await featureMaps(set, info.key, info.count, info.bytes, size);
     if (args['extract-only']) continue;
     C = maps.c;
-    const bases = size === NATIVE || SCALES.includes(size) ? Object.keys(BASES) : ['gem3'];
+    const bases = size === NATIVE || SCALES.includes(size) ? Object.keys(BASES) : [RGEM];
     const per: Record<string, Float32Array> = {};
     for (const k of bases) per[k] = new Float32Array(maps.n * maps.c);
     const wins = size === NATIVE ? slidingWindows(maps.h, maps.w, SIDES) : [];
@@ -183,10 +189,8 @@ for (const set of ['flowers', 'hym', 'instance'] as SetName[]) {
         per[k].set(d.dataSync() as Float32Array, i * maps.c);
         d.dispose();
       }
-      if (wins.length) {
-        const wd = describeWindows(x, wins, 3);
-        windowsOf[set].set(wd.dataSync() as Float32Array, i * R * maps.c);
-        wd.dispose();
+      for (let j = 0; wins.length && j < b; j++) {
+        windowsOf[set].set(describeWindows(maps.data.subarray((i + j) * cell, (i + j + 1) * cell), maps.h, maps.w, maps.c, wins, RP), (i + j) * R * maps.c);
       }
       x.dispose();
     }
@@ -203,7 +207,7 @@ if (args['extract-only']) process.exit(0);
 interface VectorDesc { kind: 'vector'; name: string; base: string; scales: number[]; config: DescriptorConfig }
 interface Post { whiten?: { dims: number; epsilon: number }; qe?: { n: number; alpha: number }; dba?: { n: number; alpha: number } }
 /** Regional matching: query windows at 224 × database GeM at `dbScales`, max. */
-interface RegionalDesc { kind: 'regional'; name: string; dbScales: number[] }
+interface RegionalDesc { kind: 'regional'; name: string; dbScales: number[]; qe?: { n: number; alpha: number }; pairs: 'all' | 'matched'; reduce: number }
 type Method = (VectorDesc & { post: Post }) | RegionalDesc;
 
 function combine(parts: Float32Array[], dim: number): Float32Array {
@@ -235,7 +239,7 @@ function ranked(s: Float32Array, row: number, nd: number, exclude: (j: number) =
 }
 
 const pcaCache = new Map<string, Pca>();
-function whitening(fitSet: SetName, d: VectorDesc, fit: Float32Array, w: NonNullable<Post['whiten']>): Whitening {
+function whitening(fitSet: SetName, d: VectorDesc, fit: Float32Array, w: NonNullable<Post['whiten']>, power = 0.5): Whitening {
   const key = `${fitSet}:${d.name}`;
   let pca = pcaCache.get(key);
   if (!pca) {
@@ -244,7 +248,7 @@ function whitening(fitSet: SetName, d: VectorDesc, fit: Float32Array, w: NonNull
     pcaCache.set(key, pca);
     log(`PCA ${key}: ${fit.length / C} × ${C} in ${Math.round(performance.now() - t)} ms`);
   }
-  return whiteningFromPca(pca, { dims: w.dims, epsilon: w.epsilon });
+  return whiteningFromPca(pca, { dims: w.dims, epsilon: w.epsilon, power });
 }
 
 /**
@@ -255,20 +259,42 @@ function similarity(m: Method, qset: SetName, qIds: number[], dset: SetName, dId
   if (m.kind === 'regional') {
     const nd = dIds.length;
     const best = new Float32Array(qIds.length * nd).fill(-Infinity);
-    const dbs = m.dbScales.map((s) => rows(desc[dset][s].gem3, dIds, C));
+    let project = (v: Float32Array) => v;
+    let dim = C;
+    if (m.reduce) {
+      const w = whitening(fitSet, single(RGEM) as VectorDesc, desc[fitSet][NATIVE][RGEM], { dims: m.reduce, epsilon: 0 }, 0);
+      project = (v) => applyWhitening(w, v);
+      dim = w.outDims;
+    }
+    const wins = slidingWindows(7, 7, SIDES);
+    const dbs = m.dbScales.map((s) => project(rows(desc[dset][s][RGEM], dIds, C)));
+    // Per database scale, the windows searched against it.
+    const winsFor = m.dbScales.map((s) => wins.map((w, r) => (m.pairs === 'all' || matchedScale(w.side, 7, NATIVE) === s ? r : -1)).filter((r) => r >= 0));
     for (let q0 = 0; q0 < qIds.length; q0 += 128) {
       const chunk = qIds.slice(q0, q0 + 128);
-      const qw = rows(windowsOf[qset], chunk.flatMap((id) => Array.from({ length: R }, (_, r) => id * R + r)), C);
-      for (const db of dbs) {
-        const sc = sims(qw, db, C); // [(chunk·R) × nd]
-        for (let q = 0; q < chunk.length; q++) {
-          const out = (q0 + q) * nd;
-          for (let r = 0; r < R; r++) {
-            const off = (q * R + r) * nd;
-            for (let j = 0; j < nd; j++) if (sc[off + j] > best[out + j]) best[out + j] = sc[off + j];
-          }
-        }
+      m.dbScales.forEach((_, si) => {
+        const ws = winsFor[si];
+        if (ws.length === 0) return;
+        const qw = project(rows(windowsOf[qset], chunk.flatMap((id) => ws.map((r) => id * R + r)), C));
+        // max over the windows of each query, in tf: [(chunk·|ws|) × nd] → [chunk × nd]
+        const t = tf.tidy(() => tf.max(tf.reshape(tf.matMul(tf.tensor2d(qw, [chunk.length * ws.length, dim]), tf.tensor2d(dbs[si], [nd, dim]), false, true), [chunk.length, ws.length, nd]), 1));
+        const sc = t.dataSync() as Float32Array;
+        t.dispose();
+        const out = q0 * nd;
+        for (let k = 0; k < sc.length; k++) if (sc[k] > best[out + k]) best[out + k] = sc[k];
+      });
+    }
+    if (m.qe) {
+      // αQE on the global 224 descriptors with the regional top n; final score = max(regional, expanded · d224).
+      const d = rows(desc[dset][NATIVE][RGEM], dIds, C);
+      const qg = rows(desc[qset][NATIVE][RGEM], qIds, C);
+      const expanded = new Float32Array(qg.length);
+      for (let r = 0; r < qIds.length; r++) {
+        const top = ranked(best, r, nd, (j) => exclude(r, j)).slice(0, m.qe.n);
+        expanded.set(expandVector(qg.subarray(r * C, (r + 1) * C), top.map((j) => d.subarray(j * C, (j + 1) * C)), top.map((j) => best[r * nd + j]), m.qe.alpha), r * C);
       }
+      const s2 = sims(expanded, d, C);
+      for (let k = 0; k < s2.length; k++) if (s2[k] > best[k]) best[k] = s2[k];
     }
     return best;
   }
@@ -358,7 +384,11 @@ const multi = (base: string, post: Post = {}): Method => {
   const config: DescriptorConfig = { id: 'multiscale', scales: SCALES, base: b.id as 'gem', p: b.p, regionPooling: b.regionPooling, levels: b.levels };
   return { kind: 'vector', name: descriptorName(config), base, scales: SCALES, config, post };
 };
-const regional = (dbScales: number[]): RegionalDesc => ({ kind: 'regional', name: `regional(windows ${SIDES.join(',')} x db ${dbScales.join('+')},gem p=3)`, dbScales });
+const regional = (dbScales: number[], opts: { qe?: RegionalDesc['qe']; pairs?: 'all' | 'matched'; reduce?: number } = {}): RegionalDesc => ({
+  kind: 'regional',
+  name: `regional(windows ${SIDES.join(',')} x db ${dbScales.join('+')},${opts.pairs ?? 'all'} pairs${opts.reduce ? `,PCA ${opts.reduce}` : ''},gem p=${RP})`,
+  dbScales, qe: opts.qe, pairs: opts.pairs ?? 'all', reduce: opts.reduce ?? 0,
+});
 const postName = (p: Post) => [p.whiten && `whiten(${p.whiten.dims},eps=${p.whiten.epsilon})`, p.dba && `dba(n=${p.dba.n})`, p.qe && `qe(n=${p.qe.n},a=${p.qe.alpha})`].filter(Boolean).join('+') || 'none';
 
 const results: Array<Record<string, unknown>> = [];
@@ -367,7 +397,7 @@ function run(m: Method) {
   const row = {
     backbone: BACKBONE,
     descriptor: m.name,
-    post: m.kind === 'vector' ? postName(m.post) : 'none',
+    post: m.kind === 'vector' ? postName(m.post) : postName({ qe: m.qe }),
     flowers: flowersLoo(m),
     hymenoptera: hymKnn(m),
     instance: instanceEval(m),
@@ -385,17 +415,27 @@ if (args.sweep) {
     ...[128, 256, 512].flatMap((dims) => [0.1, 1, 4].map((epsilon) => single('gem3', { whiten: { dims, epsilon } }))),
     ...[1, 2, 3, 5].flatMap((n) => [1, 3].map((alpha) => single('gem3', { qe: { n, alpha } }))),
     ...[[224], [224, 160], [224, 192, 160], DB_SCALES].map((s) => regional(s)),
+    regional(DB_SCALES, { pairs: 'matched' }),
+    regional(DB_SCALES, { reduce: 256 }),
   ];
 } else if (args.quick) {
-  methods = [single('mean'), single('gem3'), regional(DB_SCALES)];
+  methods = [single('mean'), single(RGEM), single('gem3'), regional(DB_SCALES, { pairs: 'matched' }), regional(DB_SCALES, { pairs: 'matched', qe: QE })];
 } else {
   const posts: Post[] = [{}, { qe: QE }, { whiten: W }, { whiten: W, qe: QE }, { whiten: W, dba: DBA, qe: QE }];
   methods = [
     ...['mean', 'gem3', 'rmac'].flatMap((b) => posts.map((p) => single(b, p))),
-    ...['gem3', 'rmac'].flatMap((b) => [{}, { qe: QE }].map((p) => multi(b, p))),
+    ...(RGEM !== 'gem3' ? [single(RGEM), single(RGEM, { qe: QE })] : []),
+    ...(SCALES.length > 1 ? ['gem3', 'rmac'].flatMap((b) => [{}, { qe: QE }].map((p) => multi(b, p))) : []),
     regional([NATIVE]),
     regional(DB_SCALES),
+    regional(DB_SCALES, { pairs: 'matched' }),
+    regional(DB_SCALES, { pairs: 'matched', qe: QE }),
+    regional(DB_SCALES, { pairs: 'matched', reduce: 256 }),
   ];
+}
+if (args.filter) {
+  const re = new RegExp(args.filter);
+  methods = methods.filter((m) => re.test(`${m.name} [${m.kind === 'vector' ? postName(m.post) : postName({ qe: m.qe })}]`));
 }
 for (const m of methods) run(m);
 if (args.sweep) process.exit(0);
@@ -450,28 +490,37 @@ if (!args['no-latency']) {
     });
   };
   vectorCase('mean', single('mean') as Method & { kind: 'vector' });
-  vectorCase('gem', single('gem3') as Method & { kind: 'vector' });
+  vectorCase('gem(p=3)', single('gem3') as Method & { kind: 'vector' });
+  if (RGEM !== 'gem3') vectorCase(`gem(p=${RP})`, single(RGEM) as Method & { kind: 'vector' });
   vectorCase('rmac', single('rmac') as Method & { kind: 'vector' });
   vectorCase('gem+qe', single('gem3', { qe: QE }) as Method & { kind: 'vector' });
   vectorCase('gem+whiten+qe', single('gem3', { whiten: W, qe: QE }) as Method & { kind: 'vector' });
-  vectorCase('multiscale(gem)', multi('gem3') as Method & { kind: 'vector' });
-  const scaleIndexes = DB_SCALES.map((s) => indexOf(desc.flowers[s].gem3, C));
+  if (SCALES.length > 1) vectorCase('multiscale(gem)', multi('gem3') as Method & { kind: 'vector' });
   const wins = slidingWindows(7, 7, SIDES);
-  cases.push({
-    name: `regional (${wins.length} windows x ${DB_SCALES.length} scales)`,
-    run: async (bytes) => {
-      const map = m.featureMaps([await decodeAt(bytes, NATIVE)], NATIVE);
-      const t = describeWindows(map, wins, 3);
-      const data = (await t.data()) as Float32Array;
-      tf.dispose([t, map]);
-      const lists = [];
-      for (let r = 0; r < wins.length; r++) {
-        const v = data.subarray(r * C, (r + 1) * C);
-        for (const index of scaleIndexes) lists.push(index.search(v, 10));
-      }
-      return mergeMaxHits(lists, 10).map((h) => h.id);
-    },
-  });
+  const regionalCase = (pairs: 'all' | 'matched', reduce: number) => {
+    let project = (v: Float32Array) => v;
+    let dim = C;
+    if (reduce) {
+      const w = whitening('flowers', single(RGEM) as VectorDesc, desc.flowers[NATIVE][RGEM], { dims: reduce, epsilon: 0 }, 0);
+      project = (v) => applyWhitening(w, v);
+      dim = w.outDims;
+    }
+    const indexes = new Map(DB_SCALES.map((s) => [s, indexOf(project(desc.flowers[s][RGEM]), dim)]));
+    const searches = wins.flatMap((win, r) => DB_SCALES.filter((s) => pairs === 'all' || s === matchedScale(win.side, 7, NATIVE)).map((s) => ({ r, index: indexes.get(s)! })));
+    cases.push({
+      name: `regional (${wins.length} windows, ${pairs} pairs: ${searches.length} searches${reduce ? `, PCA ${dim}-d` : ''})`,
+      run: async (bytes) => {
+        const map = m.featureMaps([await decodeAt(bytes, NATIVE)], NATIVE);
+        const data = project(describeWindows((await map.data()) as Float32Array, 7, 7, C, wins, RP));
+        map.dispose();
+        const lists = searches.map(({ r, index }) => index.search(data.subarray(r * dim, (r + 1) * dim), 10));
+        return mergeMaxHits(lists, 10).map((h) => h.id);
+      },
+    });
+  };
+  regionalCase('all', 0);
+  regionalCase('matched', 0);
+  regionalCase('matched', 256);
   const qs = instance.slice(0, Number(args['latency-queries']));
   for (const c of cases) await c.run(qs[0].bytes); // warm up every path (kernels, shapes)
   const samples = new Map<string, number[]>(cases.map((c) => [c.name, []]));

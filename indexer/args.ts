@@ -1,11 +1,13 @@
 /** Options every `pixdex` command takes, and how they become engine options (one place). */
 import type { ParseArgsConfig } from 'node:util';
 import type { PixdexOptions } from '../src/config.ts';
+import { checkDescriptor } from '../src/library-descriptor.ts';
 
 export const GLOBAL_OPTIONS = {
   data: { type: 'string' },
   models: { type: 'string' },
   backbone: { type: 'string' },
+  descriptor: { type: 'string' },
   backend: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -20,6 +22,7 @@ export function engineOptions(v: Values): PixdexOptions {
   if (v.data) o.dataDir = String(v.data);
   if (v.models) o.modelsDir = String(v.models);
   if (v.backbone) o.backbone = String(v.backbone);
+  if (v.descriptor) o.descriptor = checkDescriptor(v.descriptor);
   if (v.backend) o.backend = String(v.backend) as PixdexOptions['backend'];
   if (typeof v.workers === 'number') o.workers = v.workers;
   return o;

@@ -8,7 +8,9 @@ import { Engine, MAX_K, type IndexProgress, type IndexSummary, type SpaceKind } 
 import { PixdexError, intParam, numberParam } from '../src/errors.ts';
 import { formatConfusionTable } from '../src/classify.ts';
 import { CLASSIFY_METHODS, type ClassifyMethod } from '../src/labels.ts';
-import { evaluate, loadDataset } from '../src/evaluate.ts';
+import { loadDataset } from '../src/evaluate.ts';
+import { evaluateLibrary } from '../src/evaluate-library.ts';
+import { checkDescriptor } from '../src/library-descriptor.ts';
 import path from 'node:path';
 import { EXIT, errorLine, exitCodeFor } from './exit.ts';
 import { GLOBAL_OPTIONS, engineOptions, type Values } from './args.ts';
@@ -27,7 +29,8 @@ Commands:
   label accept|reject <id>...|--all   Accept or reject suggestions
   train-classifier      Train the softmax head on labelled images  [--hidden 0] [--epochs 200]
   remove <path|id>      Remove an image from the index
-  eval <dataset-dir>    Quality on a folder-per-class dataset (P@1, mAP, kNN accuracy)  [--space ...]
+  eval <dataset-dir>    Quality on a folder-per-class dataset: category retrieval (P@1, mAP, kNN accuracy)
+        and instance retrieval (generated re-photographs)  [--space ...] [--descriptor D] [--instance 243] [--seed 8]
   train                 Train the library's autoencoder and switch search to it  [--dim 256] [--epochs 30] [--sample 1000]
   stats                 Store, model and index facts
   serve                 HTTP API and web page  [--host 127.0.0.1] [--port 8080] [--token T]
@@ -37,6 +40,7 @@ Global options:
   --data DIR      data directory (default ./data, env PIXDEX_DATA)
   --models DIR    folder with the backbone model folders (env PIXDEX_MODELS)
   --backbone ID   mobilenet_v2 (default) | mobilenet_v1_0.75 | mobilenet_v1_embedding
+  --descriptor D  regional (default) | gem | pooled: how a new library describes images (env PIXDEX_DESCRIPTOR)
   --backend NAME  auto (default) | tensorflow | wasm | cpu (env PIXDEX_BACKEND)
   --json          machine-readable output on stdout
 `;
@@ -267,29 +271,40 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   },
 
   async eval(args) {
-    const { values: v, pos } = parse(args, { space: { type: 'string' } }, [1, 1], 'eval');
-    return withEngine(v, async (engine) => {
+    const { values: v, pos } = parse(args, { space: { type: 'string' }, instance: { type: 'string' }, seed: { type: 'string' } }, [1, 1], 'eval');
+    // --descriptor names what to evaluate, not the library's descriptor: eval writes nothing.
+    const descriptor = v.descriptor === undefined ? undefined : checkDescriptor(v.descriptor);
+    return withEngine({ ...v, descriptor: undefined }, async (engine) => {
       const started = performance.now();
-      const space = engine.spaceFor(spaceOption(v.space));
       const items = loadDataset(path.resolve(pos[0]), engine.config.extensions);
       const progress = new ProgressLine(process.stderr);
-      const { vectors, failed } = await engine.embedFiles(items.map((i) => i.path), (done, total) => progress.update(`embedding ${done}/${total}`), space);
+      const report = await evaluateLibrary(engine, items, {
+        space: spaceOption(v.space),
+        descriptor,
+        instanceQueries: v.instance === undefined ? undefined : intParam('instance', v.instance, 0, 100_000),
+        seed: v.seed === undefined ? undefined : intParam('seed', v.seed, 0, 2 ** 31 - 1),
+        onProgress: (what) => progress.update(what),
+      });
       progress.done();
-      const report = evaluate(items, vectors, failed);
       const seconds = Math.round((performance.now() - started) / 100) / 10;
-      const full = { dataset: path.resolve(pos[0]), backbone: engine.spec.id, dims: space.kind === 'backbone' ? engine.spec.dims : space.dims, space: space.kind, backend: (await engine.backendInfo()).name, seconds, ...report };
+      const full = { dataset: path.resolve(pos[0]), backend: (await engine.backendInfo()).name, seconds, ...report };
       const r = report.retrieval;
       const k = report.knn;
+      const inst = report.instance;
       out(v, full, [
-        `${report.images} images, ${report.classes} classes, ${full.backbone} (${full.dims}-d, ${full.space}) on ${full.backend}, ${seconds}s`,
+        `${report.images} images, ${report.classes} classes, ${report.backbone} (${report.dims}-d, ${report.space}, descriptor ${report.descriptor}) on ${full.backend}, ${seconds}s`,
         `retrieval (leave-one-out)  P@1 ${r.p1.toFixed(3)}  P@10 ${r.p10.toFixed(3)}  mAP ${r.mAP.toFixed(3)}`,
         `kNN accuracy (${k.protocol}, ${k.queries} queries)  k=1 ${k.k1.toFixed(3)}  k=5 ${k.k5.toFixed(3)}  k=10 ${k.k10.toFixed(3)}`,
+        ...(inst ? [
+          `instance retrieval (${inst.queries} generated re-photographs, seed ${inst.seed})  P@1 ${inst.p1.toFixed(3)}  R@5 ${inst.r5.toFixed(3)}`,
+          ...Object.entries(inst.perTransform).map(([t, x]) => `  ${t.padEnd(12)} P@1 ${x.p1.toFixed(3)}  R@5 ${x.r5.toFixed(3)}  (${x.n})`),
+        ] : []),
         '',
         'k=10 vote, per class:',
         ...Object.entries(report.perClass).map(([l, c]) => `  ${l.padEnd(14)} precision ${c.precision.toFixed(3)}  recall ${c.recall.toFixed(3)}  (${c.support})`),
         '',
         formatConfusionTable(report.confusion),
-        ...failed.map((f) => `failed: ${f.path}: ${f.error}`),
+        ...report.failed.map((f) => `failed: ${f.path}: ${f.error}`),
       ].join('\n'));
       return EXIT.ok;
     });
@@ -303,8 +318,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
       out(v, s, [
         `images    ${s.images}`,
         `labels    ${labels}`,
-        `backbone  ${s.backbone} (${s.dims}-d)`,
-        `space     ${s.spaceInfo.kind === 'backbone' ? `backbone (pooled ${s.dims}-d)` : `autoencoder ${s.spaceInfo.dims}-d, trained ${s.spaceInfo.trainedAt} on ${s.spaceInfo.samples} images, ${s.spaceInfo.epochs} epochs, final loss ${s.spaceInfo.finalLoss.toFixed(4)}`}`,
+        `backbone  ${s.backbone} (${s.dims}-d), descriptor ${s.descriptor}`,
+        `space     ${s.spaceInfo.kind === 'backbone' ? `backbone (${s.descriptor} ${s.dims}-d)` : `autoencoder ${s.spaceInfo.dims}-d, trained ${s.spaceInfo.trainedAt} on ${s.spaceInfo.samples} images, ${s.spaceInfo.epochs} epochs, final loss ${s.spaceInfo.finalLoss.toFixed(4)}`}`,
         `backend   ${s.backend} (${s.backendReason})`,
         `index     hnsw cosine M=${s.index.m} efConstruction=${s.index.efConstruction} ef=${s.index.efSearch}, ${s.index.size} vectors, ${s.index.pendingChanges} changes since snapshot`,
         `store     ${(s.storeBytes / 1048576).toFixed(1)} MiB in ${s.dataDir}`,

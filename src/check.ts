@@ -11,6 +11,7 @@
  */
 import { spaceDims, spaceKey, type Engine } from './engine.ts';
 import { toFloat32, type CodesTable, type ImageRecord, type JournalEntry, type Store, type StoreMeta } from './store.ts';
+import { libraryRegional } from './library-descriptor.ts';
 import { l2normalize } from './vector.ts';
 
 /** What can be wrong, each kind with the invariant it breaks. */
@@ -99,7 +100,7 @@ interface Plan {
 /** Verifies every invariant; writes nothing. */
 export function checkStore(engine: Engine): CheckReport {
   engine.refresh();
-  const plan = planRepair(engine.store, engine.spec.dims);
+  const plan = planRepair(engine.store, engine.spec.dims, scalesLength(engine));
   const snapshot = snapshotProblems(engine);
   const problems = [...plan.problems, ...snapshot.problems, ...indexProblems(engine)];
   return report(engine, plan, problems, snapshot.loaded);
@@ -120,19 +121,23 @@ export function repairStore(engine: Engine): RepairReport {
   };
   store.write(() => {
     // Planned again inside the transaction: what it fixes is what the store holds now.
-    const plan = planRepair(store, engine.spec.dims);
+    const plan = planRepair(store, engine.spec.dims, scalesLength(engine));
     const meta = plan.meta ?? store.getMeta()!;
     const journal: JournalEntry[] = [];
     for (const id of plan.dropImages) {
       store.images.removeSync(id);
       store.vectors.removeSync(id);
+      store.scales.removeSync(id);
       store.codes.removeSync(id);
       store.codes2.removeSync(id);
       store.suggestions.removeSync(id);
       journal.push({ op: 'remove', id });
     }
     count('images removed', plan.dropImages.length);
-    for (const id of plan.dropVectors) store.vectors.removeSync(id);
+    for (const id of plan.dropVectors) {
+      store.vectors.removeSync(id);
+      store.scales.removeSync(id);
+    }
     count('orphan vectors removed', plan.dropVectors.length);
     for (const { table, id } of plan.dropCodes) store.codesTable(table).removeSync(id);
     count('orphan codes removed', plan.dropCodes.length);
@@ -157,8 +162,13 @@ export function repairStore(engine: Engine): RepairReport {
   return { before, fixed, after: checkStore(engine) };
 }
 
+/** Length of an image's smaller-side descriptors in a `regional` library (0 otherwise). */
+function scalesLength(engine: Engine): number {
+  return engine.descriptor === 'regional' ? libraryRegional(engine.spec).smaller.length * engine.spec.dims : 0;
+}
+
 /** Derives the store's derived data from its images and vectors, and lists the differences. */
-function planRepair(store: Store, dims: number): Plan {
+function planRepair(store: Store, dims: number, scalesDims: number): Plan {
   const problems: Problem[] = [];
   const meta = store.getMeta();
   const plan: Plan = {
@@ -179,7 +189,8 @@ function planRepair(store: Store, dims: number): Plan {
   const valid = new Map<number, ImageRecord>();
   for (const { key: id, value: rec } of store.images.getRange()) {
     plan.counts.images++;
-    const why = vectorProblem(store.vectors.getBinary(id), dims);
+    const scalesWhy = scalesDims > 0 ? vectorProblem(store.scales.getBinary(id), scalesDims) : undefined;
+    const why = vectorProblem(store.vectors.getBinary(id), dims) ?? (scalesWhy && `${scalesWhy.replace('vector', 'smaller-side vector')} (regional descriptor)`);
     if (why) {
       problems.push({ kind: 'IMAGE_WITHOUT_VECTOR', id, message: `image ${id} (${rec.path}) ${why}` });
       plan.dropImages.push(id);
@@ -223,6 +234,12 @@ function planRepair(store: Store, dims: number): Plan {
     plan.counts.vectors++;
     if (!valid.has(id) && !dropped.has(id)) {
       problems.push({ kind: 'VECTOR_WITHOUT_IMAGE', id, message: `vector ${id} belongs to no image` });
+      plan.dropVectors.push(id);
+    }
+  }
+  for (const id of store.scales.getKeys()) {
+    if (!valid.has(id) && !dropped.has(id) && !store.vectors.doesExist(id)) { // with its vector: reported above
+      problems.push({ kind: 'VECTOR_WITHOUT_IMAGE', id, message: `smaller-side vector ${id} belongs to no image` });
       plan.dropVectors.push(id);
     }
   }

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import os from 'node:os';
 import { intParam, invalidParameter } from './errors.ts';
+import { checkDescriptor, type LibraryDescriptor } from './library-descriptor.ts';
 
 /** Which tfjs backend runs the model. `auto` = tensorflow if it loads, else wasm, else cpu. */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
@@ -34,6 +35,11 @@ export interface PixdexConfig {
    * `DEFAULT_BACKBONE` for a new store.
    */
   backbone: string | undefined;
+  /**
+   * How a new library describes images (env PIXDEX_DESCRIPTOR): `regional` (default), `gem` or
+   * `pooled` (src/library-descriptor.ts). Unset: the store's descriptor, or `DEFAULT_DESCRIPTOR`.
+   */
+  descriptor: LibraryDescriptor | undefined;
   /** tfjs backend (default: auto, env PIXDEX_BACKEND). */
   backend: BackendChoice;
   /** Images per inference batch: 16 is where wasm throughput stops improving (default: 16). */
@@ -129,6 +135,7 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
     dataDir,
     modelsDir: path.resolve(options.modelsDir ?? env.PIXDEX_MODELS ?? 'models'),
     backbone: options.backbone ?? (env.PIXDEX_BACKBONE || undefined),
+    descriptor: optionalDescriptor(options.descriptor ?? (env.PIXDEX_DESCRIPTOR || undefined)),
     backend,
     batchSize: options.batchSize ?? 16,
     workers: intParam('workers', options.workers ?? env.PIXDEX_WORKERS ?? coreCount(), 1, 64),
@@ -139,6 +146,10 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
     ann: { ...DEFAULT_ANN, ...options.ann },
     server: resolveServerConfig(options.server ?? {}, env, dataDir),
   };
+}
+
+function optionalDescriptor(value: unknown): LibraryDescriptor | undefined {
+  return value === undefined ? undefined : checkDescriptor(value);
 }
 
 function resolveServerConfig(o: Partial<ServerConfig>, env: NodeJS.ProcessEnv, dataDir: string): ServerConfig {

@@ -1,37 +1,96 @@
 /**
- * Decoded images → embeddings, in batches: one backbone pass gives the pooled vector and, when an
- * autoencoder is given, its code from the same pass's feature maps. Used in this thread and in
- * the embedding workers alike.
+ * Decoded images → embeddings, in batches: one backbone pass at the native side gives the global
+ * descriptor and, when an autoencoder is given, its code from the same pass's feature maps. The
+ * library's descriptor (`LibraryDescriptor`) says what the global vector is and whether the
+ * image is also described at smaller input sides (`regional`). Used in this thread and in the
+ * embedding workers alike.
  */
+import sharp from 'sharp';
 import { tf } from './backend.ts';
+import { describeWindows, gemPool, l2normalizeRows, regionalPlan } from './descriptors.ts';
 import type { Backbone } from './models/backbone.ts';
 import type { ConvAutoencoder } from './models/autoencoder.ts';
+import { LIBRARY_GEM_P, libraryRegional, type LibraryDescriptor } from './library-descriptor.ts';
 
-/** What one backbone pass gives an image: the pooled vector, and the code in an autoencoder space. */
+/** What embedding an image gives. */
 export interface Embedding {
+  /**
+   * The global descriptor stored in `vectors` and indexed in the backbone space: the backbone's
+   * average-pooled vector (`pooled`), or GeM of its feature map (`gem`, `regional`).
+   */
   pooled: Float32Array;
+  /** The code in an autoencoder space. */
   code?: Float32Array;
+  /** `regional`: GeM descriptors at the smaller database sides (192, 160, 128), concatenated, each unit length. */
+  scales?: Float32Array;
+  /** `regional` queries (`windows: true`): GeM of every query window (REGIONAL plan order), each unit length. */
+  windows?: Float32Array;
+}
+
+export interface EmbedOptions {
+  /** What the global vector is, and whether smaller sides are described (default `pooled`). */
+  descriptor?: LibraryDescriptor;
+  /** In a `regional` library: describe the query windows (queries; one backbone pass). */
+  windows?: boolean;
+  /** In a `regional` library: describe the smaller database sides (default: when not `windows`; three more passes). */
+  smaller?: boolean;
 }
 
 /** Embeds `pixels` (inputSize² RGB bytes each) in batches of `batchSize`; no tensor outlives it. */
-export async function embedBatch(model: Backbone, autoencoder: ConvAutoencoder | undefined, pixels: readonly Uint8Array[], batchSize: number): Promise<Embedding[]> {
+export async function embedBatch(model: Backbone, autoencoder: ConvAutoencoder | undefined, pixels: readonly Uint8Array[], batchSize: number, options: EmbedOptions = {}): Promise<Embedding[]> {
+  const descriptor = options.descriptor ?? 'pooled';
+  const regional = descriptor === 'regional' ? libraryRegional(model.spec) : undefined;
   const out: Embedding[] = [];
   const d = model.spec.dims;
+  const [mh, mw] = model.spec.featureMap.shape;
   for (let i = 0; i < pixels.length; i += batchSize) {
     const batch = pixels.slice(i, i + batchSize);
-    const { pooled, featureMap } = model.infer(batch, autoencoder !== undefined);
-    const codes = autoencoder && featureMap ? autoencoder.encode(featureMap) : undefined;
+    const needMap = autoencoder !== undefined || descriptor !== 'pooled';
+    const { pooled, featureMap } = model.infer(batch, needMap);
+    const tensors: tf.Tensor[] = [pooled];
+    if (featureMap) tensors.push(featureMap);
     try {
-      const g = (await pooled.data()) as Float32Array;
+      const codes = autoencoder && featureMap ? autoencoder.encode(featureMap) : undefined;
+      if (codes) tensors.push(codes);
+      const global = descriptor === 'pooled' ? pooled : tf.tidy(() => l2normalizeRows(gemPool(featureMap!, LIBRARY_GEM_P)));
+      if (global !== pooled) tensors.push(global);
+      const g = (await global.data()) as Float32Array;
       const c = codes ? ((await codes.data()) as Float32Array) : undefined;
+      const maps = options.windows && regional ? ((await featureMap!.data()) as Float32Array) : undefined;
+      const scales = regional && (options.smaller ?? !options.windows) ? await describeSmaller(model, batch, regional.smaller) : undefined;
       batch.forEach((_, j) => {
         const e: Embedding = { pooled: g.slice(j * d, (j + 1) * d) };
         if (c && autoencoder) e.code = c.slice(j * autoencoder.config.dim, (j + 1) * autoencoder.config.dim);
+        if (scales) e.scales = scales.slice(j * regional!.smaller.length * d, (j + 1) * regional!.smaller.length * d);
+        if (maps && regional) e.windows = describeWindows(maps.subarray(j * mh * mw * d, (j + 1) * mh * mw * d), mh, mw, d, regionalPlan(regional.config, mh, model.spec.inputSize).windows, regional.config.p);
         out.push(e);
       });
     } finally {
-      tf.dispose([pooled, featureMap, codes].filter((t) => t !== undefined) as tf.Tensor[]);
+      tf.dispose(tensors);
     }
+  }
+  return out;
+}
+
+/**
+ * GeM descriptors of each image seen at each of `sides` (smaller than the native side): the
+ * native crop is resized (sharp, Lanczos), run through the backbone, and GeM-pooled. Returns
+ * per image `sides.length` unit vectors, concatenated in `sides` order.
+ */
+async function describeSmaller(model: Backbone, batch: readonly Uint8Array[], sides: readonly number[]): Promise<Float32Array> {
+  const n = batch.length;
+  const d = model.spec.dims;
+  const s0 = model.spec.inputSize;
+  const out = new Float32Array(n * sides.length * d);
+  for (const [k, side] of sides.entries()) {
+    const small = await Promise.all(batch.map((px) => sharp(px, { raw: { width: s0, height: s0, channels: 3 } }).resize(side, side).raw().toBuffer()));
+    const desc = tf.tidy(() => {
+      const map = model.featureMaps(small.map((b) => new Uint8Array(b.buffer, b.byteOffset, b.byteLength)), side);
+      return l2normalizeRows(gemPool(map, LIBRARY_GEM_P));
+    });
+    const data = (await desc.data()) as Float32Array;
+    desc.dispose();
+    for (let j = 0; j < n; j++) out.set(data.subarray(j * d, (j + 1) * d), (j * sides.length + k) * d);
   }
   return out;
 }

@@ -15,6 +15,7 @@ import { scanInputs, describeFsError, type ScannedFile } from './scan.ts';
 import { SCHEMA_VERSION, Store, type ImageRecord, type JournalEntry, type SpaceInfo, type StoreMeta } from './store.ts';
 import { ConvAutoencoder } from './models/autoencoder.ts';
 import { embedBatch, type Embedding } from './embed.ts';
+import { DEFAULT_DESCRIPTOR, libraryRegional, regionalScore, type LibraryDescriptor } from './library-descriptor.ts';
 
 export type { Embedding };
 import { l2normalize } from './vector.ts';
@@ -95,6 +96,8 @@ export interface Stats {
   labels: Record<string, number>;
   backbone: string;
   dims: number;
+  /** How the library describes images (src/library-descriptor.ts). */
+  descriptor: LibraryDescriptor;
   backend: string;
   backendReason: string;
   /** The active embedding space (DESIGN.md: a name). */
@@ -135,6 +138,10 @@ interface Prepared {
 
 /** Files read and decoded at once while the model runs (sharp works on its own threads). */
 const DECODE_CONCURRENCY = 4;
+/** Candidates each query window brings to the exact regional re-ranking (at least k). */
+const REGIONAL_SHORTLIST = 10;
+/** HNSW beam of the window searches: they gather candidates, the re-ranking orders them. */
+const REGIONAL_EF = 64;
 
 export class Engine {
   readonly config: PixdexConfig;
@@ -176,10 +183,17 @@ export class Engine {
             `Open it without --backbone (or with --backbone ${meta.backbone}), or use a new --data folder for ${spec.id}.`,
         );
       }
-      if (!meta) {
-        store.write(() => store.putMeta({ schema: SCHEMA_VERSION, backbone: spec.id, dims: spec.dims, space: { kind: 'backbone' }, nextId: 1, seq: 0, createdAt: Date.now() }));
+      const descriptor = config.descriptor ?? (meta ? store.getDescriptor() : DEFAULT_DESCRIPTOR);
+      if (meta && store.getDescriptor() !== descriptor) {
+        throw new StoreMismatchError(
+          `The store in ${config.dataDir} was built with descriptor ${store.getDescriptor()}, not ${descriptor}. ` +
+            `Open it without --descriptor (or with --descriptor ${store.getDescriptor()}), or use a new --data folder for ${descriptor}.`,
+        );
       }
-      const engine = new Engine({ ...config, backbone: spec.id }, store, spec);
+      if (!meta) {
+        store.write(() => store.putMeta({ schema: SCHEMA_VERSION, backbone: spec.id, dims: spec.dims, space: { kind: 'backbone' }, descriptor, nextId: 1, seq: 0, createdAt: Date.now() }));
+      }
+      const engine = new Engine({ ...config, backbone: spec.id, descriptor }, store, spec);
       engine.loadIndex();
       return engine;
     } catch (err) {
@@ -342,15 +356,20 @@ export class Engine {
    * One backbone pass per batch of decoded images: the pooled vectors (not normalised) and, when
    * `space` is an autoencoder space, its codes from the same pass's feature maps.
    */
-  async embedPixels(pixels: Uint8Array[], space: SpaceInfo = this.space()): Promise<Embedding[]> {
-    return embedBatch(await this.model(), await this.autoencoder(space), pixels, this.config.batchSize);
+  async embedPixels(pixels: Uint8Array[], space: SpaceInfo = this.space(), windows = false, descriptor = this.descriptor, smaller = !windows): Promise<Embedding[]> {
+    return embedBatch(await this.model(), await this.autoencoder(space), pixels, this.config.batchSize, { descriptor, windows, smaller });
   }
 
-  /** The embedding of an encoded image in the active space. */
+  /** The embedding of an encoded image in the active space (with its query windows in a `regional` library). */
   async embedImage(bytes: Uint8Array, what = 'image'): Promise<Embedding> {
     const img = await this.decode(bytes, what);
-    const [e] = await this.embedPixels([img.pixels]);
+    const [e] = await this.embedPixels([img.pixels], this.space(), true);
     return e;
+  }
+
+  /** How this library describes images (`meta.descriptor`). */
+  get descriptor(): LibraryDescriptor {
+    return this.config.descriptor ?? 'pooled';
   }
 
   /** The vector an indexed image is searched by in the active space. */
@@ -441,14 +460,17 @@ export class Engine {
     return this.embedderForSpace(this.space(), images, options.onWarning);
   }
 
-  /** An embedder producing pooled vectors and, for an autoencoder space, codes. */
-  async embedderForSpace(space: SpaceInfo, images: number, onWarning?: (message: string) => void): Promise<Embedder> {
-    const local = new LocalEmbedder((bytes, name) => this.decode(bytes, name), (pixels) => this.embedPixels(pixels, space));
+  /**
+   * An embedder producing global vectors (and smaller sides) as `descriptor` says and, for an
+   * autoencoder space, codes (`train` asks for `pooled`: it only needs the codes).
+   */
+  async embedderForSpace(space: SpaceInfo, images: number, onWarning?: (message: string) => void, descriptor = this.descriptor): Promise<Embedder> {
+    const local = new LocalEmbedder((bytes, name) => this.decode(bytes, name), (pixels) => this.embedPixels(pixels, space, false, descriptor));
     const workers = Math.min(this.config.workers, Math.ceil(images / this.config.batchSize));
     if (workers <= 1) return local;
     try {
       const autoencoder = space.kind === 'autoencoder' ? this.store.models.getBinary(space.model) : undefined;
-      return await WorkerPool.start(workers, { modelsDir: this.config.modelsDir, backbone: this.spec.id, backend: this.config.backend, maxInputPixels: this.config.maxInputPixels, autoencoder: autoencoder ? new Uint8Array(autoencoder) : undefined });
+      return await WorkerPool.start(workers, { modelsDir: this.config.modelsDir, backbone: this.spec.id, descriptor, backend: this.config.backend, maxInputPixels: this.config.maxInputPixels, autoencoder: autoencoder ? new Uint8Array(autoencoder) : undefined });
     } catch (err) {
       onWarning?.(`could not start ${workers} embedding workers (${errorText(err)}); working in one thread`);
       return local;
@@ -480,7 +502,7 @@ export class Engine {
         p.width = r.width;
         p.height = r.height;
         embedded.push(p);
-        vectors.push({ pooled: r.vector, code: r.code });
+        vectors.push({ pooled: r.vector, code: r.code, scales: r.scales });
       } else {
         failed.add(p);
         fail(p.file.path, `${r.code}: ${r.message}`);
@@ -494,7 +516,18 @@ export class Engine {
    * batch overlaps inference of the current one. Failed files get `undefined` and an error.
    */
   async embedFiles(files: readonly string[], onProgress?: (done: number, total: number) => void, space: SpaceInfo = this.space()): Promise<{ vectors: Array<Float32Array | undefined>; failed: Array<{ path: string; error: string }> }> {
-    const vectors: Array<Float32Array | undefined> = new Array(files.length).fill(undefined);
+    const { embeddings, failed } = await this.describeFiles(files, { space, descriptor: this.descriptor, onProgress });
+    return { vectors: embeddings.map((e) => e && (e.code ?? e.pooled)), failed };
+  }
+
+  /**
+   * Embeddings of image files without indexing them (for `eval`), as `descriptor` describes them
+   * (default: the library's), with query windows and smaller sides when asked for. Decoding of
+   * the next batch overlaps inference of the current one. Failed files get `undefined` and an error.
+   */
+  async describeFiles(files: readonly string[], options: { space?: SpaceInfo; descriptor?: LibraryDescriptor; windows?: boolean; smaller?: boolean; onProgress?: (done: number, total: number) => void } = {}): Promise<{ embeddings: Array<Embedding | undefined>; failed: Array<{ path: string; error: string }> }> {
+    const { space = this.space(), descriptor = this.descriptor, windows = false, smaller = false, onProgress } = options;
+    const vectors: Array<Embedding | undefined> = new Array(files.length).fill(undefined);
     const failed: Array<{ path: string; error: string }> = [];
     const bs = this.config.batchSize;
     const decodeBatch = (start: number) => mapLimit(files.slice(start, start + bs), DECODE_CONCURRENCY, async (f) => (await this.decode(await readImageFile(f, this.config.maxFileBytes), f)).pixels);
@@ -507,11 +540,11 @@ export class Engine {
         if ('value' in r) ok.push(i);
         else failed.push({ path: files[start + i], error: errorText(r.error) });
       });
-      const es = await this.embedPixels(ok.map((i) => (decoded[i] as { value: Uint8Array }).value), space);
-      ok.forEach((i, j) => (vectors[start + i] = es[j].code ?? es[j].pooled));
+      const es = await this.embedPixels(ok.map((i) => (decoded[i] as { value: Uint8Array }).value), space, windows, descriptor, smaller);
+      ok.forEach((i, j) => (vectors[start + i] = es[j]));
       onProgress?.(Math.min(start + bs, files.length), files.length);
     }
-    return { vectors, failed };
+    return { embeddings: vectors, failed };
   }
 
   private async readFile(file: ScannedFile, options: IndexOptions): Promise<Prepared> {
@@ -568,6 +601,8 @@ export class Engine {
         store.paths.putSync(rec.path, id);
         store.hashes.putSync(rec.sha256, id);
         store.putVector(id, v);
+        if (e?.scales) store.putScales(id, e.scales);
+        else store.scales.removeSync(id);
         if (space.kind === 'autoencoder') {
           // Embedded before a switch of space, a batch has no code for the new space: `train`
           // embeds it before switching, so only a race with a concurrent `train` lands here.
@@ -626,7 +661,48 @@ export class Engine {
   /** Nearest images to an encoded query image. */
   async search(query: Uint8Array, options: SearchOptions = {}): Promise<SearchResult[]> {
     const e = await this.embedImage(query, 'query image');
+    if (e.windows && (options.space === 'backbone' || this.space().kind === 'backbone')) return this.searchWindows(e.windows, options);
     return this.searchVector(options.space === 'backbone' ? e.pooled : e.code ?? e.pooled, options);
+  }
+
+  /**
+   * Regional matching (a `regional` library, backbone space): each query window finds its
+   * `REGIONAL_SHORTLIST` nearest global vectors through HNSW, and the union is re-ranked exactly
+   * by the best window × database-side match (src/library-descriptor.ts). The full window is the
+   * global query, so an ordinary query keeps its plain answer among the candidates.
+   */
+  private searchWindows(windows: Float32Array, options: SearchOptions): SearchResult[] {
+    const k = intParam('k', options.k ?? 10, 1, MAX_K);
+    this.refresh();
+    const d = this.spec.dims;
+    const plan = libraryRegional(this.spec);
+    const filter = this.searchFilter(options);
+    const shortlist = Math.max(k, REGIONAL_SHORTLIST);
+    const exact = this.space().kind !== 'backbone'; // `--space backbone` while an autoencoder space is active: no HNSW over `vectors`
+    const candidates = new Set<number>();
+    for (let r = 0; r < plan.windows; r++) {
+      const w = windows.subarray(r * d, (r + 1) * d);
+      const hits = exact ? this.exactSearch(w, { kind: 'backbone' }, shortlist, filter) : this.ann.search(w, shortlist, filter, REGIONAL_EF);
+      for (const h of hits) candidates.add(h.id);
+    }
+    const scored: Hit[] = [];
+    for (const id of candidates) {
+      const g = this.store.getVector(id);
+      if (g) scored.push({ id, score: regionalScore(plan, windows, l2normalize(g), this.store.getScales(id), d) });
+    }
+    return this.toResults(scored.sort((a, b) => b.score - a.score || a.id - b.id).slice(0, k));
+  }
+
+  /** The id filter of a search's options (label, labelled, excluded id), or undefined for none. */
+  private searchFilter(options: SearchOptions): ((id: number) => boolean) | undefined {
+    const { label, excludeId, labelled } = options;
+    if (label === undefined && excludeId === undefined && !labelled) return undefined;
+    return (id) => {
+      if (id === excludeId) return false;
+      if (label === undefined && !labelled) return true;
+      const l = this.store.images.get(id)?.label;
+      return label === undefined ? l !== undefined : l === label;
+    };
   }
 
   /** Nearest images to an indexed image (itself excluded). */
@@ -640,16 +716,7 @@ export class Engine {
   searchVector(vector: Float32Array, options: SearchOptions = {}): SearchResult[] {
     const k = intParam('k', options.k ?? 10, 1, MAX_K);
     this.refresh();
-    const { label, excludeId, labelled } = options;
-    let filter: ((id: number) => boolean) | undefined;
-    if (label !== undefined || excludeId !== undefined || labelled) {
-      filter = (id) => {
-        if (id === excludeId) return false;
-        if (label === undefined && !labelled) return true;
-        const l = this.store.images.get(id)?.label;
-        return label === undefined ? l !== undefined : l === label;
-      };
-    }
+    const filter = this.searchFilter(options);
     const active = this.space();
     if (options.space !== undefined && options.space !== active.kind) {
       if (options.space === 'autoencoder') throw new InvalidParameterError('The library has no autoencoder space yet: run `pixdex train` first, or use --space backbone.');
@@ -732,6 +799,7 @@ export class Engine {
       if (store.paths.get(rec.path) === id) store.paths.removeSync(rec.path);
       if (store.hashes.get(rec.sha256) === id) store.hashes.removeSync(rec.sha256);
       store.vectors.removeSync(id);
+      store.scales.removeSync(id);
       store.codes.removeSync(id);
       store.codes2.removeSync(id); // either table may be the active space's
       store.suggestions.removeSync(id);
@@ -833,6 +901,7 @@ export class Engine {
       labels: Object.fromEntries(this.labels().map((l) => [l.label, l.count])),
       backbone: this.spec.id,
       dims: this.spec.dims,
+      descriptor: this.descriptor,
       backend: backend.name,
       backendReason: backend.reason,
       space: this.space().kind,

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { InvalidParameterError } from './errors.ts';
 import { accuracy, averagePrecision, confusionMatrix, knnVote, perClassPrecisionRecall, precisionAtK, type ClassScores, type ConfusionMatrix } from './classify.ts';
-import { exactKnn, l2normalize } from './vector.ts';
+import { l2normalize } from './vector.ts';
 
 /** One labelled image of a dataset. */
 export interface DatasetItem {
@@ -80,16 +80,49 @@ export function evaluate(items: readonly DatasetItem[], vectors: ReadonlyArray<F
   const dim = ok[0].v.length;
   const matrix = new Float32Array(n * dim);
   ok.forEach((x, i) => matrix.set(l2normalize(x.v), i * dim));
-  const labels = ok.map((x) => x.item.label);
+  return evaluateScores(ok.map((x) => x.item), (q) => dotRow(matrix.subarray(q * dim, (q + 1) * dim), matrix, dim), failed);
+}
+
+/** Similarities of `query` (unit length) to every row of `matrix` (n × dim, unit rows). */
+export function dotRow(query: Float32Array, matrix: Float32Array, dim: number): Float32Array {
+  const n = matrix.length / dim;
+  const out = new Float32Array(n);
+  for (let r = 0; r < n; r++) {
+    let s = 0;
+    const off = r * dim;
+    for (let k = 0; k < dim; k++) s += query[k] * matrix[off + k];
+    out[r] = s;
+  }
+  return out;
+}
+
+/** The `k` best rows of a score row, best first, skipping `exclude`d rows. */
+export function topRows(scores: Float32Array, k: number, exclude?: (row: number) => boolean): Array<{ index: number; score: number }> {
+  const rows: Array<{ index: number; score: number }> = [];
+  for (let i = 0; i < scores.length; i++) if (!exclude?.(i)) rows.push({ index: i, score: scores[i] });
+  rows.sort((a, b) => b.score - a.score || a.index - b.index);
+  return rows.slice(0, k);
+}
+
+/**
+ * The report from a similarity function: `scoresOf(q)` gives item q's similarity to every item
+ * (a row of n; higher = more similar). Used for any descriptor, including regional matching,
+ * whose similarity is not a dot product of two vectors.
+ */
+export function evaluateScores(items: readonly DatasetItem[], scoresOf: (q: number) => Float32Array, failed: EvalReport['failed'] = []): EvalReport {
+  const n = items.length;
+  if (n < 2) throw new InvalidParameterError(`Only ${n} image(s) could be embedded; evaluation needs at least 2.`);
+  const labels = items.map((x) => x.label);
   const classSize = new Map<string, number>();
   for (const l of labels) classSize.set(l, (classSize.get(l) ?? 0) + 1);
+  const rows = Array.from({ length: n }, (_, q) => scoresOf(q));
 
   // Leave-one-out retrieval: rank every other image.
   let p1 = 0;
   let p10 = 0;
   let ap = 0;
   for (let q = 0; q < n; q++) {
-    const ranked = exactKnn(matrix.subarray(q * dim, (q + 1) * dim), matrix, dim, n - 1, (row) => row === q);
+    const ranked = topRows(rows[q], n - 1, (row) => row === q);
     const relevant = ranked.map((r) => labels[r.index] === labels[q]);
     const total = classSize.get(labels[q])! - 1;
     p1 += relevant[0] ? 1 : 0;
@@ -98,15 +131,15 @@ export function evaluate(items: readonly DatasetItem[], vectors: ReadonlyArray<F
   }
 
   // kNN: val -> train when both splits exist, else leave-one-out over everything.
-  const splitOf = (i: number) => ok[i].item.split;
-  const hasSplits = ok.some((x) => x.item.split === 'train') && ok.some((x) => x.item.split && x.item.split !== 'train');
+  const splitOf = (i: number) => items[i].split;
+  const hasSplits = items.some((x) => x.split === 'train') && items.some((x) => x.split && x.split !== 'train');
   const queries = [...Array(n).keys()].filter((i) => !hasSplits || splitOf(i) !== 'train');
   const base = hasSplits ? (row: number) => splitOf(row) !== 'train' : undefined;
   const truth: string[] = [];
   const predictions: Record<number, Array<string | null>> = { 1: [], 5: [], 10: [] };
   for (const q of queries) {
     const exclude = (row: number) => row === q || (base ? base(row) : false);
-    const nn = exactKnn(matrix.subarray(q * dim, (q + 1) * dim), matrix, dim, 10, exclude);
+    const nn = topRows(rows[q], 10, exclude);
     truth.push(labels[q]);
     for (const k of KNN_KS) {
       predictions[k].push(knnVote(nn.slice(0, k).map((h) => ({ label: labels[h.index], score: h.score }))).label);

@@ -415,3 +415,42 @@ export async function renderQuery(transform: InstanceTransform, photoBytes: Buff
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Scoring
+
+/** P@1 and R@5 of an instance set, overall and per transformation. */
+export interface InstanceReport {
+  queries: number;
+  p1: number;
+  r5: number;
+  perTransform: Partial<Record<InstanceTransform, { n: number; p1: number; r5: number }>>;
+}
+
+/**
+ * Scores ranked results: `rankings[i]` = database indices (into the set's `sources`) for query
+ * i, best first (at least 5). A query counts at rank r when the first accepted index (the
+ * source or a pixel-identical copy) is at position r.
+ */
+export function scoreInstanceSet(queries: readonly InstanceQuery[], rankings: readonly (readonly number[])[]): InstanceReport {
+  if (rankings.length !== queries.length) throw new InvalidParameterError(`Expected ${queries.length} rankings (one per query); got ${rankings.length}.`);
+  const round = (x: number) => Math.round(x * 1000) / 1000;
+  const per = new Map<InstanceTransform, { n: number; p1: number; r5: number }>();
+  let p1 = 0;
+  let r5 = 0;
+  queries.forEach((q, i) => {
+    const rank = rankings[i].findIndex((j) => q.accept.includes(j));
+    const t = per.get(q.transform) ?? { n: 0, p1: 0, r5: 0 };
+    per.set(q.transform, t);
+    t.n++;
+    if (rank === 0) { t.p1++; p1++; }
+    if (rank >= 0 && rank < 5) { t.r5++; r5++; }
+  });
+  const perTransform: InstanceReport['perTransform'] = {};
+  for (const t of INSTANCE_TRANSFORMS) {
+    const x = per.get(t);
+    if (x) perTransform[t] = { n: x.n, p1: round(x.p1 / x.n), r5: round(x.r5 / x.n) };
+  }
+  const n = Math.max(1, queries.length);
+  return { queries: queries.length, p1: round(p1 / n), r5: round(r5 / n), perTransform };
+}

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import type { SuggestionRecord } from './labels.ts';
+import type { LibraryDescriptor } from './library-descriptor.ts';
 
 /** Bumped when the layout changes incompatibly. */
 export const SCHEMA_VERSION = 1;
@@ -35,6 +36,8 @@ export interface StoreMeta {
   dims: number;
   /** Embedding space searched (absent or 'backbone' in stores made before spaces existed). */
   space: SpaceInfo | 'backbone';
+  /** How images are described (absent in stores made before descriptors existed: 'pooled'). */
+  descriptor?: LibraryDescriptor;
   nextId: number;
   /** Last journal sequence number written. */
   seq: number;
@@ -90,6 +93,8 @@ export class Store {
   readonly paths: Database<number, string>;
   readonly hashes: Database<number, string>;
   readonly vectors: Database<Buffer, number>;
+  /** `regional` libraries: each image's GeM descriptors at the smaller sides, concatenated. */
+  readonly scales: Database<Buffer, number>;
   readonly codes: Database<Buffer, number>;
   readonly codes2: Database<Buffer, number>;
   readonly labels: Database<number, string>;
@@ -106,6 +111,7 @@ export class Store {
     this.paths = this.root.openDB({ name: 'paths' });
     this.hashes = this.root.openDB({ name: 'hashes' });
     this.vectors = this.root.openDB({ name: 'vectors', keyEncoding: 'uint32', encoding: 'binary' });
+    this.scales = this.root.openDB({ name: 'scales', keyEncoding: 'uint32', encoding: 'binary' });
     this.codes = this.root.openDB({ name: 'codes', keyEncoding: 'uint32', encoding: 'binary' });
     this.codes2 = this.root.openDB({ name: 'codes2', keyEncoding: 'uint32', encoding: 'binary' });
     this.labels = this.root.openDB({ name: 'labels' });
@@ -146,6 +152,20 @@ export class Store {
 
   putVector(id: number, v: Float32Array): void {
     this.vectors.putSync(id, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+  }
+
+  /** The smaller-side descriptors of `id` in a `regional` library, or undefined. */
+  getScales(id: number): Float32Array | undefined {
+    return toFloat32(this.scales.getBinary(id));
+  }
+
+  putScales(id: number, v: Float32Array): void {
+    this.scales.putSync(id, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+  }
+
+  /** The library's descriptor ('pooled' for stores made before descriptors existed). */
+  getDescriptor(): LibraryDescriptor {
+    return this.getMeta()?.descriptor ?? 'pooled';
   }
 
   /** The active embedding space (stores written before spaces existed say 'backbone'). */

@@ -178,7 +178,7 @@ export async function trainAutoencoder(engine: Engine, o: TrainOptions = {}): Pr
 /** Embeds `ids` into `space`, writing codes to `table`; unreadable images are removed. */
 async function reembed(engine: Engine, space: SpaceInfo, table: CodesTable, ids: number[], removed: TrainReport['removed'], onDone: (done: number) => void): Promise<number> {
   const { store } = engine;
-  const embedder = await engine.embedderForSpace(space, ids.length);
+  const embedder = await engine.embedderForSpace(space, ids.length, undefined, 'pooled'); // codes only: no smaller sides
   let done = 0;
   try {
     const batches: number[][] = [];

@@ -20,6 +20,12 @@ function vector(seed: number): Float32Array {
   return Float32Array.from({ length: DIMS }, () => r() - 0.5);
 }
 
+/** A regional library's smaller-side vectors (192, 160, 128 px) of a synthetic image. */
+function scalesOf(seed: number): Float32Array {
+  const v = vector(seed);
+  return Float32Array.from({ length: 3 * DIMS }, (_, i) => v[i % DIMS]);
+}
+
 function sha(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
@@ -36,6 +42,7 @@ function addImage(engine: Engine, file: string, opts: { label?: string; content?
     store.paths.putSync(file, id);
     store.hashes.putSync(rec.sha256, id);
     store.putVector(id, vector(opts.seed ?? id));
+    if (engine.descriptor === 'regional') store.putScales(id, scalesOf(opts.seed ?? id)); // the default library's smaller sides
     store.countLabel(rec.label, +1);
     store.appendJournal(meta, [{ op: 'add', id }]);
     store.putMeta(meta);
@@ -97,18 +104,22 @@ describe('checkStore / repairStore', () => {
     await engine.close(); // snapshot covers the 12
     engine = await open(data);
     let { store } = engine;
-    const [a, b, c, d, e, f, g] = ids;
+    const [a, b, c, d, e, f, g, h] = ids;
     const recOf = (id: number) => store.images.get(id)!;
     const gPath = recOf(g).path;
     const dHash = recOf(d).sha256;
     store.write(() => {
       const meta = store.getMeta()!;
       store.vectors.removeSync(a); // IMAGE_WITHOUT_VECTOR
+      store.scales.removeSync(h); // IMAGE_WITHOUT_VECTOR: no smaller sides in a regional library
       store.putVector(9999, vector(9999)); // VECTOR_WITHOUT_IMAGE
+      store.putScales(9998, scalesOf(9998)); // VECTOR_WITHOUT_IMAGE: smaller sides of no image
       store.images.putSync(500, { ...recOf(b), sha256: sha('other') }); // DUPLICATE_PATH (another record of b's file)
       store.putVector(500, vector(500));
+      store.putScales(500, scalesOf(500));
       store.images.putSync(501, { ...recOf(c), path: '/photos/copy-of-c.jpg' }); // DUPLICATE_HASH
       store.putVector(501, vector(c));
+      store.putScales(501, scalesOf(c));
       store.paths.putSync('/photos/gone.jpg', 12345); // PATH_ENTRY: dangling
       store.hashes.removeSync(recOf(d).sha256); // HASH_ENTRY: missing
       store.labels.putSync('ants', 99); // LABEL_COUNT
@@ -117,6 +128,7 @@ describe('checkStore / repairStore', () => {
       const fRec = recOf(f); // INDEX_EXTRA: removed everywhere but without a journal entry
       store.images.removeSync(f);
       store.vectors.removeSync(f);
+      store.scales.removeSync(f);
       store.paths.removeSync(fRec.path);
       store.hashes.removeSync(fRec.sha256);
       store.countLabel('ants', -1);
@@ -130,6 +142,7 @@ describe('checkStore / repairStore', () => {
       store.paths.putSync('/photos/unjournalled.jpg', 700);
       store.hashes.putSync(sha('u'), 700);
       store.putVector(700, vector(700));
+      store.putScales(700, scalesOf(700));
     });
     await closeReadOnly(engine);
 
@@ -140,8 +153,9 @@ describe('checkStore / repairStore', () => {
     const kinds = Object.keys(r.counts).sort();
     assert.deepEqual(kinds, ['DUPLICATE_HASH', 'DUPLICATE_PATH', 'HASH_ENTRY', 'IMAGE_WITHOUT_VECTOR', 'INDEX_EXTRA', 'INDEX_MISSING', 'INDEX_STALE', 'LABEL_COUNT', 'NEXT_ID', 'PATH_ENTRY', 'VECTOR_WITHOUT_IMAGE'], JSON.stringify(r.problems, null, 1));
     const ofKind = (k: string) => r.problems.filter((p) => p.kind === k);
-    assert.deepEqual(ofKind('IMAGE_WITHOUT_VECTOR').map((p) => p.id), [a]);
-    assert.deepEqual(ofKind('VECTOR_WITHOUT_IMAGE').map((p) => p.id), [9999]);
+    assert.equal(engine.descriptor, 'regional');
+    assert.deepEqual(ofKind('IMAGE_WITHOUT_VECTOR').map((p) => p.id), [a, h]);
+    assert.deepEqual(ofKind('VECTOR_WITHOUT_IMAGE').map((p) => p.id), [9999, 9998]);
     assert.deepEqual(ofKind('DUPLICATE_PATH').map((p) => p.id), [500]);
     assert.deepEqual(ofKind('DUPLICATE_HASH').map((p) => p.id), [501]);
     assert.deepEqual(ofKind('INDEX_STALE').map((p) => p.id), [e]);
@@ -153,13 +167,14 @@ describe('checkStore / repairStore', () => {
     assert.deepEqual(fixed.after.problems, []);
     assert.equal(fixed.after.ok, true);
     assert.equal(fixed.fixed['index rebuilt'], 1);
-    assert.equal(fixed.fixed['images removed'], 3); // a (no vector), 500 and 501 (duplicates)
+    assert.equal(fixed.fixed['images removed'], 4); // a (no vector), h (no smaller sides), 500 and 501 (duplicates)
+    assert.equal(store.scales.get(9998), undefined);
     assert.equal(store.paths.get(gPath), g);
     assert.equal(store.hashes.get(dHash), d);
     assert.equal(store.paths.get('/photos/gone.jpg'), undefined);
     // The duplicate's path stays as an alias of the image kept; labels are recounted.
     assert.equal(store.paths.get('/photos/copy-of-c.jpg'), c);
-    assert.equal(store.labels.get('ants'), 10); // 12 images, less a (no vector) and f (removed)
+    assert.equal(store.labels.get('ants'), 9); // 12 images, less a (no vector), h (no smaller sides) and f (removed)
     assert.equal(store.labels.get('ghost'), undefined);
     assert.ok(store.getMeta()!.nextId > 9999);
     assertSearchable(engine, fixed.after);

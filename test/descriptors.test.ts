@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { initBackend, tf } from '../src/backend.ts';
 import {
   applyWhitening, combineScales, databaseAugmentation, describe as describeMap, describeScales, descriptorName, expandVector,
-  fitPca, fitWhitening, gemPool, meanPool, queryExpansion, rmacPool, rmacRegions, symmetricEigen, whiteningFromBytes,
-  whiteningFromPca, whiteningToBytes, whitenVector,
+  describeWindows, fitPca, fitWhitening, gemPool, matchedScale, meanPool, mergeMaxHits, queryExpansion, regionalPlan, regionalScores,
+  rmacPool, rmacRegions, slidingWindows, symmetricEigen, whiteningFromBytes, whiteningFromPca, whiteningToBytes, whitenVector,
 } from '../src/descriptors.ts';
 import { mulberry32 } from '../src/instance-set.ts';
 import { exactKnn, l2normalize } from '../src/vector.ts';
@@ -248,5 +248,51 @@ describe('query expansion and database-side augmentation', () => {
     const out = databaseAugmentation(matrix, 3, { n: 1, alpha: 1 });
     assert.ok(out[0] * out[3] + out[1] * out[4] > matrix[0] * matrix[3] + matrix[1] * matrix[4], 'the pair got closer');
     assert.ok(maxAbsDiff(out.subarray(6), db[2]) < 1e-6, 'orthogonal row unchanged');
+  });
+});
+
+describe('regional matching', () => {
+  it('slides windows of each side over the map', () => {
+    assert.equal(slidingWindows(7, 7, [4, 5, 6, 7]).length, 16 + 9 + 4 + 1);
+    assert.deepEqual(slidingWindows(3, 3, [2]), [{ x: 0, y: 0, side: 2 }, { x: 1, y: 0, side: 2 }, { x: 0, y: 1, side: 2 }, { x: 1, y: 1, side: 2 }]);
+  });
+
+  it('describeWindows (integral image, JS) equals GeM of each slice (tf)', () => {
+    for (const p of [1, 3, 2.5]) {
+      const map = randomMap([1, 7, 7, 16], 12);
+      const wins = slidingWindows(7, 7, [3, 5, 7]);
+      const fast = describeWindows(map.dataSync() as Float32Array, 7, 7, 16, wins, p);
+      wins.forEach((r, i) => {
+        const slice = tf.slice(map, [0, r.y, r.x, 0], [1, r.side, r.side, 16]) as tf.Tensor4D;
+        const ref = describeMap(slice, { id: 'gem', p });
+        assert.ok(maxAbsDiff(fast.subarray(i * 16, (i + 1) * 16), ref.dataSync()) < 1e-5, `p=${p} window ${i}`);
+        tf.dispose([slice, ref]);
+      });
+      map.dispose();
+    }
+  });
+
+  it('plans matched searches: side 7 ↔ 224, 6 ↔ 192, 5 ↔ 160, 4 ↔ 128', () => {
+    assert.deepEqual([4, 5, 6, 7].map((k) => matchedScale(k, 7)), [128, 160, 192, 224]);
+    const { windows, searches } = regionalPlan();
+    assert.equal(windows.length, 30);
+    assert.equal(searches.length, 30);
+    for (const s of searches) assert.equal([224, 192, 160, 128][s.scale], matchedScale(windows[s.window].side, 7));
+    assert.equal(regionalPlan({ sides: [4, 5, 6, 7], databaseScales: [224, 160], pairs: 'all', p: 3 }).searches.length, 60);
+  });
+
+  it('scores by the best (window, scale) pair and finds an image pasted into clutter', () => {
+    // Database: 3 images at 2 scales, 2-d for clarity; the query's window 1 matches image 2 at scale 1.
+    const db = [Float32Array.from([1, 0, 0, 1, 0.6, 0.8]), Float32Array.from([1, 0, 0, 1, 0.8, 0.6])];
+    const windows = Float32Array.from([0.9, 0.436, 0.8, 0.6]);
+    const all = regionalScores(windows, db, 2);
+    assert.equal([...all].indexOf(Math.max(...all)), 2);
+    const onlyScale0 = regionalScores(windows, db, 2, [{ window: 0, scale: 0 }, { window: 1, scale: 0 }]);
+    assert.ok(onlyScale0[2] < all[2]);
+  });
+
+  it('mergeMaxHits keeps each id once with its best score', () => {
+    const merged = mergeMaxHits([[{ id: 1, score: 0.5 }, { id: 2, score: 0.4 }], [{ id: 2, score: 0.9 }, { id: 3, score: 0.1 }]], 2);
+    assert.deepEqual(merged, [{ id: 2, score: 0.9 }, { id: 1, score: 0.5 }]);
   });
 });

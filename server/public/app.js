@@ -182,7 +182,7 @@ async function loadLibrary() {
     const [stats] = await Promise.all([api('GET', '/api/stats'), loadLabels()]);
     el.facts.images.textContent = stats.images.toLocaleString();
     el.facts.labels.textContent = Object.keys(stats.labels).length.toLocaleString();
-    el.facts.backbone.textContent = `${stats.backbone} (${stats.dims}-d)`;
+    el.facts.backbone.textContent = `${stats.backbone} (${stats.dims}-d, ${stats.descriptor} descriptor)`;
     el.facts.space.textContent = spaceText(stats.spaceInfo ?? stats.space);
     el.facts.backend.textContent = stats.backend;
     el.facts.backend.title = stats.backendReason || '';

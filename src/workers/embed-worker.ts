@@ -26,12 +26,12 @@ try {
   const size = model.spec.inputSize;
   const embedder = new LocalEmbedder(
     (bytes, name) => decodeImage(bytes, { size, maxInputPixels: init.maxInputPixels }, name),
-    (pixels) => embedBatch(model, autoencoder, pixels, pixels.length),
+    (pixels) => embedBatch(model, autoencoder, pixels, pixels.length, { descriptor: init.descriptor }),
   );
   port.on('message', (job: EmbedJob) => {
     embedder.embed(job.items).then(
       (results) => {
-        const transfer = results.flatMap((r) => (r.ok ? [r.vector.buffer, ...(r.code ? [r.code.buffer] : [])] : [])) as ArrayBuffer[];
+        const transfer = results.flatMap((r) => (r.ok ? [r.vector.buffer, ...(r.code ? [r.code.buffer] : []), ...(r.scales ? [r.scales.buffer] : [])] : [])) as ArrayBuffer[];
         post({ type: 'result', jobId: job.jobId, results }, transfer);
       },
       (err) => post({ type: 'fatal', code: 'WORKER_FAILED', message: String(err?.message ?? err) }),

@@ -1,10 +1,13 @@
 /** Messages between the indexer (main thread) and its embedding workers. */
 import type { BackendChoice } from '../config.ts';
+import type { LibraryDescriptor } from '../library-descriptor.ts';
 
 /** Sent once when a worker starts. */
 export interface WorkerInit {
   modelsDir: string;
   backbone: string;
+  /** The library's descriptor (what the global vector is; `regional` adds smaller sides). */
+  descriptor: LibraryDescriptor;
   backend: BackendChoice;
   maxInputPixels: number;
   /** Autoencoder weights (`ConvAutoencoder.toBytes`) when the space is an autoencoder's. */
@@ -20,7 +23,7 @@ export interface EmbedJob {
 
 /** Outcome for one item of a job: its pooled vector and original size, or an error. */
 export type EmbedItemResult =
-  | { ok: true; vector: Float32Array; code?: Float32Array; width: number; height: number }
+  | { ok: true; vector: Float32Array; code?: Float32Array; scales?: Float32Array; width: number; height: number }
   | { ok: false; code: string; message: string };
 
 export type WorkerMessage =

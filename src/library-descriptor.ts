@@ -1,0 +1,120 @@
+/**
+ * The descriptor a library is built with (chosen when it is created, kept in `meta`):
+ * - `regional` (default): GeM (p = 2) of the feature map is the global vector, and each image is
+ *   also described at 192, 160 and 128 px (stored in `scales`, not in the HNSW index). A query
+ *   image is described by GeM over its 30 sliding windows (4–7 cells of the 7×7 map); each window
+ *   is matched against the database side at which a whole image gives a map of its size. So a
+ *   photo of a photo, cropped or in clutter, meets its original (see bench/descriptors.ts).
+ * - `gem`: the same global vector, no smaller sides: one backbone pass per image at indexing.
+ * - `pooled`: the backbone's average-pooled vector (libraries made before descriptors existed).
+ */
+import { matchedScale, REGIONAL_DEFAULTS, regionalPlan, type RegionalConfig, type RegionalSearch } from './descriptors.ts';
+import { tf } from './backend.ts';
+import { invalidParameter } from './errors.ts';
+import type { BackboneSpec } from './models/backbone.ts';
+
+export type LibraryDescriptor = 'regional' | 'gem' | 'pooled';
+
+export const LIBRARY_DESCRIPTORS: readonly LibraryDescriptor[] = Object.freeze(['regional', 'gem', 'pooled']);
+
+/** Chosen from bench/descriptors.ts: the only one with instance P@1 ≥ 0.9, and category retrieval above `pooled`. */
+export const DEFAULT_DESCRIPTOR: LibraryDescriptor = 'regional';
+
+/** GeM exponent of `gem` and `regional` (p = 2 measured best of 2, 3, 4 for both kinds of query). */
+export const LIBRARY_GEM_P = 2;
+
+/** Checks a descriptor name from a flag, env or request. */
+export function checkDescriptor(value: unknown): LibraryDescriptor {
+  if (typeof value !== 'string' || !LIBRARY_DESCRIPTORS.includes(value as LibraryDescriptor)) {
+    throw invalidParameter('descriptor', `one of ${LIBRARY_DESCRIPTORS.join(', ')}`, value);
+  }
+  return value as LibraryDescriptor;
+}
+
+/** The regional plan of a backbone: windows, the (window, side) pairs searched, and the smaller database sides. */
+export interface LibraryRegional {
+  config: RegionalConfig;
+  /** Database sides below the native one, in the order `Embedding.scales` holds them. */
+  smaller: number[];
+  /** Number of query windows. */
+  windows: number;
+  /** Each window with the index of its database side: 0 = native (`vectors`), i ≥ 1 = smaller[i − 1]. */
+  searches: RegionalSearch[];
+}
+
+const cache = new Map<string, LibraryRegional>();
+
+export function libraryRegional(spec: BackboneSpec): LibraryRegional {
+  let r = cache.get(spec.id);
+  if (!r) {
+    const native = spec.inputSize;
+    const mapSide = spec.featureMap.shape[0];
+    const config: RegionalConfig = { ...REGIONAL_DEFAULTS, databaseScales: REGIONAL_DEFAULTS.sides.map((s) => matchedScale(s, mapSide, native)).sort((a, b) => b - a) };
+    const plan = regionalPlan(config, mapSide, native);
+    r = { config, smaller: config.databaseScales.filter((s) => s !== native), windows: plan.windows.length, searches: plan.searches };
+    cache.set(spec.id, r);
+  }
+  return r;
+}
+
+/**
+ * The regional score of one database image: max over the planned (window, side) pairs of
+ * window · descriptor-at-side. `windows`: R × d (query), `global`: d, `scales`: smaller × d.
+ */
+export function regionalScore(plan: LibraryRegional, windows: Float32Array, global: Float32Array, scales: Float32Array | undefined, d: number): number {
+  let best = -Infinity;
+  for (const { window, scale } of plan.searches) {
+    let v: Float32Array;
+    if (scale === 0) v = global;
+    else if (scales && scales.length >= scale * d) v = scales.subarray((scale - 1) * d, scale * d);
+    else continue; // an image stored without smaller sides is matched by its global vector only
+    const off = window * d;
+    let s = 0;
+    for (let k = 0; k < d; k++) s += windows[off + k] * v[k];
+    if (s > best) best = s;
+  }
+  return best;
+}
+
+/**
+ * Regional scores of many queries against a whole database, exactly (for `pixdex eval`; the
+ * engine re-ranks an HNSW shortlist with `regionalScore` instead). `queryWindows[q]`: R × d,
+ * `global`: n × d, `scales`: n × (smaller × d), all unit rows. One matMul per database side per
+ * chunk of queries; returns one row of n scores per query.
+ */
+export function regionalScoreRows(plan: LibraryRegional, queryWindows: readonly Float32Array[], global: Float32Array, scales: Float32Array, d: number): Float32Array[] {
+  const n = global.length / d;
+  const sides = plan.smaller.length + 1;
+  const windowsOf = Array.from({ length: sides }, (_, s) => plan.searches.filter((x) => x.scale === s).map((x) => x.window));
+  const database = tf.tidy(() => {
+    const g = tf.tensor2d(global, [n, d]);
+    const sc = tf.tensor3d(scales, [n, plan.smaller.length, d]);
+    return [g, ...plan.smaller.map((_, i) => tf.squeeze(tf.slice(sc, [0, i, 0], [n, 1, d]), [1]) as tf.Tensor2D)];
+  });
+  const rows: Float32Array[] = [];
+  try {
+    const chunk = 32;
+    for (let start = 0; start < queryWindows.length; start += chunk) {
+      const qs = queryWindows.slice(start, start + chunk);
+      const best = tf.tidy(() => {
+        let acc: tf.Tensor2D | undefined;
+        for (let s = 0; s < sides; s++) {
+          const ws = windowsOf[s];
+          if (ws.length === 0) continue;
+          const q = new Float32Array(qs.length * ws.length * d);
+          qs.forEach((w, i) => ws.forEach((r, j) => q.set(w.subarray(r * d, (r + 1) * d), (i * ws.length + j) * d)));
+          const scores = tf.matMul(tf.tensor2d(q, [qs.length * ws.length, d]), database[s], false, true); // [qs·|ws|, n]
+          const m = tf.max(tf.reshape(scores, [qs.length, ws.length, n]), 1) as tf.Tensor2D;
+          acc = acc ? (tf.maximum(acc, m) as tf.Tensor2D) : m;
+        }
+        return acc!;
+      });
+      const data = best.dataSync() as Float32Array;
+      best.dispose();
+      for (let i = 0; i < qs.length; i++) rows.push(data.slice(i * n, (i + 1) * n));
+    }
+  } finally {
+    tf.dispose(database);
+  }
+  return rows;
+}
