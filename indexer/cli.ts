@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { Engine, MAX_K, type IndexProgress, type IndexSummary, type SpaceKind } from '../src/engine.ts';
+import { Engine, MAX_EXPAND, MAX_K, type IndexProgress, type IndexSummary, type SpaceKind } from '../src/engine.ts';
 import { PixdexError, intParam, numberParam } from '../src/errors.ts';
 import { formatConfusionTable } from '../src/classify.ts';
 import { CLASSIFY_METHODS, type ClassifyMethod } from '../src/labels.ts';
@@ -21,7 +21,7 @@ const USAGE = `Usage: pixdex <command> [options]
 Commands:
   index <dir|file>...   Index images (recursive, incremental, resumable)
         [--label-from-folder] [--workers N (default: one per core)]
-  search <image>        Most similar indexed images  [--k 10] [--label L] [--space backbone|autoencoder]
+  search <image>        Most similar indexed images  [--k 10] [--label L] [--space backbone|autoencoder] [--expand 0..10]
   classify <image>      Label by neighbours or head  [--k 10] [--min-confidence 0] [--method knn|head|both]
   label <path|id> <label>  Set an image's label
   label propagate       Suggest labels for unlabelled images  [--min-confidence 0.8] [--k 10] [--dry-run|--apply]
@@ -154,12 +154,13 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   },
 
   async search(args) {
-    const { values: v, pos } = parse(args, { k: { type: 'string', default: '10' }, label: { type: 'string' }, space: { type: 'string' } }, [1, 1], 'search');
+    const { values: v, pos } = parse(args, { k: { type: 'string', default: '10' }, label: { type: 'string' }, space: { type: 'string' }, expand: { type: 'string', default: '0' } }, [1, 1], 'search');
     const k = intParam('k', v.k, 1, MAX_K);
+    const expand = intParam('expand', v.expand, 0, MAX_EXPAND);
     const space = spaceOption(v.space);
     const query = await readQuery(pos[0]);
     return withEngine(v, async (engine) => {
-      const results = await engine.search(query, { k, label: v.label as string | undefined, space });
+      const results = await engine.search(query, { k, label: v.label as string | undefined, space, expand });
       out(v, { results }, results.map((r, i) => `${String(i + 1).padStart(3)}. ${r.score.toFixed(4)}  ${r.label ?? '-'}  ${r.path}  (id ${r.id})`).join('\n') || 'no results: the index is empty');
       return EXIT.ok;
     });

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import sharp from 'sharp';
-import { Engine, MAX_K, checkLabel, type SearchResult } from '../src/engine.ts';
+import { Engine, MAX_EXPAND, MAX_K, checkLabel, type SearchResult } from '../src/engine.ts';
 import { intParam, invalidParameter, numberParam } from '../src/errors.ts';
 import type { ImageRecord } from '../src/store.ts';
 import { HttpError, errorHandler, routeNotFound } from './errors.ts';
@@ -95,10 +95,10 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
   });
 
   // ------------------------------------------------------------------ queries
-  app.post('/api/search', params((q) => ({ k: kParam(q.k), label: labelParam(q.label) })), upload, async (req, res) => {
-    const { k, label } = res.locals.params as { k: number; label?: string };
+  app.post('/api/search', params((q) => ({ k: kParam(q.k), label: labelParam(q.label), expand: expandParam(q.expand) })), upload, async (req, res) => {
+    const { k, label, expand } = res.locals.params as { k: number; label?: string; expand: number };
     const started = performance.now();
-    const results = await engine.search(uploadedImage(req), { k, label });
+    const results = await engine.search(uploadedImage(req), { k, label, expand });
     res.json({ results: results.map(withThumbnail), tookMs: since(started) });
   });
 
@@ -106,8 +106,9 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
     const id = idParam(req.params.id);
     const k = kParam(req.query.k);
     const label = labelParam(req.query.label);
+    const expand = expandParam(req.query.expand);
     const started = performance.now();
-    const results = engine.similar(id, { k, label });
+    const results = engine.similar(id, { k, label, expand });
     res.json({ results: results.map(withThumbnail), tookMs: since(started) });
   });
 
@@ -180,6 +181,10 @@ function params(parse: (query: Request['query']) => Record<string, unknown>): Re
 
 function kParam(v: unknown): number {
   return v === undefined ? DEFAULT_K : intParam('k', v, 1, MAX_K);
+}
+
+function expandParam(v: unknown): number {
+  return v === undefined ? 0 : intParam('expand', v, 0, MAX_EXPAND);
 }
 
 function methodParam(v: unknown): ClassifyMethod {

@@ -21,6 +21,7 @@ const errorResponse = (description: string): Json => json(ref('Error'), descript
 export function openApiDocument(o: OpenApiOptions): Json {
   const id = { name: 'id', in: 'path', required: true, description: 'Image id (positive integer).', schema: { type: 'integer', minimum: 1, maximum: 4294967295 } };
   const k = (dflt: number): Json => ({ name: 'k', in: 'query', description: `Number of results, 1..${o.maxK} (default: ${dflt}).`, schema: { type: 'integer', minimum: 1, maximum: o.maxK, default: dflt } });
+  const expand = { name: 'expand', in: 'query', description: 'Average query expansion: average the query with its N best hits and search again (0 = off). Helps "more of this kind", not "this exact photo".', schema: { type: 'integer', minimum: 0, maximum: 10, default: 0 } };
   const labelFilter = { name: 'label', in: 'query', description: 'Only images with this label; applied inside the ANN search, so k results still come back.', schema: { type: 'string', minLength: 1, maxLength: 200 } };
   const uploadBody = (extra: Json = {}): Json => ({
     required: true,
@@ -54,7 +55,7 @@ export function openApiDocument(o: OpenApiOptions): Json {
       '/api/stats': { get: { summary: 'Store, model and index facts.', responses: { 200: json({ type: 'object' }, 'Same fields as `pixdex stats --json`.') } } },
       '/api/labels': { get: { summary: 'Labels with their image counts, most frequent first.', responses: { 200: json({ type: 'object', properties: { labels: { type: 'array', items: { type: 'object', properties: { label: { type: 'string' }, count: { type: 'integer' } } } } } }, 'Labels.') } } },
       '/api/search': {
-        post: { summary: 'Images most similar to an uploaded one.', parameters: [k(10), labelFilter], requestBody: uploadBody(), responses: { 200: results, ...bad } },
+        post: { summary: 'Images most similar to an uploaded one.', parameters: [k(10), labelFilter, expand], requestBody: uploadBody(), responses: { 200: results, ...bad } },
       },
       '/api/classify': {
         post: {
@@ -113,7 +114,7 @@ export function openApiDocument(o: OpenApiOptions): Json {
         },
       },
       '/api/images/{id}/similar': {
-        get: { summary: 'Images most similar to an indexed one (itself excluded).', parameters: [id, k(10), labelFilter], responses: { 200: results, 400: errorResponse('Bad id or parameter.'), 404: errorResponse('No such image.') } },
+        get: { summary: 'Images most similar to an indexed one (itself excluded).', parameters: [id, k(10), labelFilter, expand], responses: { 200: results, 400: errorResponse('Bad id or parameter.'), 404: errorResponse('No such image.') } },
       },
       '/api/images/{id}/label': {
         put: {

@@ -161,6 +161,19 @@ describe('HTTP server over hymenoptera train (245 labelled photos)', () => {
       assertError(await call('POST', '/api/search?k=1&k=2', { body: imageForm(img) }), 400, 'INVALID_PARAMETER');
       assert.equal((await call('POST', `/api/search?k=${MAX_K}`, { body: imageForm(img) })).body.results.length, 245);
     });
+
+    it('takes expand (query expansion) in 0..10, and refuses anything else with 400', async () => {
+      const img = fs.readFileSync(trainFiles[0]);
+      const r = await call('POST', '/api/search?k=5&expand=2', { body: imageForm(img) });
+      assert.equal(r.status, 200);
+      assert.equal(r.body.results.length, 5);
+      assert.equal(r.body.results[0].path, trainFiles[0]); // the photo itself still comes first
+      for (const bad of ['11', '-1', '1.5', 'x']) {
+        assertError(await call('POST', `/api/search?expand=${bad}`, { body: imageForm(img) }), 400, 'INVALID_PARAMETER', /for expand/);
+        assertError(await call('GET', `/api/images/1/similar?expand=${bad}`), 400, 'INVALID_PARAMETER', /for expand/);
+      }
+      assert.equal((await call('GET', '/api/images/1/similar?k=3&expand=3')).body.results.length, 3);
+    });
   });
 
   describe('bad uploads', () => {
