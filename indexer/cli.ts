@@ -31,6 +31,7 @@ Commands:
   remove <path|id>      Remove an image from the index
   eval <dataset-dir>    Quality on a folder-per-class dataset: category retrieval (P@1, mAP, kNN accuracy)
         and instance retrieval (generated re-photographs)  [--space ...] [--descriptor D] [--instance 243] [--seed 8]
+        [--backgrounds DATASET (more clutter photos)]
   train                 Train the library's autoencoder and switch search to it  [--dim 256] [--epochs 30] [--sample 1000]
   stats                 Store, model and index facts
   serve                 HTTP API and web page  [--host 127.0.0.1] [--port 8080] [--token T]
@@ -272,7 +273,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   },
 
   async eval(args) {
-    const { values: v, pos } = parse(args, { space: { type: 'string' }, instance: { type: 'string' }, seed: { type: 'string' } }, [1, 1], 'eval');
+    const { values: v, pos } = parse(args, { space: { type: 'string' }, instance: { type: 'string' }, seed: { type: 'string' }, backgrounds: { type: 'string' } }, [1, 1], 'eval');
     // --descriptor names what to evaluate, not the library's descriptor: eval writes nothing.
     const descriptor = v.descriptor === undefined ? undefined : checkDescriptor(v.descriptor);
     return withEngine({ ...v, descriptor: undefined }, async (engine) => {
@@ -284,6 +285,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
         descriptor,
         instanceQueries: v.instance === undefined ? undefined : intParam('instance', v.instance, 0, 100_000),
         seed: v.seed === undefined ? undefined : intParam('seed', v.seed, 0, 2 ** 31 - 1),
+        backgrounds: v.backgrounds === undefined ? undefined : loadDataset(path.resolve(String(v.backgrounds)), engine.config.extensions),
         onProgress: (what) => progress.update(what),
       });
       progress.done();

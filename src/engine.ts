@@ -343,8 +343,13 @@ export class Engine {
   }
 
   /** Decodes an encoded image into model input pixels (typed errors for bad input). */
-  decode(bytes: Uint8Array, what: string): ReturnType<typeof decodeImage> {
-    return decodeImage(bytes, { size: this.spec.inputSize, maxInputPixels: this.config.maxInputPixels }, what);
+  decode(bytes: Uint8Array, what: string, smallerSides?: readonly number[]): ReturnType<typeof decodeImage> {
+    return decodeImage(bytes, { size: this.spec.inputSize, maxInputPixels: this.config.maxInputPixels, smallerSides }, what);
+  }
+
+  /** The smaller database sides images are decoded at for `descriptor` (a `regional` library's), or undefined. */
+  smallerSides(descriptor = this.descriptor): number[] | undefined {
+    return descriptor === 'regional' ? libraryRegional(this.spec).smaller : undefined;
   }
 
   /** The active embedding space. */
@@ -369,14 +374,15 @@ export class Engine {
    * One backbone pass per batch of decoded images: the pooled vectors (not normalised) and, when
    * `space` is an autoencoder space, its codes from the same pass's feature maps.
    */
-  async embedPixels(pixels: Uint8Array[], space: SpaceInfo = this.space(), windows = false, descriptor = this.descriptor, smaller = !windows): Promise<Embedding[]> {
-    return embedBatch(await this.model(), await this.autoencoder(space), pixels, this.config.batchSize, { descriptor, windows, smaller });
+  async embedPixels(pixels: Uint8Array[], options: { space?: SpaceInfo; descriptor?: LibraryDescriptor; windows?: boolean; smaller?: boolean; smallerPixels?: ReadonlyArray<readonly Uint8Array[] | undefined> } = {}): Promise<Embedding[]> {
+    const { space = this.space(), descriptor = this.descriptor, windows = false, smaller = !windows, smallerPixels } = options;
+    return embedBatch(await this.model(), await this.autoencoder(space), pixels, this.config.batchSize, { descriptor, windows, smaller, smallerPixels });
   }
 
   /** The embedding of an encoded image in the active space (with its query windows in a `regional` library). */
   async embedImage(bytes: Uint8Array, what = 'image'): Promise<Embedding> {
     const img = await this.decode(bytes, what);
-    const [e] = await this.embedPixels([img.pixels], this.space(), true);
+    const [e] = await this.embedPixels([img.pixels], { windows: true });
     return e;
   }
 
@@ -478,7 +484,8 @@ export class Engine {
    * autoencoder space, codes (`train` asks for `pooled`: it only needs the codes).
    */
   async embedderForSpace(space: SpaceInfo, images: number, onWarning?: (message: string) => void, descriptor = this.descriptor): Promise<Embedder> {
-    const local = new LocalEmbedder((bytes, name) => this.decode(bytes, name), (pixels) => this.embedPixels(pixels, space, false, descriptor));
+    const sides = this.smallerSides(descriptor);
+    const local = new LocalEmbedder((bytes, name) => this.decode(bytes, name, sides), (pixels, smallerPixels) => this.embedPixels(pixels, { space, descriptor, smallerPixels }));
     const workers = Math.min(this.config.workers, Math.ceil(images / this.config.batchSize));
     if (workers <= 1) return local;
     try {
@@ -543,7 +550,8 @@ export class Engine {
     const vectors: Array<Embedding | undefined> = new Array(files.length).fill(undefined);
     const failed: Array<{ path: string; error: string }> = [];
     const bs = this.config.batchSize;
-    const decodeBatch = (start: number) => mapLimit(files.slice(start, start + bs), DECODE_CONCURRENCY, async (f) => (await this.decode(await readImageFile(f, this.config.maxFileBytes), f)).pixels);
+    const sides = smaller ? this.smallerSides(descriptor) : undefined;
+    const decodeBatch = (start: number) => mapLimit(files.slice(start, start + bs), DECODE_CONCURRENCY, async (f) => this.decode(await readImageFile(f, this.config.maxFileBytes), f, sides));
     let next = files.length > 0 ? decodeBatch(0) : undefined;
     for (let start = 0; start < files.length; start += bs) {
       const decoded = await next!;
@@ -553,7 +561,8 @@ export class Engine {
         if ('value' in r) ok.push(i);
         else failed.push({ path: files[start + i], error: errorText(r.error) });
       });
-      const es = await this.embedPixels(ok.map((i) => (decoded[i] as { value: Uint8Array }).value), space, windows, descriptor, smaller);
+      const images = ok.map((i) => (decoded[i] as { value: { pixels: Uint8Array; smaller?: Uint8Array[] } }).value);
+      const es = await this.embedPixels(images.map((x) => x.pixels), { space, windows, descriptor, smaller, smallerPixels: images.map((x) => x.smaller) });
       ok.forEach((i, j) => (vectors[start + i] = es[j]));
       onProgress?.(Math.min(start + bs, files.length), files.length);
     }
@@ -661,8 +670,8 @@ export class Engine {
       return { id: existing, created: false };
     }
     const label = options.label === undefined ? undefined : checkLabel(options.label);
-    const img = await this.decode(bytes, options.path ?? 'upload');
-    const [v] = await this.embedPixels([img.pixels]);
+    const img = await this.decode(bytes, options.path ?? 'upload', this.smallerSides());
+    const [v] = await this.embedPixels([img.pixels], { smallerPixels: [img.smaller] });
     const file: ScannedFile = { path: options.path ?? `upload:${sha256}`, size: bytes.length, mtimeMs: 0 };
     const p: Prepared = { file, sha256, width: img.width, height: img.height, label };
     this.writeBatch([p], [p], [v]);

@@ -25,6 +25,11 @@ export interface LibraryEvalOptions {
   instanceQueries?: number;
   /** Seed of the instance set (default 8). */
   seed?: number;
+  /**
+   * More photos to paste queries into (clutter, perspective), after the dataset's own (default:
+   * none: clutter is a photo of another class of the dataset).
+   */
+  backgrounds?: readonly DatasetItem[];
   onProgress?: (what: string) => void;
 }
 
@@ -71,11 +76,11 @@ export async function evaluateLibrary(engine: Engine, items: readonly DatasetIte
   if (count > 0) {
     const seed = options.seed ?? DEFAULT_INSTANCE_SEED;
     progress(`generating ${count} instance queries`);
-    const queries = await buildInstanceSet({ sources: ok, backgrounds: items, count, seed });
+    const queries = await buildInstanceSet({ sources: ok, backgrounds: [...items, ...(options.backgrounds ?? [])], count, seed });
     const qe: Embedding[] = [];
     for (const [i, q] of queries.entries()) {
       const img = await engine.decode(q.bytes, `instance query ${i}`);
-      qe.push((await engine.embedPixels([img.pixels], space, regional !== undefined, descriptor, false))[0]);
+      qe.push((await engine.embedPixels([img.pixels], { space, descriptor, windows: regional !== undefined, smaller: false }))[0]);
       if (i % 16 === 15) progress(`instance queries ${i + 1}/${queries.length}`);
     }
     const rows = rowsOf(qe);

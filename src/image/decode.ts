@@ -13,6 +13,8 @@ export interface DecodedImage {
   width: number;
   height: number;
   format: string;
+  /** The same crop decoded at each of `DecodeOptions.smallerSides` (a `regional` library's database sides). */
+  smaller?: Uint8Array[];
 }
 
 export interface DecodeOptions {
@@ -20,6 +22,8 @@ export interface DecodeOptions {
   size: number;
   /** Largest input in pixels; larger images are refused before they are decoded. */
   maxInputPixels: number;
+  /** Also decode the same crop at these sides (`DecodedImage.smaller`), each straight from the original. */
+  smallerSides?: readonly number[];
 }
 
 /** Formats sharp decodes here (prebuilt libvips); HEIC/HEVC and SVG are refused on purpose. */
@@ -120,24 +124,30 @@ export async function decodeImage(input: Buffer | Uint8Array, options: DecodeOpt
     throw new BadImageError('IMAGE_TOO_LARGE', `${what} is ${meta.width}x${meta.height} (${pixelCount} pixels), over the limit of ${options.maxInputPixels} pixels (maxInputPixels)`);
   }
   try {
-    const { data, info } = await sharp(input, { limitInputPixels: options.maxInputPixels, failOn: 'warning' })
-      .rotate()
-      .resize(options.size, options.size, { fit: 'cover', position: 'centre' })
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3 || data.length !== options.size * options.size * 3) {
-      throw new BadImageError('CORRUPT_IMAGE', `${what} decoded to ${info.channels} channels instead of 3`);
-    }
+    const render = async (size: number): Promise<Uint8Array> => {
+      const { data, info } = await sharp(input, { limitInputPixels: options.maxInputPixels, failOn: 'warning' })
+        .rotate()
+        .resize(size, size, { fit: 'cover', position: 'centre' })
+        .removeAlpha()
+        .toColourspace('srgb')
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true });
+      if (info.channels !== 3 || data.length !== size * size * 3) {
+        throw new BadImageError('CORRUPT_IMAGE', `${what} decoded to ${info.channels} channels instead of 3`);
+      }
+      return new Uint8Array(data.buffer, data.byteOffset, data.length);
+    };
+    const [pixels, ...smaller] = await Promise.all([options.size, ...(options.smallerSides ?? [])].map(render));
     const oriented = (meta.orientation ?? 1) >= 5;
-    return {
-      pixels: new Uint8Array(data.buffer, data.byteOffset, data.length),
+    const out: DecodedImage = {
+      pixels,
       size: options.size,
       width: (oriented ? meta.height : meta.width) ?? 0,
       height: (oriented ? meta.width : meta.height) ?? 0,
       format: meta.format,
     };
+    if (options.smallerSides) out.smaller = smaller;
+    return out;
   } catch (err) {
     throw decodeError(err, input, what);
   }

@@ -10,6 +10,7 @@ import { Backbone } from '../models/backbone.ts';
 import { ConvAutoencoder } from '../models/autoencoder.ts';
 import { decodeImage } from '../image/decode.ts';
 import { embedBatch } from '../embed.ts';
+import { libraryRegional } from '../library-descriptor.ts';
 import { PixdexError } from '../errors.ts';
 import { LocalEmbedder } from './pool.ts';
 import type { EmbedJob, WorkerInit, WorkerMessage } from './protocol.ts';
@@ -24,9 +25,10 @@ try {
   await model.warmUp();
   const autoencoder = init.autoencoder ? ConvAutoencoder.fromBytes(init.autoencoder) : undefined;
   const size = model.spec.inputSize;
+  const smallerSides = init.descriptor === 'regional' ? libraryRegional(model.spec).smaller : undefined;
   const embedder = new LocalEmbedder(
-    (bytes, name) => decodeImage(bytes, { size, maxInputPixels: init.maxInputPixels }, name),
-    (pixels) => embedBatch(model, autoencoder, pixels, pixels.length, { descriptor: init.descriptor }),
+    (bytes, name) => decodeImage(bytes, { size, maxInputPixels: init.maxInputPixels, smallerSides }, name),
+    (pixels, smallerPixels) => embedBatch(model, autoencoder, pixels, pixels.length, { descriptor: init.descriptor, smallerPixels }),
   );
   port.on('message', (job: EmbedJob) => {
     embedder.embed(job.items).then(

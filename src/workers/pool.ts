@@ -26,14 +26,15 @@ export interface Embedder {
 export class LocalEmbedder implements Embedder {
   readonly parallelism = 2;
   constructor(
-    private readonly decode: (bytes: Uint8Array, name: string) => Promise<{ pixels: Uint8Array; width: number; height: number }>,
-    private readonly embedPixels: (pixels: Uint8Array[]) => Promise<Array<{ pooled: Float32Array; code?: Float32Array; scales?: Float32Array }>>,
+    private readonly decode: (bytes: Uint8Array, name: string) => Promise<{ pixels: Uint8Array; width: number; height: number; smaller?: Uint8Array[] }>,
+    private readonly embedPixels: (pixels: Uint8Array[], smaller: Array<Uint8Array[] | undefined>) => Promise<Array<{ pooled: Float32Array; code?: Float32Array; scales?: Float32Array }>>,
   ) {}
 
   async embed(items: EmbedItem[]): Promise<EmbedItemResult[]> {
     const decoded = await mapLimit(items, 4, (it) => this.decode(it.bytes, it.name));
     const okIdx = decoded.flatMap((r, i) => ('value' in r ? [i] : []));
-    const vectors = okIdx.length > 0 ? await this.embedPixels(okIdx.map((i) => (decoded[i] as { value: { pixels: Uint8Array } }).value.pixels)) : [];
+    const images = okIdx.map((i) => (decoded[i] as { value: { pixels: Uint8Array; smaller?: Uint8Array[] } }).value);
+    const vectors = okIdx.length > 0 ? await this.embedPixels(images.map((x) => x.pixels), images.map((x) => x.smaller)) : [];
     const out: EmbedItemResult[] = decoded.map((r) => ('value' in r ? { ok: true, vector: new Float32Array(0), width: r.value.width, height: r.value.height } : toFailure(r.error)));
     okIdx.forEach((i, j) => Object.assign(out[i], { vector: vectors[j].pooled, code: vectors[j].code, scales: vectors[j].scales }));
     return out;
