@@ -1,8 +1,9 @@
 /**
  * `pixdex eval`: how well a descriptor serves both kinds of query on a labelled dataset, without
  * touching the library.
- * - Category retrieval: leave-one-out P@1, P@10, mAP and kNN accuracy on the folder classes
- *   (src/evaluate.ts), each image searched the way `pixdex search` would search it.
+ * - Category retrieval: leave-one-out P@1, P@10, mAP on the folder classes (src/evaluate.ts),
+ *   each image searched the way `pixdex search` searches a photo (regional: by its windows), and
+ *   kNN accuracy the way `pixdex classify` votes (by the global vector).
  * - Instance retrieval: queries generated from the dataset's own photos (re-photographed in
  *   simulation: src/instance-set.ts, fixed seed); the original must come back. P@1 and R@5,
  *   overall and per transformation.
@@ -69,7 +70,9 @@ export async function evaluateLibrary(engine: Engine, items: readonly DatasetIte
 
   progress('scoring');
   const categoryRows = rowsOf(es);
-  const report = evaluateScores(ok, (q) => categoryRows[q], failed);
+  // kNN votes use the global vector, as `pixdex classify` does (in every descriptor).
+  const knnRow = regional ? (q: number) => dotRow(matrix.subarray(q * d, (q + 1) * d), matrix, d) : undefined;
+  const report = evaluateScores(ok, (q) => categoryRows[q], failed, knnRow);
 
   let instance: LibraryEvalReport['instance'];
   const count = Math.min(options.instanceQueries ?? DEFAULT_INSTANCE_QUERIES, ok.length);

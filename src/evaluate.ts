@@ -107,9 +107,10 @@ export function topRows(scores: Float32Array, k: number, exclude?: (row: number)
 /**
  * The report from a similarity function: `scoresOf(q)` gives item q's similarity to every item
  * (a row of n; higher = more similar). Used for any descriptor, including regional matching,
- * whose similarity is not a dot product of two vectors.
+ * whose similarity is not a dot product of two vectors. `knnScoresOf` (default: `scoresOf`) is
+ * the similarity the kNN vote uses, when classification searches differently from retrieval.
  */
-export function evaluateScores(items: readonly DatasetItem[], scoresOf: (q: number) => Float32Array, failed: EvalReport['failed'] = []): EvalReport {
+export function evaluateScores(items: readonly DatasetItem[], scoresOf: (q: number) => Float32Array, failed: EvalReport['failed'] = [], knnScoresOf?: (q: number) => Float32Array): EvalReport {
   const n = items.length;
   if (n < 2) throw new InvalidParameterError(`Only ${n} image(s) could be embedded; evaluation needs at least 2.`);
   const labels = items.map((x) => x.label);
@@ -139,7 +140,7 @@ export function evaluateScores(items: readonly DatasetItem[], scoresOf: (q: numb
   const predictions: Record<number, Array<string | null>> = { 1: [], 5: [], 10: [] };
   for (const q of queries) {
     const exclude = (row: number) => row === q || (base ? base(row) : false);
-    const nn = topRows(rows[q], 10, exclude);
+    const nn = topRows(knnScoresOf ? knnScoresOf(q) : rows[q], 10, exclude);
     truth.push(labels[q]);
     for (const k of KNN_KS) {
       predictions[k].push(knnVote(nn.slice(0, k).map((h) => ({ label: labels[h.index], score: h.score }))).label);

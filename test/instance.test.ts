@@ -112,7 +112,8 @@ describe('pixdex eval reports category and instance retrieval for the descriptor
     const r = await evalJson('regional', 27);
     console.log(JSON.stringify({ knn: r.knn, retrieval: r.retrieval, instance: r.instance }));
     assert.equal(r.descriptor, 'regional');
-    assert.ok(r.knn.k1 >= 0.915, `kNN@1 ${r.knn.k1} below the pooled baseline 0.915`);
+    // kNN votes by the global vector (GeM), as `pixdex classify` does: at or above pooled at every k.
+    for (const [k, base] of [['k1', 0.915], ['k5', 0.9542], ['k10', 0.9477]] as const) assert.ok(r.knn[k] >= base, `kNN ${k} ${r.knn[k]} below the pooled baseline ${base}`);
     assert.equal(r.instance.queries, 27);
     assert.deepEqual(Object.keys(r.instance.perTransform).sort(), [...INSTANCE_TRANSFORMS].sort());
     assert.ok(r.instance.p1 >= MIN_EVAL_INSTANCE_P1, `instance P@1 ${r.instance.p1}`);
