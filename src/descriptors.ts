@@ -314,7 +314,7 @@ export function describeWindows(map: Float32Array, h: number, w: number, c: numb
       const diag = (y * W + x) * c;
       for (let k = 0; k < c; k++) {
         const v = map[src + k] > 1e-6 ? map[src + k] : 1e-6;
-        const pv = p === 3 ? v * v * v : p === 1 ? v : Math.pow(v, p);
+        const pv = p === 2 ? v * v : p === 3 ? v * v * v : p === 1 ? v : Math.pow(v, p);
         integral[o + k] = pv + integral[up + k] + integral[left + k] - integral[diag + k];
       }
     }
@@ -331,7 +331,7 @@ export function describeWindows(map: Float32Array, h: number, w: number, c: numb
     const off = i * c;
     for (let k = 0; k < c; k++) {
       const mean = Math.max((integral[e + k] - integral[b + k] - integral[d + k] + integral[a + k]) / area, 0);
-      const v = p === 3 ? Math.cbrt(mean) : p === 1 ? mean : Math.pow(mean, 1 / p);
+      const v = p === 2 ? Math.sqrt(mean) : p === 3 ? Math.cbrt(mean) : p === 1 ? mean : Math.pow(mean, 1 / p);
       out[off + k] = v;
       norm += v * v;
     }
