@@ -74,6 +74,9 @@ describe('web page in headless Chromium', { skip }, () => {
       if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
     });
     page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+    page.on('request', (r) => { if (r.url().includes('/api/')) apiInFlight++; });
+    page.on('requestfinished', (r) => { if (r.url().includes('/api/')) apiInFlight--; });
+    page.on('requestfailed', (r) => { if (r.url().includes('/api/')) apiInFlight--; });
   });
   after(async () => {
     await context?.close();
@@ -83,6 +86,16 @@ describe('web page in headless Chromium', { skip }, () => {
   });
 
   const cards = () => page.locator('#grid .card');
+  /** API requests the page has sent and not had answered (a late answer re-renders the grid). */
+  let apiInFlight = 0;
+  /** Waits until no API request has been in flight for 300 ms: the grid will not re-render by itself. */
+  async function settled(): Promise<void> {
+    for (let quiet = 0, waited = 0; quiet < 300; waited += 50) {
+      if (waited > 30_000) throw new Error(`${apiInFlight} API request(s) still in flight after 30 s`);
+      await new Promise((r) => setTimeout(r, 50));
+      quiet = apiInFlight === 0 ? quiet + 50 : 0;
+    }
+  }
   const alertText = () => page.locator('#alert-text').textContent();
 
   it('serves the page at / with a CSP that allows only same-origin code', async () => {
@@ -130,12 +143,13 @@ describe('web page in headless Chromium', { skip }, () => {
 
   it('searches by an indexed image when a result is chosen (keyboard: Enter)', async () => {
     // The previous step's searches may still be answering: a late one re-renders the grid and
-    // would detach the focused card between focus() and Enter. Let the page settle first.
-    await page.waitForLoadState('networkidle');
+    // would detach the focused card between focus() and Enter. Let the page settle first
+    // (waitForLoadState('networkidle') does not wait once the page has loaded).
+    await settled();
     const second = cards().nth(1);
     const id = await second.getAttribute('data-id');
     const file = (await second.getAttribute('data-path'))!;
-    await second.locator('.thumb').focus();
+    await page.locator(`#grid .card[data-id="${id}"] .thumb`).focus(); // that card, even if the grid re-rendered
     await page.keyboard.press('Enter');
     await page.waitForFunction((name) => document.getElementById('status')!.textContent!.includes(`similar to ${name}`), `${path.basename(path.dirname(file))}/${path.basename(file)}`);
     assert.match((await page.locator('#query-caption').textContent()) ?? '', new RegExp(`^Image ${id}: `));
