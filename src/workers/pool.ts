@@ -78,23 +78,23 @@ export class WorkerPool implements Embedder {
   /** Starts `n` workers and waits until each has loaded and warmed its model. */
   static async start(n: number, init: WorkerInit): Promise<WorkerPool> {
     const slots: Slot[] = [];
-    const ready: Array<Promise<string>> = [];
-    for (let i = 0; i < n; i++) {
-      const worker = new Worker(WORKER_URL, { workerData: init, stdout: false, stderr: false });
-      const slot: Slot = { worker, pending: new Map() };
-      slots.push(slot);
-      ready.push(new Promise<string>((resolve, reject) => {
-        const onMessage = (m: WorkerMessage) => {
-          if (m.type === 'ready') resolve(m.backend);
-          else if (m.type === 'fatal') reject(new PixdexError(m.code, m.message));
-        };
-        worker.once('message', onMessage);
-        worker.once('error', reject);
-      }));
-    }
-    let backends: string[];
+    const backends: string[] = [];
     try {
-      backends = await Promise.all(ready);
+      // One at a time: each worker loads its backend (the tensorflow one initialises native,
+      // process-wide TensorFlow state) before the next starts. A tensorflow run in CI once died
+      // of SIGSEGV while two workers were starting at once; this costs about a second per worker.
+      for (let i = 0; i < n; i++) {
+        const worker = new Worker(WORKER_URL, { workerData: init, stdout: false, stderr: false });
+        slots.push({ worker, pending: new Map() });
+        backends.push(await new Promise<string>((resolve, reject) => {
+          worker.once('message', (m: WorkerMessage) => {
+            if (m.type === 'ready') resolve(m.backend);
+            else reject(new PixdexError(m.type === 'fatal' ? m.code : 'WORKER_FAILED', m.type === 'fatal' ? m.message : 'embedding worker did not start'));
+          });
+          worker.once('error', reject);
+          worker.once('exit', (code) => reject(new PixdexError('WORKER_FAILED', `embedding worker exited with code ${code} while starting`)));
+        }));
+      }
     } catch (err) {
       await Promise.all(slots.map((s) => s.worker.terminate()));
       throw err;
