@@ -150,8 +150,22 @@ describe('web page in headless Chromium', { skip }, () => {
     const id = await second.getAttribute('data-id');
     const file = (await second.getAttribute('data-path'))!;
     await page.locator(`#grid .card[data-id="${id}"] .thumb`).focus(); // that card, even if the grid re-rendered
+    assert.equal(await page.evaluate(() => (document.activeElement?.closest('.card') as HTMLElement | null)?.dataset.id), id, 'the chosen result has the focus');
     await page.keyboard.press('Enter');
-    await page.waitForFunction((name) => document.getElementById('status')!.textContent!.includes(`similar to ${name}`), `${path.basename(path.dirname(file))}/${path.basename(file)}`);
+    const name = `${path.basename(path.dirname(file))}/${path.basename(file)}`;
+    try {
+      await page.waitForFunction((n) => document.getElementById('status')!.textContent!.includes(`similar to ${n}`), name, { timeout: 20_000 });
+    } catch (err) {
+      // What the page shows instead (CI saw this time out once or twice in full-suite runs only).
+      const state = await page.evaluate(() => ({
+        status: document.getElementById('status')?.textContent,
+        alert: document.getElementById('alert-text')?.textContent,
+        active: document.activeElement?.outerHTML.slice(0, 160),
+        grid: [...document.querySelectorAll<HTMLElement>('#grid .card')].map((c) => c.dataset.id),
+        busy: document.getElementById('grid')?.getAttribute('aria-busy'),
+      }));
+      throw new Error(`no "similar to ${name}" (id ${id}) in the status: ${JSON.stringify({ ...state, apiInFlight, consoleErrors })}`, { cause: err });
+    }
     assert.match((await page.locator('#query-caption').textContent()) ?? '', new RegExp(`^Image ${id}: `));
     const ids = await cards().evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.id));
     assert.equal(ids.length, 5);
