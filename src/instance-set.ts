@@ -24,6 +24,7 @@
 import fs from 'node:fs';
 import sharp, { type Sharp } from 'sharp';
 import { InvalidParameterError } from './errors.ts';
+import { seededRandom } from './random.ts';
 
 /** The transformation tags, in the order they are assigned. */
 export const INSTANCE_TRANSFORMS = Object.freeze(['perspective', 'crop', 'rotate', 'scale', 'color', 'blur', 'jpeg', 'clutter', 'combined'] as const);
@@ -68,21 +69,9 @@ export interface InstanceSetOptions {
   duplicates?: readonly number[][];
 }
 
-/** mulberry32: a small seeded PRNG giving floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Seeded Fisher–Yates shuffle of 0..n−1. */
 export function seededPermutation(n: number, seed: number): number[] {
-  const rng = mulberry32(seed);
+  const rng = seededRandom(seed);
   const out = [...Array(n).keys()];
   for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rng() * (i + 1));
@@ -105,7 +94,7 @@ export function planInstanceSet(options: InstanceSetOptions): Array<Omit<Instanc
   if (transforms.length === 0) throw new InvalidParameterError('Instance set needs at least one transformation.');
   const order = seededPermutation(sources.length, seed);
   return Array.from({ length: count }, (_, index) => {
-    const rng = mulberry32((seed * 2654435761 + index * 40503 + 1) >>> 0);
+    const rng = seededRandom((seed * 2654435761 + index * 40503 + 1) >>> 0);
     const sourceIndex = order[index];
     const source = sources[sourceIndex];
     const transform = transforms[index % transforms.length];

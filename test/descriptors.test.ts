@@ -10,7 +10,7 @@ import {
   describeWindows, fitPca, fitWhitening, gemPool, matchedScale, meanPool, mergeMaxHits, queryExpansion, regionalPlan, regionalScores,
   rmacPool, rmacRegions, slidingWindows, symmetricEigen, whiteningFromBytes, whiteningFromPca, whiteningToBytes, whitenVector,
 } from '../src/descriptors.ts';
-import { mulberry32 } from '../src/instance-set.ts';
+import { seededRandom } from '../src/random.ts';
 import { exactKnn, l2normalize } from '../src/vector.ts';
 
 before(async () => {
@@ -18,7 +18,7 @@ before(async () => {
 });
 
 function randomMap(shape: [number, number, number, number], seed: number): tf.Tensor4D {
-  const rng = mulberry32(seed);
+  const rng = seededRandom(seed);
   const v = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng() * 6);
   return tf.tensor4d(v, shape);
 }
@@ -47,7 +47,7 @@ function covariance(data: Float32Array, dim: number): Float64Array {
 
 /** n correlated samples in `dim` dimensions: x = A z, z ~ U(-1,1)^dim, A random. */
 function correlated(n: number, dim: number, seed: number): Float32Array {
-  const rng = mulberry32(seed);
+  const rng = seededRandom(seed);
   const a = Float64Array.from({ length: dim * dim }, () => rng() * 2 - 1);
   const out = new Float32Array(n * dim);
   for (let r = 0; r < n; r++) {
@@ -145,7 +145,7 @@ describe('pooling', () => {
 describe('PCA-whitening', () => {
   it('symmetricEigen solves A v = λ v with orthonormal vectors', () => {
     const n = 9;
-    const rng = mulberry32(5);
+    const rng = seededRandom(5);
     const a = new Float64Array(n * n);
     for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) a[i * n + j] = a[j * n + i] = rng() - 0.5;
     const { values, vectors } = symmetricEigen(a, n);
