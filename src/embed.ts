@@ -5,8 +5,8 @@
  * image is also described at smaller input sides (`regional`). Used in this thread and in the
  * embedding workers alike.
  */
-import sharp from 'sharp';
 import { tf } from './backend.ts';
+import { invalidParameter } from './errors.ts';
 import { describeWindows, gemPool, l2normalizeRows, regionalPlan } from './descriptors.ts';
 import type { Backbone } from './models/backbone.ts';
 import type { ConvAutoencoder } from './models/autoencoder.ts';
@@ -37,7 +37,7 @@ export interface EmbedOptions {
   /**
    * The images decoded at the smaller sides (`DecodedImage.smaller`, one list per image): straight
    * from the original, which measured better than resizing the native crop (flowers17 instance
-   * P@1 +0.008 to +0.013). Missing: the native crop is resized.
+   * P@1 +0.008 to +0.013). Required when smaller sides are described.
    */
   smallerPixels?: ReadonlyArray<readonly Uint8Array[] | undefined>;
 }
@@ -80,21 +80,19 @@ export async function embedBatch(model: Backbone, autoencoder: ConvAutoencoder |
 
 /**
  * GeM descriptors of each image seen at each of `sides` (smaller than the native side): the
- * image decoded at that side (or, when not given, the native crop resized), run through the
+ * image decoded at that side (`DecodeOptions.smallerSides`), run through the
  * backbone and GeM-pooled. Returns per image `sides.length` unit vectors, concatenated in `sides` order.
  */
 async function describeSmaller(model: Backbone, batch: readonly Uint8Array[], sides: readonly number[], decoded?: ReadonlyArray<readonly Uint8Array[] | undefined>): Promise<Float32Array> {
   const n = batch.length;
   const d = model.spec.dims;
-  const s0 = model.spec.inputSize;
   const out = new Float32Array(n * sides.length * d);
   for (const [k, side] of sides.entries()) {
-    const small = await Promise.all(batch.map(async (px, j) => {
+    const small = batch.map((_, j) => {
       const given = decoded?.[j]?.[k];
-      if (given && given.length === side * side * 3) return given;
-      const b = await sharp(px, { raw: { width: s0, height: s0, channels: 3 } }).resize(side, side).raw().toBuffer();
-      return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-    }));
+      if (!given || given.length !== side * side * 3) throw invalidParameter('smallerPixels', `each image decoded at ${sides.join(', ')} px (decodeImage smallerSides)`, given ? `${given.length} bytes` : 'none');
+      return given;
+    });
     const desc = tf.tidy(() => {
       const map = model.featureMaps(small, side);
       return l2normalizeRows(gemPool(map, LIBRARY_GEM_P));
