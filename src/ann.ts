@@ -141,7 +141,9 @@ export class AnnIndex {
       this.index.addPoint(point, id, true);
     } catch (err) {
       if (!String((err as Error).message).includes('exceeds the specified limit')) throw err;
-      this.index.resizeIndex(this.index.getMaxElements() * 2);
+      // A snapshot loads with capacity = its count (0 for an empty one): resizing 0 to 0 would free
+      // hnswlib's buffers and crash the process, so grow to at least MIN_CAPACITY.
+      this.index.resizeIndex(Math.max(this.index.getMaxElements() * 2, MIN_CAPACITY));
       this.index.addPoint(point, id, true);
     }
     this.live++;
