@@ -24,6 +24,7 @@ const BY_CODE: Record<string, number> = {
   UNREADABLE_FILE: EXIT.badInput,
   MODEL_NOT_FOUND: EXIT.environment,
   STORE_MISMATCH: EXIT.environment,
+  STORE_CONFLICT: EXIT.environment,
   BACKEND_UNAVAILABLE: EXIT.environment,
   NO_CLASSIFIER: EXIT.environment,
 };

@@ -23,6 +23,7 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = Object.freeze({
   NOT_FOUND: 404,
   NO_CLASSIFIER: 409,
   INDEX_JOB_RUNNING: 409,
+  STORE_CONFLICT: 409,
   ROUTE_NOT_FOUND: 404,
   // 413: over a size limit (upload bytes, or pixels)
   UPLOAD_TOO_LARGE: 413,

@@ -422,7 +422,7 @@ export class Engine {
       const id = this.store.paths.get(file.path);
       const rec = id === undefined ? undefined : this.store.images.get(id);
       if (rec && rec.bytes === file.size && rec.mtimeMs === file.mtimeMs) {
-        if (label !== undefined && rec.label !== label) {
+        if (label !== undefined && rec.label !== label && rec.path === file.path) {
           this.setLabelSync(id!, label);
           summary.updated++;
         } else {
@@ -585,9 +585,13 @@ export class Engine {
     return prepared; // identical content is stored once: no decode, no embedding
   }
 
-  /** Writes one batch in one transaction (records, vectors, journal), then updates the index. */
-  private writeBatch(prepared: Prepared[], embedded: Prepared[], vectors: Embedding[]): { added: number; updated: number; skipped: number } {
-    const counts = { added: 0, updated: 0, skipped: 0 };
+  /**
+   * Writes one batch in one transaction (records, vectors, journal), then updates the index.
+   * Content is looked up again inside the transaction: two identical files in one batch, in two
+   * batches in flight at once or from two workers are stored once, the later paths as aliases.
+   */
+  private writeBatch(prepared: Prepared[], embedded: Prepared[], vectors: Embedding[]): { added: number; updated: number; skipped: number; ids: Map<Prepared, number> } {
+    const counts = { added: 0, updated: 0, skipped: 0, ids: new Map<Prepared, number>() };
     const vectorOf = new Map(embedded.map((p, i) => [p, vectors[i]]));
     const { store } = this;
     store.write(() => {
@@ -595,35 +599,41 @@ export class Engine {
       const space = store.getSpace();
       const journal: JournalEntry[] = [];
       for (const p of prepared) {
-        const e = vectorOf.get(p);
-        const v = e?.pooled;
-        const oldId = store.paths.get(p.file.path);
-        const old = oldId === undefined ? undefined : store.images.get(oldId);
-        if (!v) {
-          // Same content as an image already stored (this path or another one).
-          const sameId = store.hashes.get(p.sha256)!;
-          const same = store.images.get(sameId);
-          if (!same) continue;
-          if (same.path === p.file.path) {
-            store.images.putSync(sameId, { ...same, mtimeMs: p.file.mtimeMs, bytes: p.file.size });
+        const filePath = p.file.path;
+        const curId = store.paths.get(filePath);
+        const cur = curId === undefined ? undefined : store.images.get(curId);
+        const sameId = store.hashes.get(p.sha256);
+        const same = sameId === undefined ? undefined : store.images.get(sameId);
+        if (same && sameId !== undefined) {
+          // This content is stored already (by an earlier run, or earlier in this one).
+          if (sameId === curId) {
+            if (same.path === filePath) store.images.putSync(sameId, { ...same, mtimeMs: p.file.mtimeMs, bytes: p.file.size });
           } else {
-            store.paths.putSync(p.file.path, sameId); // a duplicate file: an alias of the stored image
+            if (curId !== undefined) this.detachPath(filePath, curId, meta, journal);
+            store.paths.putSync(filePath, sameId); // a duplicate file: an alias of the stored image
+            if (cur) counts.updated++;
           }
-          counts.skipped++;
+          if (!(cur && sameId !== curId)) counts.skipped++;
+          counts.ids.set(p, sameId);
           continue;
         }
-        const label = p.label ?? old?.label;
-        const rec: ImageRecord = { path: p.file.path, sha256: p.sha256, bytes: p.file.size, width: p.width, height: p.height, mtimeMs: p.file.mtimeMs, addedAt: old?.addedAt ?? Date.now() };
+        const e = vectorOf.get(p);
+        const v = e?.pooled;
+        if (!v) continue; // its content was stored when read and removed since: the next run indexes it
+        const label = p.label ?? (cur?.path === filePath ? cur.label : undefined);
+        const rec: ImageRecord = { path: filePath, sha256: p.sha256, bytes: p.file.size, width: p.width, height: p.height, mtimeMs: p.file.mtimeMs, addedAt: cur?.addedAt ?? Date.now() };
         if (label !== undefined) rec.label = label;
         let id: number;
-        if (old && oldId !== undefined) {
-          id = oldId;
-          if (store.hashes.get(old.sha256) === id) store.hashes.removeSync(old.sha256);
-          store.countLabel(old.label, -1);
+        if (cur && curId !== undefined && cur.path === filePath && this.aliasesOf(curId, cur.path).length === 0) {
+          id = curId; // changed content of a file with no identical copies: re-embedded in place
+          if (store.hashes.get(cur.sha256) === id) store.hashes.removeSync(cur.sha256);
+          store.countLabel(cur.label, -1);
           counts.updated++;
         } else {
+          if (curId !== undefined) this.detachPath(filePath, curId, meta, journal);
           id = meta.nextId++;
-          counts.added++;
+          if (cur) counts.updated++;
+          else counts.added++;
         }
         store.images.putSync(id, rec);
         store.paths.putSync(rec.path, id);
@@ -638,12 +648,54 @@ export class Engine {
         }
         store.countLabel(rec.label, +1);
         journal.push({ op: 'add', id });
+        counts.ids.set(p, id);
       }
       store.appendJournal(meta, journal);
       store.putMeta(meta);
     });
     this.refresh();
     return counts;
+  }
+
+  /** The other paths (aliases: identical files) that point to image `id`, sorted; `primary` excluded. */
+  private aliasesOf(id: number, primary: string): string[] {
+    const out: string[] = [];
+    for (const { key, value } of this.store.paths.getRange()) if (value === id && key !== primary) out.push(key);
+    return out.sort();
+  }
+
+  /**
+   * Inside a write: `filePath` no longer shows image `id` (its file is gone, removed, or now holds
+   * other content). An alias is just dropped; the image's own path hands the record over to its
+   * first alias, and an image left with no path at all is removed.
+   */
+  private detachPath(filePath: string, id: number, meta: StoreMeta, journal: JournalEntry[]): void {
+    const { store } = this;
+    const rec = store.images.get(id);
+    if (store.paths.get(filePath) === id) store.paths.removeSync(filePath);
+    if (!rec || rec.path !== filePath) return;
+    const [heir] = this.aliasesOf(id, filePath);
+    if (heir !== undefined) store.images.putSync(id, { ...rec, path: heir });
+    else this.deleteImage(id, meta, journal);
+  }
+
+  /** Inside a write: deletes image `id` with everything stored for it and every path to it. */
+  private deleteImage(id: number, meta: StoreMeta, journal: JournalEntry[]): boolean {
+    const { store } = this;
+    const rec = store.images.get(id);
+    if (!rec) return false;
+    for (const alias of this.aliasesOf(id, rec.path)) store.paths.removeSync(alias);
+    store.images.removeSync(id);
+    if (store.paths.get(rec.path) === id) store.paths.removeSync(rec.path);
+    if (store.hashes.get(rec.sha256) === id) store.hashes.removeSync(rec.sha256);
+    store.vectors.removeSync(id);
+    store.scales.removeSync(id);
+    store.codes.removeSync(id);
+    store.codes2.removeSync(id); // either table may be the active space's
+    store.suggestions.removeSync(id);
+    store.countLabel(rec.label, -1);
+    journal.push({ op: 'remove', id });
+    return true;
   }
 
   /** Removes images whose files were under a scanned folder and are gone from disk. */
@@ -680,8 +732,10 @@ export class Engine {
     const [v] = await this.embedPixels([img.pixels], { smallerPixels: [img.smaller] });
     const file: ScannedFile = { path: options.path ?? `upload:${sha256}`, size: bytes.length, mtimeMs: 0 };
     const p: Prepared = { file, sha256, width: img.width, height: img.height, label };
-    this.writeBatch([p], [p], [v]);
-    return { id: this.store.hashes.get(sha256)!, created: true };
+    const written = this.writeBatch([p], [p], [v]);
+    const id = written.ids.get(p);
+    if (id === undefined) throw new PixdexError('STORE_CONFLICT', 'The image was removed by another request while it was being added; send it again.');
+    return { id, created: written.added === 1 };
   }
 
   // ---------------------------------------------------------------- queries
@@ -838,32 +892,31 @@ export class Engine {
     return id;
   }
 
+  /** A file gone from disk: its alias is dropped, or its image removed (or handed to an alias). True if an image went. */
   private removePath(p: string): boolean {
     const id = this.store.paths.get(p);
     if (id === undefined) return false;
-    const rec = this.store.images.get(id);
-    if (rec && rec.path === p) return this.removeId(id);
-    this.store.write(() => this.store.paths.removeSync(p)); // an alias of a duplicate
-    return false;
+    const removed = this.store.write(() => {
+      const meta = this.meta();
+      const journal: JournalEntry[] = [];
+      this.detachPath(p, id, meta, journal);
+      if (journal.length === 0) return false;
+      this.store.appendJournal(meta, journal);
+      this.store.putMeta(meta);
+      return true;
+    });
+    this.refresh();
+    return removed;
   }
 
+  /** Removes image `id` and every path that shows it (identical files included). */
   private removeId(id: number): boolean {
-    const { store } = this;
-    const removed = store.write(() => {
-      const rec = store.images.get(id);
-      if (!rec) return false;
+    const removed = this.store.write(() => {
       const meta = this.meta();
-      store.images.removeSync(id);
-      if (store.paths.get(rec.path) === id) store.paths.removeSync(rec.path);
-      if (store.hashes.get(rec.sha256) === id) store.hashes.removeSync(rec.sha256);
-      store.vectors.removeSync(id);
-      store.scales.removeSync(id);
-      store.codes.removeSync(id);
-      store.codes2.removeSync(id); // either table may be the active space's
-      store.suggestions.removeSync(id);
-      store.countLabel(rec.label, -1);
-      store.appendJournal(meta, [{ op: 'remove', id }]);
-      store.putMeta(meta);
+      const journal: JournalEntry[] = [];
+      if (!this.deleteImage(id, meta, journal)) return false;
+      this.store.appendJournal(meta, journal);
+      this.store.putMeta(meta);
       return true;
     });
     this.refresh();
