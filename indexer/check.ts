@@ -46,10 +46,10 @@ export async function check(args: string[]): Promise<number> {
   const options = engineOptions(v);
   const dataDir = resolveConfig(options).dataDir;
   if (!fs.existsSync(path.join(dataDir, 'pixdex.lmdb'))) {
-    throw new NotFoundError(`No store in ${dataDir} (no pixdex.lmdb there). Pass the folder you index into with --data or PIXDEX_DATA.`);
+    throw new NotFoundError(`No store in ${dataDir} (no pixdex.lmdb there): run \`pixdex index <folder> --data ${dataDir}\` first, or pass the folder you index into with --data or PIXDEX_DATA.`);
   }
 
-  const engine = await Engine.open(options);
+  const engine = await Engine.open(options, { create: false });
   let remaining: CheckReport;
   if (v.repair) {
     try {

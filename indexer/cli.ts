@@ -5,14 +5,14 @@
 import fs from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Engine, MAX_EXPAND, MAX_K, type IndexProgress, type IndexSummary, type SpaceKind } from '../src/engine.ts';
-import { PixdexError, intParam, numberParam } from '../src/errors.ts';
+import { NotFoundError, PixdexError, intParam, numberParam } from '../src/errors.ts';
 import { formatConfusionTable } from '../src/classify.ts';
 import { CLASSIFY_METHODS, type ClassifyMethod } from '../src/labels.ts';
 import { loadDataset } from '../src/evaluate.ts';
 import { evaluateLibrary } from '../src/evaluate-library.ts';
 import { checkDescriptor } from '../src/library-descriptor.ts';
 import path from 'node:path';
-import { EXIT, errorLine, exitCodeFor } from './exit.ts';
+import { EXIT, errorLine, exitCodeFor, exitCodeForCode } from './exit.ts';
 import { GLOBAL_OPTIONS, engineOptions, type Values } from './args.ts';
 import { ProgressLine } from './progress.ts';
 
@@ -83,8 +83,13 @@ function parse(args: string[], options: ParseArgsConfig['options'], positionals:
   return { values: values as Values, pos };
 }
 
-async function withEngine<T>(v: Values, fn: (engine: Engine) => Promise<T>): Promise<T> {
-  const engine = await Engine.open(engineOptions(v));
+/**
+ * Opens the engine for one command. Only commands that build a library (`index`, `train`, `eval`)
+ * create one; every other command on a folder without a library fails with NOT_FOUND and creates
+ * nothing (a mistyped --data must not leave an empty library behind).
+ */
+async function withEngine<T>(v: Values, fn: (engine: Engine) => Promise<T>, { create = false }: { create?: boolean } = {}): Promise<T> {
+  const engine = await Engine.open(engineOptions(v), { create });
   try {
     return await fn(engine);
   } finally {
@@ -100,8 +105,47 @@ async function readQuery(file: string): Promise<Buffer> {
   try {
     return await fs.readFile(file);
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new NotFoundError(`Query image ${file} does not exist (${path.resolve(file)})`);
     throw new PixdexError('UNREADABLE_FILE', `Cannot read query image ${file}: ${(err as Error).message}`);
   }
+}
+
+/** Refuses inputs that do not exist before anything is opened or created: NOT_FOUND, naming them. */
+async function checkInputsExist(inputs: readonly string[]): Promise<void> {
+  const missing: string[] = [];
+  for (const input of inputs) {
+    try {
+      await fs.stat(input);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') missing.push(path.resolve(input));
+      // other errors (permission denied...) are reported per path by the scan
+    }
+  }
+  if (missing.length > 0) {
+    throw new NotFoundError(`${missing.length === 1 ? 'Input does' : 'Inputs do'} not exist: ${missing.join(', ')}. Nothing was indexed; check the path${missing.length === 1 ? '' : 's'}.`);
+  }
+}
+
+/**
+ * Exit code of an index run: 130 when interrupted; when files failed and none was indexed, updated
+ * or found unchanged, the failures' shared error code (MODEL_NOT_FOUND 5, EMPTY_IMAGE 4...) or else
+ * 4 (bad input), with one line on stderr; otherwise 0 (failures next to successes are in the report).
+ */
+function indexExitCode(summary: IndexSummary): number {
+  if (summary.interrupted) return EXIT.interrupted;
+  if (summary.failed === 0 || summary.added + summary.updated + summary.skipped > 0) return EXIT.ok;
+  const counts = new Map<string, number>();
+  for (const e of summary.errors) {
+    const code = /^([A-Z][A-Z0-9_]*): /.exec(e.error)?.[1] ?? 'ERROR';
+    counts.set(code, (counts.get(code) ?? 0) + 1);
+  }
+  const shared = counts.size === 1 ? [...counts.keys()][0] : undefined;
+  const exit = (shared && exitCodeForCode(shared)) || EXIT.badInput;
+  const what = `none of the inputs could be indexed: ${summary.failed} failed${shared ? '' : ` (${[...counts].map(([c, n]) => `${c} ${n}`).join(', ')})`}; the report lists each failure`;
+  process.stderr.write(`pixdex: ${shared ?? 'INDEX_FAILED'}: ${what}\n`);
+  return exit;
 }
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
@@ -120,6 +164,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   async index(args) {
     const { values: v, pos } = parse(args, { 'label-from-folder': { type: 'boolean', default: false }, workers: { type: 'string' } }, [1, Infinity], 'index');
     const workers = v.workers === undefined ? undefined : intParam('workers', v.workers, 1, 64);
+    await checkInputsExist(pos);
     return withEngine({ ...v, workers }, async (engine) => {
       const controller = new AbortController();
       const progress = new ProgressLine(process.stderr);
@@ -150,8 +195,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
         ...summary.errors.map((e) => `  failed: ${e.path}: ${e.error}`),
       ].join('\n');
       out(v, summary, text);
-      return summary.interrupted ? EXIT.interrupted : EXIT.ok;
-    });
+      return indexExitCode(summary);
+    }, { create: true });
   },
 
   async search(args) {
@@ -247,7 +292,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
         ...report.removed.map((r) => `  removed: ${r.path}: ${r.error}`),
       ].join('\n'));
       return EXIT.ok;
-    });
+    }, { create: true });
   },
 
   async 'train-classifier'(args) {
@@ -310,7 +355,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
         ...report.failed.map((f) => `failed: ${f.path}: ${f.error}`),
       ].join('\n'));
       return EXIT.ok;
-    });
+    }, { create: true }); // eval needs no indexed images: it may run before the first index
   },
 
   async stats(args) {

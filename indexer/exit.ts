@@ -26,8 +26,14 @@ const BY_CODE: Record<string, number> = {
   STORE_MISMATCH: EXIT.environment,
   STORE_CONFLICT: EXIT.environment,
   BACKEND_UNAVAILABLE: EXIT.environment,
+  SNAPSHOT_UNUSABLE: EXIT.environment,
   NO_CLASSIFIER: EXIT.environment,
 };
+
+/** Exit code for a PixdexError code (`MODEL_NOT_FOUND`...), or undefined for a code without one. */
+export function exitCodeForCode(code: string): number | undefined {
+  return Object.hasOwn(BY_CODE, code) ? BY_CODE[code] : undefined;
+}
 
 /** Exit code for an error. */
 export function exitCodeFor(err: unknown): number {

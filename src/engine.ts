@@ -185,10 +185,13 @@ export class Engine {
     this.snapshotSeq = 0;
   }
 
-  /** Opens (or creates) the store in `dataDir` and loads its index; the model loads on first use. */
-  static async open(options: PixdexOptions = {}): Promise<Engine> {
+  /**
+   * Opens (or creates) the store in `dataDir` and loads its index; the model loads on first use.
+   * `create: false`: a missing store is a `NotFoundError` and nothing is created on disk.
+   */
+  static async open(options: PixdexOptions = {}, { create = true }: { create?: boolean } = {}): Promise<Engine> {
     const config = resolveConfig(options);
-    const store = Store.open(config.dataDir);
+    const store = Store.open(config.dataDir, { create });
     try {
       const meta = store.getMeta();
       if (meta && meta.schema !== SCHEMA_VERSION) {

@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { NotFoundError } from './errors.ts';
 import type { SuggestionRecord } from './labels.ts';
 import type { LibraryDescriptor } from './library-descriptor.ts';
 
@@ -122,10 +123,18 @@ export class Store {
     this.suggestions = this.root.openDB({ name: 'suggestions', keyEncoding: 'uint32' });
   }
 
-  /** Opens (creating if needed) `<dataDir>/pixdex.lmdb`. */
-  static open(dataDir: string): Store {
+  /**
+   * Opens `<dataDir>/pixdex.lmdb`, creating the folder and the store if needed. With
+   * `create: false` a missing store is a `NotFoundError` and nothing is created (no folder, no
+   * lock file): read-only commands on a mistyped `--data` must not leave an empty library behind.
+   */
+  static open(dataDir: string, options: { create?: boolean } = {}): Store {
+    const file = path.join(dataDir, 'pixdex.lmdb');
+    if (options.create === false && !fs.existsSync(file)) {
+      throw new NotFoundError(`No pixdex library in ${dataDir}; run \`pixdex index <folder> --data ${dataDir}\` first`);
+    }
     fs.mkdirSync(dataDir, { recursive: true });
-    return new Store(path.join(dataDir, 'pixdex.lmdb'));
+    return new Store(file);
   }
 
   /** Runs `fn` in one write transaction: all its writes land together or not at all. */
