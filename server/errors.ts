@@ -37,6 +37,7 @@ export const STATUS_BY_CODE: Readonly<Record<string, number>> = Object.freeze({
   BACKEND_UNAVAILABLE: 503,
   // 500: the unexpected
   INTERNAL: 500,
+  SNAPSHOT_UNUSABLE: 500, // the HNSW snapshot; Engine rebuilds the index instead, so a request never sees it
 });
 
 /** Multer's limit codes → ours: exceeding the file size is 413, any other multipart misuse is 400. */

@@ -234,7 +234,15 @@ export class Engine {
     const snap = this.store.getSnapshotMeta();
     const usable = snap && snap.dims === dims && (snap.space ?? 'backbone') === spaceKey(space);
     // Straight from LMDB's memory map into hnswlib's reader: no Buffer of the whole index.
-    const ann = usable ? AnnIndex.restore((file) => this.store.loadSnapshotToFile(snap, file), dims, this.config.ann, snap.live) : undefined;
+    let ann: AnnIndex | undefined;
+    try {
+      ann = usable ? AnnIndex.restore((file) => this.store.loadSnapshotToFile(snap, file), dims, this.config.ann, snap.live) : undefined;
+    } catch (err) {
+      // Truncated, corrupt, or of another M (`ann.m` changed): AnnIndex checked it before hnswlib
+      // saw it, and the vectors in LMDB are the source of truth.
+      if (!(err instanceof PixdexError && err.code === 'SNAPSHOT_UNUSABLE')) throw err;
+      console.error(`pixdex: warning: the HNSW snapshot could not be used (${err.message}); rebuilt from the stored vectors`);
+    }
     if (snap && ann) {
       this.ann = ann;
       this.appliedSeq = snap.seq;

@@ -56,6 +56,17 @@ export class StoreMismatchError extends PixdexError {
   }
 }
 
+/**
+ * An HNSW snapshot cannot be loaded: empty, truncated, corrupt, or written for other dims or
+ * another M. Checked in TypeScript before hnswlib sees it; the store's vectors are the source of
+ * truth, so the index is rebuilt from them.
+ */
+export class SnapshotUnusableError extends PixdexError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SNAPSHOT_UNUSABLE', message, options);
+  }
+}
+
 /** A requested tfjs backend cannot be loaded. */
 export class BackendError extends PixdexError {
   constructor(message: string, options?: { cause?: unknown }) {
