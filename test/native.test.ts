@@ -423,9 +423,9 @@ describe('Store (LMDB): empty stores and broken snapshots', () => {
 });
 
 describe('Engine with a corrupt HNSW snapshot (needs the model)', () => {
+  const files = imagesIn(HYM_VAL).slice(0, 8); // before tempDir: a missing dataset leaves no folder behind
   const tmp = tempDir('pixdex-native-engine-');
   const dataDir = path.join(tmp.dir, 'data');
-  const files = imagesIn(HYM_VAL).slice(0, 8);
   const warnings: string[] = [];
   const consoleError = console.error;
 
