@@ -526,7 +526,7 @@ export class Engine {
   }
 
   /** Embeds what needs it, reports bad images, and writes the batch. */
-  private async embedAndWrite(read: Prepared[], embedder: Embedder, fail: (p: string, e: string) => void): Promise<{ added: number; updated: number; skipped: number }> {
+  private async embedAndWrite(read: Prepared[], embedder: Embedder, fail: (p: string, e: string) => void, retried = false): Promise<{ added: number; updated: number; skipped: number }> {
     const needed = read.filter((p) => p.bytes);
     const results = needed.length > 0 ? await embedder.embed(needed.map((p) => ({ name: p.file.path, bytes: p.bytes! }))) : [];
     const embedded: Prepared[] = [];
@@ -545,7 +545,30 @@ export class Engine {
         fail(p.file.path, `${r.code}: ${r.message}`);
       }
     });
-    return this.writeBatch(read.filter((p) => !failed.has(p)), embedded, vectors);
+    const written = this.writeBatch(read.filter((p) => !failed.has(p)), embedded, vectors);
+    const counts = { added: written.added, updated: written.updated, skipped: written.skipped };
+    if (written.retry.length > 0 && !retried) {
+      const again = await this.embedAndWrite(await this.rereadBatch(written.retry, fail), embedder, fail, true);
+      counts.added += again.added;
+      counts.updated += again.updated;
+      counts.skipped += again.skipped;
+    }
+    return counts;
+  }
+
+  /** Reads files of a batch again with their bytes (content that has to be embedded after all). */
+  private async rereadBatch(prepared: Prepared[], fail: (p: string, e: string) => void): Promise<Prepared[]> {
+    const out: Prepared[] = [];
+    for (const p of prepared) {
+      try {
+        const bytes = await readImageFile(p.file.path, this.config.maxFileBytes);
+        const sha256 = createHash('sha256').update(bytes).digest('hex');
+        out.push({ ...p, file: { ...p.file, size: bytes.length }, sha256, bytes });
+      } catch (err) {
+        fail(p.file.path, errorText(err));
+      }
+    }
+    return out;
   }
 
   /**
@@ -601,8 +624,8 @@ export class Engine {
    * Content is looked up again inside the transaction: two identical files in one batch, in two
    * batches in flight at once or from two workers are stored once, the later paths as aliases.
    */
-  private writeBatch(prepared: Prepared[], embedded: Prepared[], vectors: Embedding[]): { added: number; updated: number; skipped: number; ids: Map<Prepared, number> } {
-    const counts = { added: 0, updated: 0, skipped: 0, ids: new Map<Prepared, number>() };
+  private writeBatch(prepared: Prepared[], embedded: Prepared[], vectors: Embedding[]): { added: number; updated: number; skipped: number; ids: Map<Prepared, number>; retry: Prepared[] } {
+    const counts = { added: 0, updated: 0, skipped: 0, ids: new Map<Prepared, number>(), retry: [] as Prepared[] };
     const vectorOf = new Map(embedded.map((p, i) => [p, vectors[i]]));
     const { store } = this;
     store.write(() => {
@@ -630,7 +653,12 @@ export class Engine {
         }
         const e = vectorOf.get(p);
         const v = e?.pooled;
-        if (!v) continue; // its content was stored when read and removed since: the next run indexes it
+        if (!v) {
+          // Its content was stored when the file was read and is gone since (removed, or replaced
+          // earlier in this batch): it needs embedding after all.
+          counts.retry.push(p);
+          continue;
+        }
         const label = p.label ?? (cur?.path === filePath ? cur.label : undefined);
         const rec: ImageRecord = { path: filePath, sha256: p.sha256, bytes: p.file.size, width: p.width, height: p.height, mtimeMs: p.file.mtimeMs, addedAt: cur?.addedAt ?? Date.now() };
         if (label !== undefined) rec.label = label;
