@@ -197,6 +197,8 @@ export interface RunStats {
   steps: number;
   kills: number;
   cli: number;
+  /** `train` runs that trained (16 images or more) and switched the library's space. */
+  trained?: number;
   seconds: number;
 }
 
@@ -399,7 +401,10 @@ export async function runSequence(root: string, pool: { files: string[]; bad: st
       case 'train': {
         const r = await driver.call({ op: 'train', epochs: 1, dim: 16 });
         if (model.contents().size < 16) assert.ok(!r.ok && r.code === 'INVALID_PARAMETER', `train on ${model.contents().size} images: ${JSON.stringify(r)}`);
-        else assert.ok(r.ok, `train: ${JSON.stringify(r)}`);
+        else {
+          assert.ok(r.ok, `train: ${JSON.stringify(r)}`);
+          stats.trained = (stats.trained ?? 0) + 1;
+        }
         return;
       }
       case 'train-classifier': {
