@@ -1,6 +1,7 @@
 /**
  * Retrieval quality and query cost of the global descriptors and search options in
- * src/descriptors.ts, on one backbone. For each configuration prints one JSON line:
+ * src/descriptors.ts (the product's) and bench/lib/research-descriptors.ts, on one backbone. For
+ * each configuration prints one JSON line:
  * - category retrieval on oxford_flowers17 (leave-one-out mAP, P@1, P@10, as `pixdex eval`),
  * - hymenoptera kNN accuracy val → train (k = 1, 5, 10, distance-weighted vote),
  * - instance retrieval on the generated set (src/instance-set.ts; database = all 1360 flowers17
@@ -28,11 +29,11 @@ import { AnnIndex } from '../src/ann.ts';
 import { initBackend, tf } from '../src/backend.ts';
 import { DEFAULT_ANN, DEFAULT_EXTENSIONS } from '../src/config.ts';
 import { averagePrecision, knnVote, precisionAtK } from '../src/classify.ts';
+import { describeWindows, expandVector, matchedScale, slidingWindows } from '../src/descriptors.ts';
 import {
-  applyWhitening, databaseAugmentation, describe, describeScales, describeWindows, descriptorName, expandVector, fitPca,
-  matchedScale, mergeMaxHits, slidingWindows, whiteningFromPca, whitenVector,
+  applyWhitening, databaseAugmentation, describe, describeScales, descriptorName, fitPca, mergeMaxHits, whiteningFromPca, whitenVector,
   type DescriptorConfig, type Pca, type Whitening,
-} from '../src/descriptors.ts';
+} from './lib/research-descriptors.ts';
 import { loadDataset, type DatasetItem } from '../src/evaluate.ts';
 import { decodeImage } from '../src/image/decode.ts';
 import { buildInstanceSet, findDuplicates, INSTANCE_TRANSFORMS } from '../src/instance-set.ts';

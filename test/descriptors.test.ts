@@ -1,15 +1,17 @@
 /**
- * Global descriptors (src/descriptors.ts): pooling identities, R-MAC regions, PCA-whitening
- * (decorrelation, serialisation), αQE and DBA on toy vectors whose answers are known.
+ * Global descriptors (src/descriptors.ts; the research ones from bench/lib/research-descriptors.ts):
+ * pooling identities, R-MAC regions, regional windows, PCA-whitening (decorrelation,
+ * serialisation), αQE and DBA on toy vectors whose answers are known.
  */
 import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { initBackend, tf } from '../src/backend.ts';
+import { describeWindows, expandVector, gemPool, matchedScale, regionalPlan, slidingWindows } from '../src/descriptors.ts';
 import {
-  applyWhitening, combineScales, databaseAugmentation, describe as describeMap, describeScales, descriptorName, expandVector,
-  describeWindows, fitPca, fitWhitening, gemPool, matchedScale, meanPool, mergeMaxHits, queryExpansion, regionalPlan, regionalScores,
-  rmacPool, rmacRegions, slidingWindows, symmetricEigen, whiteningFromBytes, whiteningFromPca, whiteningToBytes, whitenVector,
-} from '../src/descriptors.ts';
+  applyWhitening, combineScales, databaseAugmentation, describe as describeMap, describeScales, descriptorName, fitPca, fitWhitening,
+  meanPool, mergeMaxHits, queryExpansion, regionalScores, rmacPool, rmacRegions, symmetricEigen, whiteningFromBytes, whiteningFromPca,
+  whiteningToBytes, whitenVector,
+} from '../bench/lib/research-descriptors.ts';
 import { seededRandom } from '../src/random.ts';
 import { exactKnn, l2normalize } from '../src/vector.ts';
 
