@@ -4,7 +4,7 @@
  * each configuration prints one JSON line:
  * - category retrieval on oxford_flowers17 (leave-one-out mAP, P@1, P@10, as `pixdex eval`),
  * - hymenoptera kNN accuracy val → train (k = 1, 5, 10, distance-weighted vote),
- * - instance retrieval on the generated set (src/instance-set.ts; database = all 1360 flowers17
+ * - instance retrieval on the generated set (src/eval/instance-set.ts; database = all 1360 flowers17
  *   photos; a pixel-identical copy of the source counts as the source): P@1 and R@5 overall and
  *   per transformation,
  * then one latency line (ms per query from JPEG bytes to the top 10 through HNSW, batch 1,
@@ -34,9 +34,9 @@ import {
   applyWhitening, databaseAugmentation, describe, describeScales, descriptorName, fitPca, mergeMaxHits, whiteningFromPca, whitenVector,
   type DescriptorConfig, type Pca, type Whitening,
 } from './lib/research-descriptors.ts';
-import { loadDataset, type DatasetItem } from '../src/evaluate.ts';
+import { loadDataset, type DatasetItem } from '../src/eval/evaluate.ts';
 import { decodeImage } from '../src/image/decode.ts';
-import { buildInstanceSet, findDuplicates, INSTANCE_TRANSFORMS } from '../src/instance-set.ts';
+import { buildInstanceSet, findDuplicates, INSTANCE_TRANSFORMS } from '../src/eval/instance-set.ts';
 import { Backbone } from '../src/models/backbone.ts';
 import { l2normalize } from '../src/vector.ts';
 

@@ -2,7 +2,7 @@
  * Instance retrieval and query latency through the product path, per library descriptor: all of
  * oxford_flowers17 (1360 photos) is indexed into a fresh library with `--descriptor` regional,
  * gem and pooled (src/library-descriptor.ts), then the generated re-photographed queries
- * (src/instance-set.ts, fixed seed) are searched with `Engine.search` from their JPEG bytes:
+ * (src/eval/instance-set.ts, fixed seed) are searched with `Engine.search` from their JPEG bytes:
  * decode, backbone, HNSW, and for `regional` the window re-ranking. A pixel-identical copy of the
  * source in flowers17 counts as the source. Prints one JSON line per descriptor (P@1, R@5 per
  * transformation, indexing time, median query latency) and a summary with latency ratios to
@@ -18,8 +18,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_EXTENSIONS, type BackendChoice } from '../src/config.ts';
 import { Engine } from '../src/engine.ts';
-import { loadDataset } from '../src/evaluate.ts';
-import { buildInstanceSet, scoreInstanceSet } from '../src/instance-set.ts';
+import { loadDataset } from '../src/eval/evaluate.ts';
+import { buildInstanceSet, scoreInstanceSet } from '../src/eval/instance-set.ts';
 import { checkDescriptor } from '../src/library-descriptor.ts';
 import { median, round } from './ann.ts';
 

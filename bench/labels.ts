@@ -13,7 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../src/engine.ts';
-import { loadDataset, type DatasetItem } from '../src/evaluate.ts';
+import { loadDataset, type DatasetItem } from '../src/eval/evaluate.ts';
 import { accuracy, knnVote } from '../src/classify.ts';
 import { exactKnn, l2normalize } from '../src/vector.ts';
 import { ClassifierHead } from '../src/models/head.ts';

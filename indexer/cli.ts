@@ -8,8 +8,8 @@ import { Engine, MAX_EXPAND, MAX_K, type IndexProgress, type IndexSummary, type 
 import { NotFoundError, PixdexError, intParam, numberParam } from '../src/errors.ts';
 import { formatConfusionTable } from '../src/classify.ts';
 import { CLASSIFY_METHODS, type ClassifyMethod } from '../src/labels.ts';
-import { loadDataset } from '../src/evaluate.ts';
-import { evaluateLibrary } from '../src/evaluate-library.ts';
+import { loadDataset } from '../src/eval/evaluate.ts';
+import { evaluateLibrary } from '../src/eval/evaluate-library.ts';
 import { checkDescriptor } from '../src/library-descriptor.ts';
 import path from 'node:path';
 import { EXIT, errorLine, exitCodeFor, exitCodeForCode } from './exit.ts';

@@ -4,7 +4,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { evaluate, loadDataset, type DatasetItem } from '../src/evaluate.ts';
+import { evaluate, loadDataset, type DatasetItem } from '../src/eval/evaluate.ts';
 import { DEFAULT_EXTENSIONS } from '../src/config.ts';
 import { FLOWERS, HYMENOPTERA } from './fixtures.ts';
 

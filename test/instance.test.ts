@@ -2,7 +2,7 @@
  * Instance retrieval on real photos, through the product path (CI-sized): a 204-photo subset of
  * oxford_flowers17 (the first 12 of each class) is indexed into a library with the default
  * descriptor (`regional`) and into one with `pooled` (the baseline); 40 queries "re-photographed"
- * from it (src/instance-set.ts, fixed seed, every transformation) are searched with
+ * from it (src/eval/instance-set.ts, fixed seed, every transformation) are searched with
  * `Engine.search` from their JPEG bytes, and the original must come back first. Then `pixdex
  * eval` must report category and instance retrieval for the descriptor it evaluates.
  */
@@ -13,8 +13,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { DEFAULT_EXTENSIONS } from '../src/config.ts';
 import { Engine } from '../src/engine.ts';
-import { loadDataset } from '../src/evaluate.ts';
-import { buildInstanceSet, INSTANCE_TRANSFORMS, planInstanceSet, scoreInstanceSet, type InstanceQuery, type InstanceReport } from '../src/instance-set.ts';
+import { loadDataset } from '../src/eval/evaluate.ts';
+import { buildInstanceSet, INSTANCE_TRANSFORMS, planInstanceSet, scoreInstanceSet, type InstanceQuery, type InstanceReport } from '../src/eval/instance-set.ts';
 import { DEFAULT_DESCRIPTOR } from '../src/library-descriptor.ts';
 import { BACKEND, CLI, FLOWERS, HYMENOPTERA, MODELS, engineOptions, tempDir } from './fixtures.ts';
 

@@ -1,21 +1,21 @@
 /**
  * `pixdex eval`: how well a descriptor serves both kinds of query on a labelled dataset, without
  * touching the library.
- * - Category retrieval: leave-one-out P@1, P@10, mAP on the folder classes (src/evaluate.ts),
+ * - Category retrieval: leave-one-out P@1, P@10, mAP on the folder classes (src/eval/evaluate.ts),
  *   each image searched the way `pixdex search` searches a photo (regional: by its windows), and
  *   kNN accuracy the way `pixdex classify` votes (by the global vector).
  * - Instance retrieval: queries generated from the dataset's own photos (re-photographed in
- *   simulation: src/instance-set.ts, fixed seed); the original must come back. P@1 and R@5,
+ *   simulation: src/eval/instance-set.ts, fixed seed); the original must come back. P@1 and R@5,
  *   overall and per transformation.
  * Search is exact here (no HNSW error in the figures): for `regional`, every image's windows are
  * scored against every image's descriptors at each side.
  */
-import type { Engine, SpaceKind } from './engine.ts';
-import type { Embedding } from './embed.ts';
+import type { Engine, SpaceKind } from '../engine.ts';
+import type { Embedding } from '../embed.ts';
 import { dotRow, evaluateScores, topRows, type DatasetItem, type EvalReport } from './evaluate.ts';
 import { buildInstanceSet, scoreInstanceSet, type InstanceReport } from './instance-set.ts';
-import { libraryRegional, regionalScoreRows, type LibraryDescriptor } from './library-descriptor.ts';
-import { l2normalize } from './vector.ts';
+import { libraryRegional, regionalScoreRows, type LibraryDescriptor } from '../library-descriptor.ts';
+import { l2normalize } from '../vector.ts';
 
 export interface LibraryEvalOptions {
   /** Embedding space (default: the library's active one). */
@@ -47,13 +47,13 @@ export const DEFAULT_INSTANCE_QUERIES = 243;
 export const DEFAULT_INSTANCE_SEED = 8;
 
 export async function evaluateLibrary(engine: Engine, items: readonly DatasetItem[], options: LibraryEvalOptions = {}): Promise<LibraryEvalReport> {
-  const space = engine.spaceFor(options.space);
+  const space = engine.searcher.spaceFor(options.space);
   const descriptor = options.descriptor ?? engine.descriptor;
   const regional = descriptor === 'regional' && space.kind === 'backbone' ? libraryRegional(engine.spec) : undefined;
   const d = space.kind === 'backbone' ? engine.spec.dims : space.dims;
   const progress = options.onProgress ?? (() => {});
 
-  const { embeddings, failed } = await engine.describeFiles(items.map((i) => i.path), {
+  const { embeddings, failed } = await engine.describer.describeFiles(items.map((i) => i.path), {
     space, descriptor, windows: regional !== undefined, smaller: regional !== undefined, onProgress: (done, total) => progress(`embedding ${done}/${total}`),
   });
   const okIdx = embeddings.flatMap((e, i) => (e ? [i] : []));
@@ -82,8 +82,8 @@ export async function evaluateLibrary(engine: Engine, items: readonly DatasetIte
     const queries = await buildInstanceSet({ sources: ok, backgrounds: [...items, ...(options.backgrounds ?? [])], count, seed });
     const qe: Embedding[] = [];
     for (const [i, q] of queries.entries()) {
-      const img = await engine.decode(q.bytes, `instance query ${i}`);
-      qe.push((await engine.embedPixels([img.pixels], { space, descriptor, windows: regional !== undefined, smaller: false }))[0]);
+      const img = await engine.describer.decode(q.bytes, `instance query ${i}`);
+      qe.push((await engine.describer.embedPixels([img.pixels], { space, descriptor, windows: regional !== undefined, smaller: false }))[0]);
       if (i % 16 === 15) progress(`instance queries ${i + 1}/${queries.length}`);
     }
     const rows = rowsOf(qe);

@@ -23,8 +23,8 @@
  */
 import fs from 'node:fs';
 import sharp, { type Sharp } from 'sharp';
-import { InvalidParameterError } from './errors.ts';
-import { seededRandom } from './random.ts';
+import { InvalidParameterError } from '../errors.ts';
+import { seededRandom } from '../random.ts';
 
 /** The transformation tags, in the order they are assigned. */
 export const INSTANCE_TRANSFORMS = Object.freeze(['perspective', 'crop', 'rotate', 'scale', 'color', 'blur', 'jpeg', 'clutter', 'combined'] as const);

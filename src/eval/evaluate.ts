@@ -6,9 +6,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { InvalidParameterError } from './errors.ts';
-import { accuracy, averagePrecision, confusionMatrix, knnVote, perClassPrecisionRecall, precisionAtK, type ClassScores, type ConfusionMatrix } from './classify.ts';
-import { l2normalize } from './vector.ts';
+import { InvalidParameterError } from '../errors.ts';
+import { accuracy, averagePrecision, confusionMatrix, knnVote, perClassPrecisionRecall, precisionAtK, type ClassScores, type ConfusionMatrix } from '../classify.ts';
+import { l2normalize } from '../vector.ts';
 
 /** One labelled image of a dataset. */
 export interface DatasetItem {
