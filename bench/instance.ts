@@ -20,7 +20,7 @@ import { DEFAULT_EXTENSIONS, type BackendChoice } from '../src/config.ts';
 import { Engine } from '../src/engine.ts';
 import { loadDataset } from '../src/eval/evaluate.ts';
 import { buildInstanceSet, scoreInstanceSet } from '../src/eval/instance-set.ts';
-import { checkDescriptor } from '../src/library-descriptor.ts';
+import { checkDescriptor } from '../src/descriptor-kind.ts';
 import { median, round } from './ann.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');

@@ -1,7 +1,7 @@
 /** Options every `pixdex` command takes, and how they become engine options (one place). */
 import type { ParseArgsConfig } from 'node:util';
 import type { PixdexOptions } from '../src/config.ts';
-import { checkDescriptor } from '../src/library-descriptor.ts';
+import { checkDescriptor } from '../src/descriptor-kind.ts';
 
 export const GLOBAL_OPTIONS = {
   data: { type: 'string' },

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import os from 'node:os';
 import { intParam, invalidParameter } from './errors.ts';
-import { checkDescriptor, type LibraryDescriptor } from './library-descriptor.ts';
+import { checkDescriptor, type LibraryDescriptor } from './descriptor-kind.ts';
 
 /** Which tfjs backend runs the model. `auto` = tensorflow if it loads, else wasm, else cpu. */
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';

@@ -10,26 +10,13 @@
  */
 import { matchedScale, REGIONAL_DEFAULTS, regionalPlan, type RegionalConfig, type RegionalSearch } from './descriptors.ts';
 import { tf } from './backend.ts';
-import { invalidParameter } from './errors.ts';
 import type { BackboneSpec } from './models/backbone.ts';
 
-export type LibraryDescriptor = 'regional' | 'gem' | 'pooled';
-
-export const LIBRARY_DESCRIPTORS: readonly LibraryDescriptor[] = Object.freeze(['regional', 'gem', 'pooled']);
-
-/** Chosen from bench/descriptors.ts: the only one with instance P@1 ≥ 0.9, and category retrieval above `pooled`. */
-export const DEFAULT_DESCRIPTOR: LibraryDescriptor = 'regional';
+// The names and their check live in a tfjs-free module (config.ts imports them); re-exported here.
+export { checkDescriptor, DEFAULT_DESCRIPTOR, LIBRARY_DESCRIPTORS, type LibraryDescriptor } from './descriptor-kind.ts';
 
 /** GeM exponent of `gem` and `regional` (p = 2 measured best of 2, 3, 4 for both kinds of query). */
 export const LIBRARY_GEM_P = 2;
-
-/** Checks a descriptor name from a flag, env or request. */
-export function checkDescriptor(value: unknown): LibraryDescriptor {
-  if (typeof value !== 'string' || !LIBRARY_DESCRIPTORS.includes(value as LibraryDescriptor)) {
-    throw invalidParameter('descriptor', `one of ${LIBRARY_DESCRIPTORS.join(', ')}`, value);
-  }
-  return value as LibraryDescriptor;
-}
 
 /** The regional plan of a backbone: windows, the (window, side) pairs searched, and the smaller database sides. */
 export interface LibraryRegional {

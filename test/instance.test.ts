@@ -15,7 +15,7 @@ import { DEFAULT_EXTENSIONS } from '../src/config.ts';
 import { Engine } from '../src/engine.ts';
 import { loadDataset } from '../src/eval/evaluate.ts';
 import { buildInstanceSet, INSTANCE_TRANSFORMS, planInstanceSet, scoreInstanceSet, type InstanceQuery, type InstanceReport } from '../src/eval/instance-set.ts';
-import { DEFAULT_DESCRIPTOR } from '../src/library-descriptor.ts';
+import { DEFAULT_DESCRIPTOR } from '../src/descriptor-kind.ts';
 import { BACKEND, CLI, FLOWERS, HYMENOPTERA, MODELS, engineOptions, tempDir } from './fixtures.ts';
 
 const run = promisify(execFile);
