@@ -83,7 +83,7 @@ export async function realEmbeddings(log: (s: string) => void = () => {}): Promi
   }
   if (!fs.existsSync(path.join(MODELS, 'mobilenet_v2_1.0_224_quant', 'model.json')) || !fs.existsSync(DATASETS)) return undefined;
   const { Engine } = await import('../src/engine.ts');
-  const { scanInputs } = await import('../src/scan.ts');
+  const { scanInputs } = await import('../indexer/scan.ts');
   const { DEFAULT_EXTENSIONS } = await import('../src/config.ts');
   const scan = await scanInputs([DATASETS], DEFAULT_EXTENSIONS);
   const files = scan.files.map((f) => f.path).sort();
@@ -91,7 +91,8 @@ export async function realEmbeddings(log: (s: string) => void = () => {}): Promi
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixdex-bench-embed-'));
   try {
     const engine = await Engine.open({ dataDir, modelsDir: MODELS, backbone: 'mobilenet_v2' });
-    const { vectors } = await engine.embedFiles(files);
+    const { embeddings } = await engine.describer.describeFiles(files, { space: engine.space() });
+    const vectors = embeddings.map((e) => e?.pooled);
     await engine.close();
     const ok = vectors.filter((v): v is Float32Array => v !== undefined);
     const all = new Float32Array(ok.length * 1280);

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../src/engine.ts';
-import { scanInputs } from '../src/scan.ts';
+import { scanInputs } from '../indexer/scan.ts';
 import { DEFAULT_EXTENSIONS } from '../src/config.ts';
 
 const { values, positionals } = parseArgs({
@@ -59,7 +59,7 @@ try {
     while (cursor < files.length) {
       const f = files[cursor++];
       try {
-        decoded.push((await engine.decode(fs.readFileSync(f), f)).pixels);
+        decoded.push((await engine.describer.decode(fs.readFileSync(f), f)).pixels);
       } catch {
         // bad files are counted by the end-to-end pass
       }

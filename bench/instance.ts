@@ -58,7 +58,7 @@ for (const name of args.descriptors!.split(',')) {
     log(`${descriptor}: indexed ${summary.added} (${summary.skipped} identical copies, ${summary.failed} failed) in ${indexSeconds} s`);
     // Identical files are stored once (other paths are aliases): compare store ids, so a hit on
     // the stored copy counts for the source (as a pixel-identical copy does in bench/descriptors.ts).
-    const idOf = (i: number) => engine.store.paths.get(path.resolve(flowers[i].path)) ?? -1 - i;
+    const idOf = (i: number) => engine.records.idOfPath(path.resolve(flowers[i].path)) ?? -1 - i;
     const rankings: number[][] = [];
     const times: number[] = [];
     for (let r = 0; r < Number(args.rounds); r++) {

@@ -33,7 +33,8 @@ try {
   for (const name of ['hymenoptera_data', 'oxford_flowers17']) {
     let items = loadDataset(path.join(root, name), engine.config.extensions);
     if (!items.some((i) => i.split)) items = flowersSplit(items);
-    const { vectors } = await engine.embedFiles(items.map((i) => i.path));
+    const { embeddings } = await engine.describer.describeFiles(items.map((i) => i.path), { space: engine.space() });
+    const vectors = embeddings.map((e) => e?.code ?? e?.pooled);
     const ok = items.map((it, i) => ({ it, v: vectors[i] })).filter((x): x is { it: DatasetItem; v: Float32Array } => x.v !== undefined);
     const train = ok.filter((x) => x.it.split === 'train');
     const val = ok.filter((x) => x.it.split !== 'train');

@@ -31,8 +31,10 @@ import { parseArgs } from 'node:util';
 import { AnnIndex } from '../src/ann.ts';
 import { DEFAULT_ANN } from '../src/config.ts';
 import { Engine } from '../src/engine.ts';
+import { IndexSync } from '../src/index-sync.ts';
 import { BACKBONES } from '../src/models/backbone.ts';
-import { SCHEMA_VERSION, Store, type ImageRecord, type StoreMeta } from '../src/store.ts';
+import { SCHEMA_VERSION, Store, type StoreMeta } from '../src/store/lmdb.ts';
+import { Records, type FileToWrite } from '../src/store/records.ts';
 import { l2normalize } from '../src/vector.ts';
 import { generatorFor, load, median, round, sample } from './ann.ts';
 
@@ -70,8 +72,8 @@ async function child(dataDir: string, mode: Mode): Promise<void> {
   AnnIndex.fromBytes = (...a: Parameters<typeof AnnIndex.fromBytes>) => (snapshotLoads++, fromBytes(...a));
   const restore = AnnIndex.restore.bind(AnnIndex);
   AnnIndex.restore = (...a: Parameters<typeof AnnIndex.restore>) => (snapshotLoads++, restore(...a));
-  const rebuild = Engine.prototype.rebuildIndex;
-  Engine.prototype.rebuildIndex = function (this: Engine) {
+  const rebuild = IndexSync.prototype.rebuild;
+  IndexSync.prototype.rebuild = function (this: IndexSync) {
     rebuilds++;
     return rebuild.call(this);
   };
@@ -106,7 +108,8 @@ async function child(dataDir: string, mode: Mode): Promise<void> {
     if (!ann) throw new Error('incomplete snapshot');
     store.journalAfter(snap.seq); // the replay Engine.open does (empty here)
     openMs = performance.now() - t;
-    const search = (v: Float32Array) => ann!.search(l2normalize(v), 10).map((h) => ({ ...h, rec: store.images.get(h.id) }));
+    const records = new Records(store);
+    const search = (v: Float32Array) => ann!.search(l2normalize(v), 10).map((h) => ({ ...h, rec: records.get(h.id) }));
     const q = perturb(store.getVector(queryId)!);
     t = performance.now();
     top = search(q)[0]?.id;
@@ -129,7 +132,7 @@ async function parent(): Promise<void> {
   const out: Record<string, unknown> = { bench: 'open', n, dims, dataDir, backbone: backbone ?? null };
   try {
     const existing = fs.existsSync(path.join(dataDir, 'pixdex.lmdb')) ? Store.open(dataDir) : undefined;
-    const reuse = existing?.getMeta()?.dims === dims && existing.images.getCount() === n && existing.getSnapshotMeta() !== undefined;
+    const reuse = existing?.getMeta()?.dims === dims && new Records(existing).count() === n && existing.getSnapshotMeta() !== undefined;
     await existing?.close();
     if (reuse) {
       log(`reusing the store in ${dataDir}`);
@@ -192,29 +195,18 @@ async function build(dataDir: string, backbone: string | undefined): Promise<Rec
 
   const store = Store.open(dataDir);
   const meta: StoreMeta = { schema: SCHEMA_VERSION, backbone: backbone ?? `synthetic-${dims}`, dims, space: 'backbone', nextId: 1, seq: 0, createdAt: Date.now() };
-  store.write(() => store.putMeta(meta));
+  const records = new Records(store);
+  records.create(meta);
   t = performance.now();
   for (let start = 0; start < n; start += BATCH) {
-    store.write(() => {
-      const m = store.getMeta()!;
-      const counts = new Map<string, number>();
-      const journal = [];
-      for (let i = start; i < Math.min(n, start + BATCH); i++) {
-        const id = m.nextId++;
-        const label = `label_${i % LABELS}`;
-        const file = `/photos/library/${label}/${String(Math.floor(i / 1000)).padStart(4, '0')}/IMG_${String(i).padStart(7, '0')}.jpg`;
-        const rec: ImageRecord = { path: file, sha256: createHash('sha256').update(file).digest('hex'), bytes: 2_000_000 + (i % 1000) * 1000, width: 4032, height: 3024, mtimeMs: 1_700_000_000_000 + i, label, addedAt: Date.now() };
-        store.images.putSync(id, rec);
-        store.paths.putSync(rec.path, id);
-        store.hashes.putSync(rec.sha256, id);
-        store.putVector(id, data.subarray(i * dims, (i + 1) * dims));
-        counts.set(label, (counts.get(label) ?? 0) + 1);
-        journal.push({ op: 'add' as const, id });
-      }
-      for (const [label, c] of counts) store.countLabel(label, c);
-      store.appendJournal(m, journal);
-      store.putMeta(m);
-    });
+    // The write path of an index run: one transaction a batch (records, vectors, label counts, journal).
+    const files: FileToWrite[] = [];
+    for (let i = start; i < Math.min(n, start + BATCH); i++) {
+      const label = `label_${i % LABELS}`;
+      const file = `/photos/library/${label}/${String(Math.floor(i / 1000)).padStart(4, '0')}/IMG_${String(i).padStart(7, '0')}.jpg`;
+      files.push({ path: file, sha256: createHash('sha256').update(file).digest('hex'), bytes: 2_000_000 + (i % 1000) * 1000, width: 4032, height: 3024, mtimeMs: 1_700_000_000_000 + i, label, embedding: { pooled: data.subarray(i * dims, (i + 1) * dims) } });
+    }
+    records.writeFiles(files);
   }
   const writeSeconds = (performance.now() - t) / 1000;
   log(`wrote ${n} images in ${round(writeSeconds, 1)} s`);
@@ -238,8 +230,7 @@ async function build(dataDir: string, backbone: string | undefined): Promise<Rec
     bytes = ann.toBytes();
   }
   t = performance.now();
-  const m = store.getMeta()!;
-  store.saveSnapshot(bytes, { seq: m.seq, live: n, dims, m: params.m, efConstruction: params.efConstruction });
+  records.saveSnapshot(bytes, { seq: records.meta().seq, space: 'backbone', live: n, dims, m: params.m, efConstruction: params.efConstruction }, () => true);
   const saveSnapshotSeconds = (performance.now() - t) / 1000;
   await store.close();
   return {
@@ -257,14 +248,8 @@ function storeBytes(dataDir: string): Record<string, unknown> {
   const file = path.join(dataDir, 'pixdex.lmdb');
   const fileBytes = fs.statSync(file).size;
   const store = Store.open(dataDir);
-  const perDb: Record<string, number> = {};
-  let used = 0;
-  for (const name of ['images', 'paths', 'hashes', 'vectors', 'labels', 'meta', 'ann', 'journal'] as const) {
-    const s = store[name].getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
-    const b = s.pageSize * (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages);
-    perDb[name] = b;
-    used += b;
-  }
+  const perDb = store.tableBytes();
+  const used = Object.values(perDb).reduce((a, b) => a + b, 0);
   void store.close();
   const perImage = (x: number) => round(x / n, 0);
   return {

@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { createApp } from '../server/app.ts';
 import { Engine } from '../src/engine.ts';
-import { scanInputs } from '../src/scan.ts';
+import { scanInputs } from '../indexer/scan.ts';
 import { DEFAULT_EXTENSIONS } from '../src/config.ts';
 import { load, median, round } from './ann.ts';
 
@@ -57,13 +57,13 @@ try {
   await engine.model();
   out.modelLoadAndWarmUpSeconds = round((performance.now() - t) / 1000, 2);
   out.backend = (await engine.backendInfo()).name;
-  if (engine.store.images.getCount() === 0) {
+  if (engine.records.count() === 0) {
     t = performance.now();
     const summary = await engine.index([values.dataset], { labelFromFolder: true });
     out.indexed = { dataset: values.dataset, added: summary.added, failed: summary.failed, seconds: round((performance.now() - t) / 1000, 1) };
     log(`indexed ${summary.added} images in ${summary.seconds} s`);
   }
-  const ids = [...engine.store.images.getKeys()] as number[];
+  const ids = [...engine.records.ids()];
   out.images = ids.length;
   const queryFiles = (await scanInputs([values.queries], DEFAULT_EXTENSIONS)).files.map((f) => f.path).sort();
   const queryBytes = queryFiles.map((f) => fs.readFileSync(f));
@@ -73,10 +73,10 @@ try {
   const parts = { decodeMs: [] as number[], backboneMs: [] as number[], annMs: [] as number[], engineSearchMs: [] as number[] };
   for (let i = 0; i < Math.min(Number(values.breakdown), queryBytes.length); i++) {
     t = performance.now();
-    const img = await engine.decode(queryBytes[i], queryFiles[i]);
+    const img = await engine.describer.decode(queryBytes[i], queryFiles[i]);
     parts.decodeMs.push(performance.now() - t);
     t = performance.now();
-    const [e] = await engine.embedPixels([img.pixels]);
+    const [e] = await engine.describer.embedPixels([img.pixels], { space: engine.space(), windows: true });
     parts.backboneMs.push(performance.now() - t);
     t = performance.now();
     engine.searchVector(e.code ?? e.pooled, { k: 10 });
@@ -101,7 +101,7 @@ try {
   out.largeJpeg = {
     pixels: '6000x4000 (24 MP), baseline, q90',
     bytes: big.length,
-    engineDecodeMs: await timeIt(() => engine.decode(big, 'large')),
+    engineDecodeMs: await timeIt(() => engine.describer.decode(big, 'large')),
     fullDecodeMs: await timeIt(() => sharp(big).raw().toBuffer()),
     /** The engine's pipeline with shrink-on-load defeated (a full-size decode is forced first). */
     withoutShrinkOnLoadMs: await timeIt(async () => sharp(await sharp(big).raw().toBuffer(), { raw: { width: 6000, height: 4000, channels: 3 } }).resize(224, 224, { fit: 'cover' }).raw().toBuffer()),

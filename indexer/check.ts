@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkStore, repairStore, type CheckReport } from '../src/check.ts';
+import { checkStore, repairStore, type CheckReport } from '../src/store/check.ts';
 import { resolveConfig } from '../src/config.ts';
 import { Engine } from '../src/engine.ts';
 import { NotFoundError } from '../src/errors.ts';

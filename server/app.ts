@@ -9,7 +9,7 @@ import express, { type Express, type Request, type RequestHandler } from 'expres
 import sharp from 'sharp';
 import { Engine, MAX_EXPAND, MAX_K, checkLabel, type SearchResult } from '../src/engine.ts';
 import { intParam, invalidParameter, numberParam } from '../src/errors.ts';
-import type { ImageRecord } from '../src/store.ts';
+import type { ImageRecord } from '../src/store/lmdb.ts';
 import { HttpError, errorHandler, routeNotFound } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
 import { requireToken, securityHeaders } from './security.ts';
@@ -243,7 +243,8 @@ async function addUpload(engine: Engine, uploadsDir: string, bytes: Buffer, labe
   const format = meta?.format === 'heif' && meta.compression === 'av1' ? 'avif' : meta?.format;
   const ext = format ? UPLOAD_EXTENSIONS[format] : undefined;
   if (!ext) return engine.add(bytes, { label }); // the engine refuses it with the right error
-  const file = path.join(uploadsDir, createHash('sha256').update(bytes).digest('hex') + ext);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const file = path.join(uploadsDir, sha256 + ext);
   await fs.promises.mkdir(uploadsDir, { recursive: true });
   let wrote = false;
   try {
@@ -253,7 +254,7 @@ async function addUpload(engine: Engine, uploadsDir: string, bytes: Buffer, labe
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
   try {
-    const added = await engine.add(bytes, { label, path: file });
+    const added = await engine.add(bytes, { label, path: file, sha256 });
     if (wrote && !added.created && engine.get(added.id).path !== file) await fs.promises.rm(file, { force: true });
     return added;
   } catch (err) {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Engine, IndexProgress, IndexSummary } from '../src/engine.ts';
 import { InvalidParameterError, NotFoundError, PixdexError, invalidParameter } from '../src/errors.ts';
-import { describeFsError } from '../src/scan.ts';
+import { describeFsError } from '../indexer/scan.ts';
 import { HttpError } from './errors.ts';
 
 /** `running` until `engine.index` settles; `cancelled` when stopped early (DELETE or shutdown). */

@@ -1,9 +1,11 @@
 /**
  * Similarity-based labelling: classify by the labels of nearest neighbours (kNN), by a trained
  * softmax head, or both; propagate labels to unlabelled images as *suggestions*, kept apart from
- * the labels a person set (`images.label`) until someone accepts them.
+ * the labels a person set (`images.label`) until someone accepts them. Depends on the records and
+ * the searcher, not on the engine.
  */
-import type { Engine, SearchResult, SpaceKind } from './engine.ts';
+import type { Searcher, SearchResult, SpaceKind } from './search.ts';
+import type { Records } from './store/records.ts';
 import { InvalidParameterError, NotFoundError, PixdexError, intParam, numberParam } from './errors.ts';
 import { knnVote } from './classify.ts';
 import { ClassifierHead, type HeadOptions, type HeadReport } from './models/head.ts';
@@ -36,14 +38,7 @@ export interface Classification {
   method: ClassifyMethod;
 }
 
-/** A suggested label kept beside an image, distinct from a person's label. */
-export interface SuggestionRecord {
-  label?: string;
-  confidence?: number;
-  /** Labels a person rejected for this image: never suggested again. */
-  rejected?: string[];
-  at: number;
-}
+export type { SuggestionRecord } from './store/lmdb.ts';
 
 export interface Suggestion {
   id: number;
@@ -74,124 +69,145 @@ export interface PropagateReport {
 
 const HEAD_KEY = 'head';
 
-/** Classifies an embedding with the chosen method. */
-export function classifyVector(engine: Engine, vector: Float32Array, o: ClassifyOptions = {}): Classification {
-  const k = intParam('k', o.k ?? 10, 1, 1000);
-  const minConfidence = numberParam('minConfidence', o.minConfidence ?? 0, 0, 1);
-  const method = o.method ?? 'knn';
-  if (!CLASSIFY_METHODS.includes(method)) throw new InvalidParameterError(`Expected method knn, head or both but received ${JSON.stringify(method)}`);
-  const neighbors = engine.searchVector(o.space === 'backbone' ? (o.pooled ?? vector) : vector, { k, labelled: true, excludeId: o.excludeId, space: o.space });
-  const knn = knnVote(neighbors);
-  let dist: Record<string, number> = knn.votes;
-  if (method !== 'knn') {
-    const head = loadHead(engine);
-    if (!head) throw new PixdexError('NO_CLASSIFIER', 'No classifier has been trained for this library yet: run `pixdex train-classifier` first, or use --method knn.');
-    const probs = Object.fromEntries(head.predict(o.pooled ?? vector).map((p) => [p.label, p.probability]));
-    if (method === 'head') {
-      dist = probs;
+export class Labels {
+  private head: { model: ClassifierHead | null; trainedAt: number | undefined } = { model: null, trainedAt: undefined };
+
+  constructor(
+    private readonly records: Records,
+    private readonly searcher: Searcher,
+    /** Starts the model backend (the head is a tfjs model). */
+    private readonly backend: () => Promise<unknown>,
+  ) {}
+
+  /** Classifies an embedding with the chosen method. */
+  classifyVector(vector: Float32Array, o: ClassifyOptions = {}): Classification {
+    const k = intParam('k', o.k ?? 10, 1, 1000);
+    const minConfidence = numberParam('minConfidence', o.minConfidence ?? 0, 0, 1);
+    const method = o.method ?? 'knn';
+    if (!CLASSIFY_METHODS.includes(method)) throw new InvalidParameterError(`Expected method knn, head or both but received ${JSON.stringify(method)}`);
+    const neighbors = this.searcher.searchVector(o.space === 'backbone' ? (o.pooled ?? vector) : vector, { k, labelled: true, excludeId: o.excludeId, space: o.space });
+    const knn = knnVote(neighbors);
+    let dist: Record<string, number> = knn.votes;
+    if (method !== 'knn') {
+      const head = this.loadHead();
+      if (!head) throw new PixdexError('NO_CLASSIFIER', 'No classifier has been trained for this library yet: run `pixdex train-classifier` first, or use --method knn.');
+      const probs = Object.fromEntries(head.predict(o.pooled ?? vector).map((p) => [p.label, p.probability]));
+      if (method === 'head') {
+        dist = probs;
+      } else {
+        const total = Object.values(knn.votes).reduce((a, b) => a + b, 0) || 1;
+        const labels = new Set([...Object.keys(probs), ...Object.keys(knn.votes)]);
+        dist = Object.fromEntries([...labels].map((l) => [l, 0.5 * (probs[l] ?? 0) + 0.5 * ((knn.votes[l] ?? 0) / total)]));
+      }
     } else {
-      const total = Object.values(knn.votes).reduce((a, b) => a + b, 0) || 1;
-      const labels = new Set([...Object.keys(probs), ...Object.keys(knn.votes)]);
-      dist = Object.fromEntries([...labels].map((l) => [l, 0.5 * (probs[l] ?? 0) + 0.5 * ((knn.votes[l] ?? 0) / total)]));
+      const total = Object.values(dist).reduce((a, b) => a + b, 0) || 1;
+      dist = Object.fromEntries(Object.entries(dist).map(([l, w]) => [l, w / total]));
     }
-  } else {
-    const total = Object.values(dist).reduce((a, b) => a + b, 0) || 1;
-    dist = Object.fromEntries(Object.entries(dist).map(([l, w]) => [l, w / total]));
+    const ranked = Object.entries(dist).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+    const [best, confidence] = ranked[0] ?? [null, 0];
+    return {
+      label: best !== null && confidence >= minConfidence && confidence > 0 ? best : null,
+      confidence,
+      votes: Object.fromEntries(ranked),
+      neighbors,
+      method,
+    };
   }
-  const ranked = Object.entries(dist).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-  const [best, confidence] = ranked[0] ?? [null, 0];
-  return {
-    label: best !== null && confidence >= minConfidence && confidence > 0 ? best : null,
-    confidence,
-    votes: Object.fromEntries(ranked),
-    neighbors,
-    method,
-  };
-}
 
-/**
- * Suggests a label for every image without a person's label, from its labelled neighbours.
- * With `apply`, replaces the stored suggestions; labels set by a person are never touched, and
- * a label a person rejected for an image is not suggested for it again.
- */
-export function propagate(engine: Engine, o: PropagateOptions = {}): PropagateReport {
-  const k = intParam('k', o.k ?? 10, 1, 1000);
-  const minConfidence = numberParam('minConfidence', o.minConfidence ?? 0.8, 0, 1);
-  const { store } = engine;
-  engine.refresh();
-  const suggestions: Suggestion[] = [];
-  let unlabelled = 0;
-  for (const { key: id, value: rec } of store.images.getRange()) {
-    if (rec.label !== undefined) continue;
-    unlabelled++;
-    const v = engine.spaceVectorOf(id);
-    if (!v) continue;
-    const c = classifyVector(engine, v, { k, method: 'knn', excludeId: id });
-    const rejected = store.suggestions.get(id)?.rejected ?? [];
-    if (c.label !== null && c.confidence >= minConfidence && !rejected.includes(c.label)) {
-      suggestions.push({ id, path: rec.path, label: c.label, confidence: Math.round(c.confidence * 10000) / 10000 });
+  /**
+   * Suggests a label for every image without a person's label, from its labelled neighbours.
+   * With `apply`, replaces the stored suggestions; labels set by a person are never touched, and
+   * a label a person rejected for an image is not suggested for it again.
+   */
+  propagate(o: PropagateOptions = {}): PropagateReport {
+    const k = intParam('k', o.k ?? 10, 1, 1000);
+    const minConfidence = numberParam('minConfidence', o.minConfidence ?? 0.8, 0, 1);
+    const space = this.searcher.spaceFor();
+    const suggestions: Suggestion[] = [];
+    let unlabelled = 0;
+    for (const { id, rec } of this.records.images()) {
+      if (rec.label !== undefined) continue;
+      unlabelled++;
+      const v = this.records.spaceVector(space, id);
+      if (!v) continue;
+      const c = this.classifyVector(v, { k, method: 'knn', excludeId: id });
+      const rejected = this.records.suggestion(id)?.rejected ?? [];
+      if (c.label !== null && c.confidence >= minConfidence && !rejected.includes(c.label)) {
+        suggestions.push({ id, path: rec.path, label: c.label, confidence: Math.round(c.confidence * 10000) / 10000 });
+      }
     }
+    if (o.apply) this.records.replaceSuggestions(suggestions);
+    return { unlabelled, suggested: suggestions.length, undecided: unlabelled - suggestions.length, applied: Boolean(o.apply), suggestions };
   }
-  if (o.apply) {
-    const suggestedIds = new Set(suggestions.map((s) => s.id));
-    store.write(() => {
-      const now = Date.now();
-      for (const { key, value } of store.suggestions.getRange()) {
-        if (!suggestedIds.has(key)) {
-          if (value.rejected?.length) store.suggestions.putSync(key, { rejected: value.rejected, at: value.at });
-          else store.suggestions.removeSync(key);
-        }
+
+  /** Pending suggestions, most confident first. */
+  suggestions(): Suggestion[] {
+    const out: Suggestion[] = [];
+    for (const { id, value } of this.records.suggestions()) {
+      if (value.label === undefined) continue;
+      const rec = this.records.get(id);
+      if (rec && rec.label === undefined) out.push({ id, path: rec.path, label: value.label, confidence: value.confidence ?? 0 });
+    }
+    return out.sort((a, b) => b.confidence - a.confidence || a.id - b.id);
+  }
+
+  /** Makes a suggestion the image's label (as if a person had set it). */
+  accept(id: number): { id: number; label: string } {
+    const s = this.records.suggestion(id);
+    if (!s?.label || !this.records.exists(id)) throw new NotFoundError(`No pending suggestion for image ${id}.`);
+    this.records.setLabel(id, s.label); // also drops the suggestion
+    return { id, label: s.label };
+  }
+
+  /** Drops a suggestion and remembers the label was rejected for this image. */
+  reject(id: number): { id: number; rejected: string } {
+    return { id, rejected: this.records.rejectSuggestion(id) };
+  }
+
+  /** The trained head of this library, or null (cached, reloaded when retrained by another process). */
+  loadHead(): ClassifierHead | null {
+    const bytes = this.records.model(HEAD_KEY);
+    if (!bytes) return null;
+    const cached = this.head;
+    const model = cached.model && cached.trainedAt !== undefined && headTrainedAt(bytes) === cached.trainedAt ? cached.model : ClassifierHead.fromBytes(bytes);
+    if (model !== cached.model) {
+      cached.model?.dispose();
+      this.head = { model, trainedAt: model.report.trainedAt };
+    }
+    return model;
+  }
+
+  /** Trains the head on the global vectors of every image a person labelled, and stores it. */
+  async trainHead(options: Partial<HeadOptions> = {}, onEpoch?: (epoch: number, loss: number, valLoss: number) => void): Promise<HeadReport> {
+    await this.backend();
+    const vectors: Float32Array[] = [];
+    const labels: string[] = [];
+    for (const { id, rec } of this.records.images()) {
+      if (rec.label === undefined) continue;
+      const v = this.records.vector(id);
+      if (v) {
+        vectors.push(v);
+        labels.push(rec.label);
       }
-      for (const s of suggestions) {
-        const old = store.suggestions.get(s.id);
-        store.suggestions.putSync(s.id, { label: s.label, confidence: s.confidence, rejected: old?.rejected, at: now });
-      }
-    });
+    }
+    const head = await ClassifierHead.train(vectors, labels, options, onEpoch);
+    this.records.putModel(HEAD_KEY, head.toBytes());
+    this.head.model?.dispose();
+    this.head = { model: head, trainedAt: head.report.trainedAt };
+    return head.report;
   }
-  return { unlabelled, suggested: suggestions.length, undecided: unlabelled - suggestions.length, applied: Boolean(o.apply), suggestions };
-}
 
-/** Pending suggestions, most confident first. */
-export function listSuggestions(engine: Engine): Suggestion[] {
-  const out: Suggestion[] = [];
-  for (const { key: id, value } of engine.store.suggestions.getRange()) {
-    if (value.label === undefined) continue;
-    const rec = engine.store.images.get(id);
-    if (rec && rec.label === undefined) out.push({ id, path: rec.path, label: value.label, confidence: value.confidence ?? 0 });
+  /** Facts about the trained head for `stats`, or null. */
+  headInfo(): (HeadReport & { bytes: number }) | null {
+    const bytes = this.records.model(HEAD_KEY);
+    if (!bytes) return null;
+    return { ...this.loadHead()!.report, bytes: bytes.length };
   }
-  return out.sort((a, b) => b.confidence - a.confidence || a.id - b.id);
-}
 
-/** Makes a suggestion the image's label (as if a person had set it). */
-export function acceptSuggestion(engine: Engine, id: number): { id: number; label: string } {
-  const s = engine.store.suggestions.get(id);
-  if (!s?.label || !engine.store.images.doesExist(id)) throw new NotFoundError(`No pending suggestion for image ${id}.`);
-  engine.label(id, s.label); // also drops the suggestion
-  return { id, label: s.label };
-}
-
-/** Drops a suggestion and remembers the label was rejected for this image. */
-export function rejectSuggestion(engine: Engine, id: number): { id: number; rejected: string } {
-  const { store } = engine;
-  const s = store.suggestions.get(id);
-  if (!s?.label) throw new NotFoundError(`No pending suggestion for image ${id}.`);
-  store.write(() => store.suggestions.putSync(id, { rejected: [...new Set([...(s.rejected ?? []), s.label!])], at: Date.now() }));
-  return { id, rejected: s.label };
-}
-
-const heads = new WeakMap<Engine, { head: ClassifierHead | null; trainedAt: number | undefined }>();
-
-/** The trained head of this library, or null (cached per engine, reloaded when retrained). */
-export function loadHead(engine: Engine): ClassifierHead | null {
-  const bytes = engine.store.models.getBinary(HEAD_KEY);
-  const cached = heads.get(engine);
-  if (!bytes) return null;
-  const head = cached?.head && cached.trainedAt !== undefined && headTrainedAt(bytes) === cached.trainedAt ? cached.head : ClassifierHead.fromBytes(bytes);
-  if (head !== cached?.head) {
-    cached?.head?.dispose();
-    heads.set(engine, { head, trainedAt: head.report.trainedAt });
+  dispose(): void {
+    this.head.model?.dispose();
+    this.head = { model: null, trainedAt: undefined };
   }
-  return head;
 }
 
 function headTrainedAt(bytes: Uint8Array): number | undefined {
@@ -201,33 +217,4 @@ function headTrainedAt(bytes: Uint8Array): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Trains the head on the embeddings of every image a person labelled, and stores it. */
-export async function trainClassifier(engine: Engine, options: Partial<HeadOptions> = {}, onEpoch?: (epoch: number, loss: number, valLoss: number) => void): Promise<HeadReport> {
-  await engine.backendInfo();
-  const vectors: Float32Array[] = [];
-  const labels: string[] = [];
-  for (const { key: id, value: rec } of engine.store.images.getRange()) {
-    if (rec.label === undefined) continue;
-    const v = engine.store.getVector(id);
-    if (v) {
-      vectors.push(v);
-      labels.push(rec.label);
-    }
-  }
-  const head = await ClassifierHead.train(vectors, labels, options, onEpoch);
-  const bytes = head.toBytes();
-  engine.store.write(() => engine.store.models.putSync(HEAD_KEY, bytes));
-  heads.get(engine)?.head?.dispose();
-  heads.set(engine, { head, trainedAt: head.report.trainedAt });
-  return head.report;
-}
-
-/** Facts about the trained head for `stats`, or null. */
-export function headInfo(engine: Engine): (HeadReport & { bytes: number }) | null {
-  const bytes = engine.store.models.getBinary(HEAD_KEY);
-  if (!bytes) return null;
-  const head = loadHead(engine)!;
-  return { ...head.report, bytes: bytes.length };
 }

@@ -5,14 +5,25 @@
  */
 import fs from 'node:fs/promises';
 import { tf } from './backend.ts';
-import type { Engine } from './engine.ts';
+import type { PixdexConfig } from './config.ts';
+import type { Describer } from './describe.ts';
+import { buildIndex, type IndexSync } from './index-sync.ts';
+import type { BackboneSpec } from './models/backbone.ts';
+import type { Records } from './store/records.ts';
 import { InvalidParameterError, intParam } from './errors.ts';
 import { ConvAutoencoder, type AutoencoderConfig, type StepLoss } from './models/autoencoder.ts';
 import { seededRandom } from './random.ts';
 import { mapLimit } from './pool.ts';
-import { AnnIndex } from './ann.ts';
-import { l2normalize } from './vector.ts';
-import type { CodesTable, SpaceInfo } from './store.ts';
+import type { CodesTable, SpaceInfo } from './store/lmdb.ts';
+
+/** What training works with: the records, the model side and the index of the active space. */
+export interface TrainContext {
+  records: Records;
+  describer: Describer;
+  sync: IndexSync;
+  config: PixdexConfig;
+  spec: BackboneSpec;
+}
 
 export interface TrainOptions {
   /** Embedding size (default: 256). */
@@ -56,19 +67,19 @@ export interface TrainReport {
 const MAX_SAMPLE = 4000;
 
 /** Trains the autoencoder, re-embeds the library and switches the search space to it. */
-export async function trainAutoencoder(engine: Engine, o: TrainOptions = {}): Promise<TrainReport> {
+export async function trainAutoencoder(ctx: TrainContext, o: TrainOptions = {}): Promise<TrainReport> {
   const dim = intParam('dim', o.dim ?? 256, 8, 4096);
   const epochs = intParam('epochs', o.epochs ?? 30, 1, 10000);
   const batchSize = intParam('batchSize', o.batchSize ?? 32, 2, 1024);
   const seed = o.seed ?? 1;
-  const { store, spec } = engine;
-  const ids = [...store.images.getKeys()];
+  const { records, describer, spec, config } = ctx;
+  const ids = [...records.ids()];
   if (ids.length < 2 * batchSize) {
     throw new InvalidParameterError(`Training needs at least ${2 * batchSize} indexed images; the library has ${ids.length}. Index more images first (pixdex index DIR).`);
   }
   const sampleSize = Math.min(intParam('sample', o.sample ?? 1000, batchSize, MAX_SAMPLE), ids.length);
   const sample = evenSample(ids, sampleSize);
-  const model = await engine.model();
+  const model = await describer.model();
 
   // 1. Feature maps of the sample, computed once (decode + backbone), kept in one buffer.
   let t = performance.now();
@@ -76,11 +87,11 @@ export async function trainAutoencoder(engine: Engine, o: TrainOptions = {}): Pr
   const mapSize = h * w * c;
   const maps = new Float32Array(sample.length * mapSize);
   const kept: number[] = [];
-  for (let i = 0; i < sample.length; i += engine.config.batchSize) {
-    const chunk = sample.slice(i, i + engine.config.batchSize);
+  for (let i = 0; i < sample.length; i += config.batchSize) {
+    const chunk = sample.slice(i, i + config.batchSize);
     const decoded = await mapLimit(chunk, 4, async (id) => {
-      const rec = store.images.get(id)!;
-      return (await engine.decode(await fs.readFile(rec.path), rec.path)).pixels;
+      const rec = records.get(id)!;
+      return (await describer.decode(await fs.readFile(rec.path), rec.path)).pixels;
     });
     const ok = decoded.flatMap((r, j) => ('value' in r ? [j] : []));
     if (ok.length > 0) {
@@ -90,7 +101,7 @@ export async function trainAutoencoder(engine: Engine, o: TrainOptions = {}): Pr
       maps.set(data, kept.length * mapSize);
       for (const j of ok) kept.push(chunk[j]);
     }
-    o.onProgress?.({ phase: 'features', done: Math.min(i + engine.config.batchSize, sample.length), total: sample.length });
+    o.onProgress?.({ phase: 'features', done: Math.min(i + config.batchSize, sample.length), total: sample.length });
   }
   if (kept.length < 2 * batchSize) throw new InvalidParameterError(`Only ${kept.length} sampled images could be read; re-index the library (pixdex index) and retry.`);
   const featureSeconds = (performance.now() - t) / 1000;
@@ -126,14 +137,12 @@ export async function trainAutoencoder(engine: Engine, o: TrainOptions = {}): Pr
   const info = ae.trainingInfo!;
 
   // 3. Store the weights and re-embed everything into the codes table not in use.
-  const current = store.getSpace();
+  const current = records.space();
   const table: CodesTable = current.kind === 'autoencoder' && current.codes === 'codes' ? 'codes2' : 'codes';
   const key = `autoencoder-${Date.now()}`;
   const weights = Buffer.from(ae.toBytes());
-  store.write(() => {
-    store.models.putSync(key, weights);
-    for (const id of store.codesTable(table).getKeys()) store.codesTable(table).removeSync(id);
-  });
+  records.putModel(key, weights);
+  records.clearCodes(table);
   const next: SpaceInfo = {
     kind: 'autoencoder',
     model: key,
@@ -152,56 +161,51 @@ export async function trainAutoencoder(engine: Engine, o: TrainOptions = {}): Pr
   // Until the switch, images may be added (by this process or another): loop until every stored
   // image has a code, then switch inside a transaction that checks nothing new arrived.
   for (let round = 0; round < 10; round++) {
-    const missing = [...store.images.getKeys()].filter((id) => !store.codesTable(table).doesExist(id));
+    const missing = [...records.ids()].filter((id) => !records.hasCode(table, id));
     if (missing.length === 0) {
-      const switched = switchSpace(engine, next, table);
+      const switched = switchSpace(ctx, next);
       if (switched) break;
       continue;
     }
-    reembedded += await reembed(engine, next, table, missing, removed, (done) => o.onProgress?.({ phase: 'embed', done: reembedded + done, total: store.images.getCount() }));
+    reembedded += await reembed(ctx, next, table, missing, removed, (done) => o.onProgress?.({ phase: 'embed', done: reembedded + done, total: records.count() }));
   }
   o.onProgress?.({ phase: 'switch' });
   const embedSeconds = (performance.now() - t) / 1000;
 
   // 4. The previous space's codes and weights are no longer needed.
-  if (current.kind === 'autoencoder' && store.getSpace().kind === 'autoencoder') {
-    store.write(() => {
-      for (const id of store.codesTable(current.codes).getKeys()) store.codesTable(current.codes).removeSync(id);
-      store.models.removeSync(current.model);
-    });
-  }
+  if (current.kind === 'autoencoder' && records.space().kind === 'autoencoder') records.dropSpace(current);
   ae.dispose();
-  engine.refresh(); // load the new space's index in this engine
-  return { space: store.getSpace(), removed, reembedded, featureSeconds: round1(featureSeconds), trainSeconds: round1(trainSeconds), embedSeconds: round1(embedSeconds), bytesPerImage: dim * 4, lossByEpoch };
+  ctx.sync.refresh(); // load the new space's index
+  return { space: records.space(), removed, reembedded, featureSeconds: round1(featureSeconds), trainSeconds: round1(trainSeconds), embedSeconds: round1(embedSeconds), bytesPerImage: dim * 4, lossByEpoch };
 }
 
 /** Embeds `ids` into `space`, writing codes to `table`; unreadable images are removed. */
-async function reembed(engine: Engine, space: SpaceInfo, table: CodesTable, ids: number[], removed: TrainReport['removed'], onDone: (done: number) => void): Promise<number> {
-  const { store } = engine;
-  const embedder = await engine.embedderForSpace(space, ids.length, undefined, 'pooled'); // codes only: no smaller sides
+async function reembed(ctx: TrainContext, space: SpaceInfo, table: CodesTable, ids: number[], removed: TrainReport['removed'], onDone: (done: number) => void): Promise<number> {
+  const { records, config } = ctx;
+  const embedder = await ctx.describer.embedder(space, ids.length, undefined, 'pooled'); // codes only: no smaller sides
   let done = 0;
   try {
     const batches: number[][] = [];
-    for (let i = 0; i < ids.length; i += engine.config.batchSize) batches.push(ids.slice(i, i + engine.config.batchSize));
+    for (let i = 0; i < ids.length; i += config.batchSize) batches.push(ids.slice(i, i + config.batchSize));
     const inflight = new Set<Promise<void>>();
     for (const batch of batches) {
-      const read = await mapLimit(batch, 4, async (id) => fs.readFile(store.images.get(id)!.path));
+      const read = await mapLimit(batch, 4, async (id) => fs.readFile(records.get(id)!.path));
       const task = (async () => {
         const okIdx = read.flatMap((r, j) => ('value' in r ? [j] : []));
-        const results = await embedder.embed(okIdx.map((j) => ({ name: store.images.get(batch[j])!.path, bytes: (read[j] as { value: Buffer }).value })));
+        const results = await embedder.embed(okIdx.map((j) => ({ name: records.get(batch[j])!.path, bytes: (read[j] as { value: Buffer }).value })));
         const gone: number[] = read.flatMap((r, j) => ('error' in r ? [batch[j]] : []));
-        store.write(() => {
-          results.forEach((r, k) => {
-            const id = batch[okIdx[k]];
-            if (r.ok && r.code) store.putCode(table, id, r.code);
-            else gone.push(id);
-          });
+        const codes: Array<{ id: number; code: Float32Array }> = [];
+        results.forEach((r, k) => {
+          const id = batch[okIdx[k]];
+          if (r.ok && r.code) codes.push({ id, code: r.code });
+          else gone.push(id);
         });
+        records.putCodes(table, codes);
         for (const id of gone) {
-          const rec = store.images.get(id);
+          const rec = records.get(id);
           if (!rec) continue;
           removed.push({ path: rec.path, error: 'the file could not be read or decoded for re-embedding: removed; index it again once it is back' });
-          engine.remove(id);
+          records.remove(id);
         }
         done += batch.length;
         onDone(done);
@@ -222,23 +226,11 @@ async function reembed(engine: Engine, space: SpaceInfo, table: CodesTable, ids:
  * code, saves it as the snapshot and makes the space active. Returns false when images arrived
  * meanwhile (the caller embeds them and tries again).
  */
-function switchSpace(engine: Engine, space: SpaceInfo & { kind: 'autoencoder' }, table: CodesTable): boolean {
-  const { store } = engine;
-  const seq = store.getMeta()!.seq;
-  const ann = AnnIndex.create(space.dims, engine.config.ann, Math.ceil(store.images.getCount() * 1.25));
-  for (const id of store.images.getKeys()) {
-    const v = store.getSpaceVector(space, id);
-    if (v) ann.add(id, l2normalize(v));
-  }
-  const bytes = ann.toBytes();
-  return store.write(() => {
-    const meta = store.getMeta()!;
-    if (meta.seq !== seq) return false; // something was added or removed meanwhile
-    for (const id of store.images.getKeys()) if (!store.codesTable(table).doesExist(id)) return false;
-    store.writeSnapshot(bytes, { seq, space: space.model, live: ann.size, dims: space.dims, m: engine.config.ann.m, efConstruction: engine.config.ann.efConstruction });
-    store.putMeta({ ...meta, space });
-    return true;
-  });
+function switchSpace(ctx: TrainContext, space: SpaceInfo & { kind: 'autoencoder' }): boolean {
+  const { records, config } = ctx;
+  const seq = records.meta().seq;
+  const ann = buildIndex(records, space, space.dims, config.ann);
+  return records.saveSnapshot(ann.toBytes(), { seq, space: space.model, live: ann.size, dims: space.dims, m: config.ann.m, efConstruction: config.ann.efConstruction }, () => true, space);
 }
 
 /** `n` ids spread evenly over the library (deterministic, covers every folder in order). */

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { checkStore, repairStore, type CheckReport } from '../src/check.ts';
+import { checkStore, repairStore, type CheckReport } from '../src/store/check.ts';
 import { Engine } from '../src/engine.ts';
-import type { ImageRecord } from '../src/store.ts';
+import type { ImageRecord } from '../src/store/lmdb.ts';
 import { rng } from './helpers/hostile-corpus.ts';
 import { CLI, MODELS, engineOptions, tempDir } from './fixtures.ts';
 
@@ -62,7 +62,7 @@ async function closeReadOnly(engine: Engine): Promise<void> {
 }
 
 function assertSearchable(engine: Engine, report: CheckReport): void {
-  assert.equal(engine.annIndex.size, report.images);
+  assert.equal(engine.sync.index.size, report.images);
   for (const { key: id } of engine.store.images.getRange()) {
     const [top] = engine.searchVector(engine.store.getVector(id)!, { k: 1 });
     assert.equal(top.id, id);
@@ -275,7 +275,7 @@ describe('checkStore in an autoencoder space', () => {
     toAutoencoderSpace(engine);
     let r = checkStore(engine);
     assert.deepEqual(r.problems, []);
-    assert.equal(engine.annIndex.dims, CODE_DIMS);
+    assert.equal(engine.sync.index.dims, CODE_DIMS);
 
     // A removed image leaves no code behind, whichever table is active.
     engine.remove(ids[0]);
@@ -297,7 +297,7 @@ describe('checkStore in an autoencoder space', () => {
     const fixed = repairStore(engine);
     assert.deepEqual(fixed.after.problems, []);
     assert.equal(engine.store.getSpace().kind, 'backbone');
-    assert.equal(engine.annIndex.dims, DIMS);
+    assert.equal(engine.sync.index.dims, DIMS);
     assertSearchable(engine, fixed.after);
     await engine.close();
   });

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkStore } from '../src/check.ts';
+import { checkStore } from '../src/store/check.ts';
 import { Engine } from '../src/engine.ts';
 import { rng } from './helpers/hostile-corpus.ts';
 import { BACKEND, CLI, HYM_TRAIN, HYM_VAL, MODELS, REPO, engineOptions, imagesIn, tempDir } from './fixtures.ts';

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkStore } from '../src/check.ts';
+import { checkStore } from '../src/store/check.ts';
 import { Engine } from '../src/engine.ts';
 import { HYM_TRAIN, engineOptions, imagesIn, tempDir } from './fixtures.ts';
 

@@ -16,7 +16,7 @@ import { AnnIndex, MIN_CAPACITY, inspectSnapshot } from '../src/ann.ts';
 import { DEFAULT_ANN } from '../src/config.ts';
 import { Engine } from '../src/engine.ts';
 import { PixdexError } from '../src/errors.ts';
-import { Store, type SnapshotMeta } from '../src/store.ts';
+import { Store, type SnapshotMeta } from '../src/store/lmdb.ts';
 import { l2normalize } from '../src/vector.ts';
 import { seededRandom } from '../src/random.ts';
 import { HYM_VAL, engineOptions, imagesIn, tempDir } from './fixtures.ts';
@@ -472,7 +472,7 @@ describe('Engine with a corrupt HNSW snapshot (needs the model)', () => {
       try {
         assert.equal(warnings.length, 1, warnings.join('\n'));
         assert.match(warnings[0], /^pixdex: warning: the HNSW snapshot could not be used \(.+\); rebuilt from the stored vectors$/);
-        assert.equal(engine.annIndex.size, files.length);
+        assert.equal(engine.sync.index.size, files.length);
         const [top] = await engine.search(fs.readFileSync(files[3]), { k: 3 });
         assert.equal(top.path, files[3]);
       } finally {
@@ -482,7 +482,7 @@ describe('Engine with a corrupt HNSW snapshot (needs the model)', () => {
       const again = await Engine.open(engineOptions(dataDir));
       try {
         assert.deepEqual(warnings, [], 'the snapshot saved on close loads');
-        assert.equal(again.annIndex.size, files.length);
+        assert.equal(again.sync.index.size, files.length);
       } finally {
         await again.close();
       }
@@ -495,7 +495,7 @@ describe('Engine with a corrupt HNSW snapshot (needs the model)', () => {
     try {
       assert.equal(warnings.length, 1, warnings.join('\n'));
       assert.match(warnings[0], /M=16, this index uses M=8/);
-      assert.equal(engine.annIndex.size, files.length);
+      assert.equal(engine.sync.index.size, files.length);
       const [top] = await engine.search(fs.readFileSync(files[5]), { k: 3 });
       assert.equal(top.path, files[5]);
     } finally {

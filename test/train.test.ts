@@ -59,7 +59,7 @@ describe('Training the autoencoder on hymenoptera val (153 photos)', () => {
   it('leaves no image without a code and indexes every image in the new space', async () => {
     const ids = [...engine.store.images.getKeys()];
     assert.equal(ids.length, 153);
-    for (const id of ids) assert.equal(engine.spaceVectorOf(id)?.length, 64, `image ${id} has no 64-d code`);
+    for (const id of ids) assert.equal(engine.records.spaceVector(engine.space(), id)?.length, 64, `image ${id} has no 64-d code`);
     const st = await engine.stats();
     assert.equal(st.index.size, 153);
     assert.equal(st.index.dims, 64);
@@ -85,7 +85,7 @@ describe('Training the autoencoder on hymenoptera val (153 photos)', () => {
     assert.equal(s.added, 1);
     const id = engine.resolve(fresh);
     assert.equal(engine.store.getVector(id)?.length, 1280);
-    assert.equal(engine.spaceVectorOf(id)?.length, 64);
+    assert.equal(engine.records.spaceVector(engine.space(), id)?.length, 64);
     const [top] = await engine.search(fs.readFileSync(fresh), { k: 1 });
     assert.equal(top.id, id);
   });

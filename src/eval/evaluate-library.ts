@@ -47,13 +47,13 @@ export const DEFAULT_INSTANCE_QUERIES = 243;
 export const DEFAULT_INSTANCE_SEED = 8;
 
 export async function evaluateLibrary(engine: Engine, items: readonly DatasetItem[], options: LibraryEvalOptions = {}): Promise<LibraryEvalReport> {
-  const space = engine.spaceFor(options.space);
+  const space = engine.searcher.spaceFor(options.space);
   const descriptor = options.descriptor ?? engine.descriptor;
   const regional = descriptor === 'regional' && space.kind === 'backbone' ? libraryRegional(engine.spec) : undefined;
   const d = space.kind === 'backbone' ? engine.spec.dims : space.dims;
   const progress = options.onProgress ?? (() => {});
 
-  const { embeddings, failed } = await engine.describeFiles(items.map((i) => i.path), {
+  const { embeddings, failed } = await engine.describer.describeFiles(items.map((i) => i.path), {
     space, descriptor, windows: regional !== undefined, smaller: regional !== undefined, onProgress: (done, total) => progress(`embedding ${done}/${total}`),
   });
   const okIdx = embeddings.flatMap((e, i) => (e ? [i] : []));
@@ -82,8 +82,8 @@ export async function evaluateLibrary(engine: Engine, items: readonly DatasetIte
     const queries = await buildInstanceSet({ sources: ok, backgrounds: [...items, ...(options.backgrounds ?? [])], count, seed });
     const qe: Embedding[] = [];
     for (const [i, q] of queries.entries()) {
-      const img = await engine.decode(q.bytes, `instance query ${i}`);
-      qe.push((await engine.embedPixels([img.pixels], { space, descriptor, windows: regional !== undefined, smaller: false }))[0]);
+      const img = await engine.describer.decode(q.bytes, `instance query ${i}`);
+      qe.push((await engine.describer.embedPixels([img.pixels], { space, descriptor, windows: regional !== undefined, smaller: false }))[0]);
       if (i % 16 === 15) progress(`instance queries ${i + 1}/${queries.length}`);
     }
     const rows = rowsOf(qe);

@@ -17,8 +17,9 @@
  */
 import fs from 'node:fs';
 import { AnnIndex } from '../../src/ann.ts';
-import { Engine } from '../../src/engine.ts';
-import { Store } from '../../src/store.ts';
+import { Describer } from '../../src/describe.ts';
+import { Records } from '../../src/store/records.ts';
+import { Store } from '../../src/store/lmdb.ts';
 import { main } from '../../indexer/cli.ts';
 
 const [point = 'none', ...args] = process.argv.slice(2);
@@ -38,8 +39,8 @@ function die(): never {
 
 // Inference batches, announced for external kills.
 let embeds = 0;
-const embedPixels = Engine.prototype.embedPixels;
-Engine.prototype.embedPixels = function (this: Engine, ...a: Parameters<Engine['embedPixels']>) {
+const embedPixels = Describer.prototype.embedPixels;
+Describer.prototype.embedPixels = function (this: Describer, ...a: Parameters<Describer['embedPixels']>) {
   say(`embed ${++embeds}`);
   return embedPixels.apply(this, a);
 };
@@ -48,7 +49,6 @@ Engine.prototype.embedPixels = function (this: Engine, ...a: Parameters<Engine['
 let depth = 0;
 let vectorsInTxn = 0;
 let batchTxns = 0;
-let snapshotting = false;
 let snapshots = 0;
 let pruned = false;
 const write = Store.prototype.write;
@@ -61,10 +61,6 @@ Store.prototype.write = function <T>(this: Store, fn: () => T): T {
       if (depth === 1 && vectorsInTxn > 0) {
         say(`write ${batchTxns} ${vectorsInTxn}`);
         if (kind === 'write' && batchTxns === nth) die();
-      }
-      if (snapshotting && depth === 2) {
-        say(`snapshot ${++snapshots}`);
-        if ((kind === 'snapshot' && snapshots === nth) || (kind === 'final-snapshot' && pruned)) die();
       }
       return result;
     } finally {
@@ -80,14 +76,13 @@ Store.prototype.putVector = function (this: Store, ...a: Parameters<Store['putVe
   if (kind === 'write-mid' && batchTxns === nth && vectorsInTxn === kth) die();
 };
 
-const saveSnapshot = Store.prototype.saveSnapshot;
-Store.prototype.saveSnapshot = function (this: Store, ...a: Parameters<Store['saveSnapshot']>) {
-  snapshotting = true;
-  try {
-    return saveSnapshot.apply(this, a);
-  } finally {
-    snapshotting = false;
-  }
+// A snapshot is written inside its transaction; dying right after its writes, before the commit.
+const writeSnapshot = Store.prototype.writeSnapshot;
+Store.prototype.writeSnapshot = function (this: Store, ...a: Parameters<Store['writeSnapshot']>) {
+  const meta = writeSnapshot.apply(this, a);
+  say(`snapshot ${++snapshots}`);
+  if ((kind === 'snapshot' && snapshots === nth) || (kind === 'final-snapshot' && pruned)) die();
+  return meta;
 };
 
 let serialized = 0;
@@ -98,12 +93,12 @@ AnnIndex.prototype.toBytes = function (this: AnnIndex) {
   return bytes;
 };
 
-const engineProto = Engine.prototype as unknown as { pruneMissing: (...a: unknown[]) => Promise<number> };
-const pruneMissing = engineProto.pruneMissing;
-engineProto.pruneMissing = async function (this: Engine, ...a: unknown[]) {
-  const removed = await pruneMissing.apply(this, a);
+// Pruning (files gone from the scanned folders) lists the indexed paths under each folder: the
+// only snapshot after that is the final one.
+const pathsUnder = Records.prototype.pathsUnder;
+Records.prototype.pathsUnder = function (this: Records, folder: string) {
   pruned = true;
-  return removed;
+  return pathsUnder.call(this, folder);
 };
 
 process.exitCode = await main(args);

@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs';
 import readline from 'node:readline';
-import { checkStore } from '../../src/check.ts';
+import { checkStore } from '../../src/store/check.ts';
 import { Engine } from '../../src/engine.ts';
 import { PixdexError } from '../../src/errors.ts';
 

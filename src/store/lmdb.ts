@@ -5,9 +5,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
-import { NotFoundError } from './errors.ts';
-import type { SuggestionRecord } from './labels.ts';
-import type { LibraryDescriptor } from './library-descriptor.ts';
+import { NotFoundError } from '../errors.ts';
+import type { LibraryDescriptor } from '../library-descriptor.ts';
+
+/** A suggested label kept beside an image, distinct from a person's label. */
+export interface SuggestionRecord {
+  label?: string;
+  confidence?: number;
+  /** Labels a person rejected for this image: never suggested again. */
+  rejected?: string[];
+  at: number;
+}
 
 /** Bumped when the layout changes incompatibly. */
 export const SCHEMA_VERSION = 1;
@@ -301,6 +309,16 @@ export class Store {
       for (const key of this.ann.getKeys()) this.ann.removeSync(key);
       this.meta.removeSync('snapshot');
     });
+  }
+
+  /** Bytes of the pages each named database uses (for `bench/open.ts`). */
+  tableBytes(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const name of ['images', 'paths', 'hashes', 'vectors', 'scales', 'labels', 'meta', 'ann', 'journal'] as const) {
+      const s = this[name].getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+      out[name] = s.pageSize * (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages);
+    }
+    return out;
   }
 
   /** Size of the data file on disk, in bytes. */

@@ -4,8 +4,8 @@
  * (wasm is single-threaded, so this is how indexing uses every core).
  */
 import { Worker } from 'node:worker_threads';
-import { PixdexError } from '../errors.ts';
-import { mapLimit } from '../pool.ts';
+import { PixdexError } from '../../src/errors.ts';
+import { mapLimit } from '../../src/pool.ts';
 import type { EmbedItemResult, WorkerInit, WorkerMessage } from './protocol.ts';
 
 /** One encoded image to embed; `name` is used in error messages. */

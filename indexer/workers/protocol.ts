@@ -1,6 +1,6 @@
 /** Messages between the indexer (main thread) and its embedding workers. */
-import type { BackendChoice } from '../config.ts';
-import type { LibraryDescriptor } from '../library-descriptor.ts';
+import type { BackendChoice } from '../../src/config.ts';
+import type { LibraryDescriptor } from '../../src/library-descriptor.ts';
 
 /** Sent once when a worker starts. */
 export interface WorkerInit {

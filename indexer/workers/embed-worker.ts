@@ -5,13 +5,13 @@
  * libuv threads) overlaps the inference of the current one.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { initBackend } from '../backend.ts';
-import { Backbone } from '../models/backbone.ts';
-import { ConvAutoencoder } from '../models/autoencoder.ts';
-import { decodeImage } from '../image/decode.ts';
-import { embedBatch } from '../embed.ts';
-import { libraryRegional } from '../library-descriptor.ts';
-import { PixdexError } from '../errors.ts';
+import { initBackend } from '../../src/backend.ts';
+import { Backbone } from '../../src/models/backbone.ts';
+import { ConvAutoencoder } from '../../src/models/autoencoder.ts';
+import { decodeImage } from '../../src/image/decode.ts';
+import { embedBatch } from '../../src/embed.ts';
+import { libraryRegional } from '../../src/library-descriptor.ts';
+import { PixdexError } from '../../src/errors.ts';
 import { LocalEmbedder } from './pool.ts';
 import type { EmbedJob, WorkerInit, WorkerMessage } from './protocol.ts';
 

@@ -9,10 +9,20 @@
  * `pixdex index` of its folder embeds the file again. Autoencoder codes missing for some images
  * need the model: `pixdex train` embeds them again; a repair does not.
  */
-import { spaceDims, spaceKey, type Engine } from './engine.ts';
-import { toFloat32, type CodesTable, type ImageRecord, type JournalEntry, type Store, type StoreMeta } from './store.ts';
-import { libraryRegional } from './library-descriptor.ts';
-import { l2normalize } from './vector.ts';
+import { spaceDims, spaceKey, type IndexSync } from '../index-sync.ts';
+import { libraryRegional, type LibraryDescriptor } from '../library-descriptor.ts';
+import type { BackboneSpec } from '../models/backbone.ts';
+import { l2normalize } from '../vector.ts';
+import { toFloat32, type CodesTable, type ImageRecord, type JournalEntry, type Store, type StoreMeta } from './lmdb.ts';
+import type { Records } from './records.ts';
+
+/** What check and repair work on: the records, the index of the active space, the library's backbone and descriptor. */
+export interface CheckTarget {
+  readonly records: Records;
+  readonly sync: IndexSync;
+  readonly spec: BackboneSpec;
+  readonly descriptor: LibraryDescriptor;
+}
 
 /** What can be wrong, each kind with the invariant it breaks. */
 export type ProblemKind =
@@ -98,12 +108,12 @@ interface Plan {
 }
 
 /** Verifies every invariant; writes nothing. */
-export function checkStore(engine: Engine): CheckReport {
-  engine.refresh();
-  const plan = planRepair(engine.store, engine.spec.dims, scalesLength(engine));
-  const snapshot = snapshotProblems(engine);
-  const problems = [...plan.problems, ...snapshot.problems, ...indexProblems(engine)];
-  return report(engine, plan, problems, snapshot.loaded);
+export function checkStore(target: CheckTarget): CheckReport {
+  target.sync.refresh();
+  const plan = planRepair(target.records.store, target.spec.dims, scalesLength(target));
+  const snapshot = snapshotProblems(target);
+  const problems = [...plan.problems, ...snapshot.problems, ...indexProblems(target)];
+  return report(target, plan, problems, snapshot.loaded);
 }
 
 /**
@@ -111,17 +121,17 @@ export function checkStore(engine: Engine): CheckReport {
  * rewriting lookups, label counts and nextId), rebuilds the HNSW index from the vectors, saves a
  * fresh snapshot, and checks again. Run it on a store no other process is writing to.
  */
-export function repairStore(engine: Engine): RepairReport {
-  const before = checkStore(engine);
+export function repairStore(target: CheckTarget): RepairReport {
+  const before = checkStore(target);
   const fixed: Record<string, number> = {};
   if (before.ok) return { before, fixed, after: before };
-  const { store } = engine;
+  const { store } = target.records;
   const count = (what: string, n: number): void => {
     if (n > 0) fixed[what] = (fixed[what] ?? 0) + n;
   };
   store.write(() => {
     // Planned again inside the transaction: what it fixes is what the store holds now.
-    const plan = planRepair(store, engine.spec.dims, scalesLength(engine));
+    const plan = planRepair(store, target.spec.dims, scalesLength(target));
     const meta = plan.meta ?? store.getMeta()!;
     const journal: JournalEntry[] = [];
     for (const id of plan.dropImages) {
@@ -156,15 +166,15 @@ export function repairStore(engine: Engine): RepairReport {
   });
   // The index is derived data: rebuild it from the vectors and replace the snapshot.
   store.dropSnapshot();
-  engine.rebuildIndex();
-  engine.snapshot();
+  target.sync.rebuild();
+  target.sync.snapshot();
   count('index rebuilt', 1);
-  return { before, fixed, after: checkStore(engine) };
+  return { before, fixed, after: checkStore(target) };
 }
 
 /** Length of an image's smaller-side descriptors in a `regional` library (0 otherwise). */
-function scalesLength(engine: Engine): number {
-  return engine.descriptor === 'regional' ? libraryRegional(engine.spec).smaller.length * engine.spec.dims : 0;
+function scalesLength(target: CheckTarget): number {
+  return target.descriptor === 'regional' ? libraryRegional(target.spec).smaller.length * target.spec.dims : 0;
 }
 
 /** Derives the store's derived data from its images and vectors, and lists the differences. */
@@ -369,15 +379,15 @@ function vectorProblem(buf: Uint8Array | undefined, dims: number): string | unde
 
 /**
  * The snapshot must be complete, of the backbone's dims, and not ahead of the journal. `loaded`:
- * whether the engine loaded it on open (it rebuilds from the vectors otherwise).
+ * whether the target loaded it on open (it rebuilds from the vectors otherwise).
  */
-function snapshotProblems(engine: Engine): { problems: Problem[]; loaded: boolean } {
-  const { store } = engine;
+function snapshotProblems(target: CheckTarget): { problems: Problem[]; loaded: boolean } {
+  const { store } = target.records;
   const snap = store.getSnapshotMeta();
   if (!snap) return { problems: [], loaded: false };
   const meta = store.getMeta();
   const space = store.getSpace();
-  const dims = spaceDims(space, engine.spec);
+  const dims = spaceDims(space, target.spec);
   const out: Problem[] = [];
   let loaded = false;
   if ((snap.space ?? 'backbone') !== spaceKey(space)) out.push({ kind: 'SNAPSHOT', message: `the HNSW snapshot indexes space ${snap.space ?? 'backbone'}, not the active ${spaceKey(space)}` });
@@ -389,18 +399,18 @@ function snapshotProblems(engine: Engine): { problems: Problem[]; loaded: boolea
 }
 
 /** The index searches use must hold exactly the stored images, each with its vector in the active space. */
-function indexProblems(engine: Engine): Problem[] {
-  const { store } = engine;
-  const ann = engine.annIndex;
+function indexProblems(target: CheckTarget): Problem[] {
+  const { store } = target.records;
+  const ann = target.sync.index;
   const space = store.getSpace();
   const table = space.kind === 'backbone' ? store.vectors : store.codesTable(space.codes);
-  const dims = spaceDims(space, engine.spec);
+  const dims = spaceDims(space, target.spec);
   const out: Problem[] = [];
   const ids = ann.ids();
   const inIndex = new Set(ids);
   for (const id of store.images.getKeys()) {
     const buf = table.getBinary(id);
-    if (vectorProblem(store.vectors.getBinary(id), engine.spec.dims) || vectorProblem(buf, dims)) {
+    if (vectorProblem(store.vectors.getBinary(id), target.spec.dims) || vectorProblem(buf, dims)) {
       inIndex.delete(id); // reported as IMAGE_WITHOUT_VECTOR or IMAGE_WITHOUT_CODE
       continue;
     }
@@ -420,8 +430,8 @@ function indexProblems(engine: Engine): Problem[] {
   return out;
 }
 
-function report(engine: Engine, plan: Plan, problems: Problem[], loaded: boolean): CheckReport {
-  const { store } = engine;
+function report(target: CheckTarget, plan: Plan, problems: Problem[], loaded: boolean): CheckReport {
+  const { store } = target.records;
   const counts: Partial<Record<ProblemKind, number>> = {};
   for (const p of problems) counts[p.kind] = (counts[p.kind] ?? 0) + 1;
   const snap = store.getSnapshotMeta();
@@ -433,7 +443,7 @@ function report(engine: Engine, plan: Plan, problems: Problem[], loaded: boolean
     paths: plan.counts.paths,
     labels: plan.counts.labels,
     index: {
-      size: engine.annIndex.size,
+      size: target.sync.index.size,
       source: loaded ? 'snapshot' : 'rebuilt',
       snapshotSeq: snap?.seq ?? null,
       journal: meta ? Math.max(0, meta.seq - (snap?.seq ?? meta.seq)) : 0,

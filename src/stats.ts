@@ -1,0 +1,96 @@
+/**
+ * `stats`: what a library holds and how it runs — images and labels, backbone and descriptor,
+ * backend, embedding space, the HNSW index and its snapshot, store size, suggestions, classifier.
+ */
+import type { Describer } from './describe.ts';
+import type { IndexSync } from './index-sync.ts';
+import type { Labels } from './labels.ts';
+import type { LibraryDescriptor } from './library-descriptor.ts';
+import type { BackboneSpec } from './models/backbone.ts';
+import type { HeadReport } from './models/head.ts';
+import type { SpaceKind } from './search.ts';
+import type { SpaceInfo } from './store/lmdb.ts';
+import type { Records } from './store/records.ts';
+import type { PixdexConfig } from './config.ts';
+
+/** What `stats` reports (DESIGN.md). */
+export interface Stats {
+  images: number;
+  labels: Record<string, number>;
+  backbone: string;
+  dims: number;
+  /** How the library describes images (src/library-descriptor.ts). */
+  descriptor: LibraryDescriptor;
+  backend: string;
+  backendReason: string;
+  /** The active embedding space (DESIGN.md: a name). */
+  space: SpaceKind;
+  /** Its details: for an autoencoder, dims, when and how it was trained, final loss. */
+  spaceInfo: SpaceInfo;
+  index: {
+    type: 'hnsw';
+    metric: 'cosine';
+    m: number;
+    efConstruction: number;
+    efSearch: number;
+    dims: number;
+    size: number;
+    capacity: number;
+    snapshotSeq: number | null;
+    snapshotBytes: number | null;
+    pendingChanges: number;
+  };
+  storeBytes: number;
+  dataDir: string;
+  /** Pending label suggestions. */
+  suggestions: number;
+  /** The trained classifier head, if any. */
+  classifier: (HeadReport & { bytes: number }) | null;
+}
+
+/** What `stats` reads. */
+export interface StatsSource {
+  readonly config: PixdexConfig;
+  readonly spec: BackboneSpec;
+  readonly records: Records;
+  readonly sync: IndexSync;
+  readonly describer: Describer;
+  readonly labelling: Labels;
+}
+
+/** Store, model and index facts (DESIGN.md `stats`). */
+export async function libraryStats(lib: StatsSource): Promise<Stats> {
+  lib.sync.refresh();
+  const backend = await lib.describer.backendInfo();
+  const snap = lib.records.snapshotMeta();
+  const ann = lib.sync.index;
+  const space = lib.records.space();
+  return {
+    images: lib.records.count(),
+    labels: Object.fromEntries(lib.records.labels().map((l) => [l.label, l.count])),
+    backbone: lib.spec.id,
+    dims: lib.spec.dims,
+    descriptor: lib.describer.descriptor,
+    backend: backend.name,
+    backendReason: backend.reason,
+    space: space.kind,
+    spaceInfo: space,
+    index: {
+      type: 'hnsw',
+      metric: 'cosine',
+      m: lib.config.ann.m,
+      efConstruction: lib.config.ann.efConstruction,
+      efSearch: lib.config.ann.efSearch,
+      dims: ann.dims,
+      size: ann.size,
+      capacity: ann.capacity,
+      snapshotSeq: snap?.seq ?? null,
+      snapshotBytes: snap?.bytes ?? null,
+      pendingChanges: lib.sync.pending(),
+    },
+    storeBytes: lib.records.sizeOnDisk(),
+    dataDir: lib.config.dataDir,
+    suggestions: lib.labelling.suggestions().length,
+    classifier: lib.labelling.headInfo(),
+  };
+}
