@@ -3,45 +3,19 @@
  * `{ "error": { "code", "message" } }`. Nothing else in server/ picks a status for an error.
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { ERRORS, ERROR_CODES, type ErrorCode } from '../src/contracts/errors.ts';
 import { PixdexError } from '../src/errors.ts';
 
 /** Errors raised by the HTTP layer itself (auth, media types, uploads, routes). */
 export class HttpError extends PixdexError {}
 
-/** HTTP status of every error code pixdex emits; a code missing here is a bug and gives 500. */
-export const STATUS_BY_CODE: Readonly<Record<string, number>> = Object.freeze({
-  // 400: the request is wrong
-  INVALID_PARAMETER: 400,
-  MISSING_IMAGE: 400,
-  EMPTY_IMAGE: 400,
-  TRUNCATED_IMAGE: 400,
-  CORRUPT_IMAGE: 400,
-  BAD_REQUEST_BODY: 400,
-  // 401: a mutating route without the right bearer token
-  UNAUTHORIZED: 401,
-  // 404: unknown id or route
-  NOT_FOUND: 404,
-  NO_CLASSIFIER: 409,
-  INDEX_JOB_RUNNING: 409,
-  STORE_CONFLICT: 409,
-  ROUTE_NOT_FOUND: 404,
-  // 413: over a size limit (upload bytes, or pixels)
-  UPLOAD_TOO_LARGE: 413,
-  IMAGE_TOO_LARGE: 413,
-  // 415: not an image format pixdex decodes (PDF, text, SVG, HEIC...), or a body of the wrong type
-  UNSUPPORTED_IMAGE: 415,
-  UNSUPPORTED_MEDIA_TYPE: 415,
-  // 503: the model cannot run (yet)
-  NOT_READY: 503,
-  MODEL_NOT_FOUND: 503,
-  BACKEND_UNAVAILABLE: 503,
-  // 500: the unexpected
-  INTERNAL: 500,
-  SNAPSHOT_UNUSABLE: 500, // the HNSW snapshot; Engine rebuilds the index instead, so a request never sees it
-});
+/** HTTP status of every error code pixdex emits, from the one table (src/contracts/errors.ts). */
+export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = Object.freeze(
+  Object.fromEntries(ERROR_CODES.map((c) => [c, ERRORS[c].status])) as Record<ErrorCode, number>,
+);
 
 /** Multer's limit codes → ours: exceeding the file size is 413, any other multipart misuse is 400. */
-const MULTER_CODES: Readonly<Record<string, [code: string, message: string]>> = Object.freeze({
+const MULTER_CODES: Readonly<Record<string, [code: ErrorCode, message: string]>> = Object.freeze({
   LIMIT_FILE_SIZE: ['UPLOAD_TOO_LARGE', 'The uploaded file is over the upload limit'],
   LIMIT_FILE_COUNT: ['BAD_REQUEST_BODY', 'Send exactly one file, in the multipart field "image"'],
   LIMIT_UNEXPECTED_FILE: ['BAD_REQUEST_BODY', 'Send exactly one file, in the multipart field "image"'],
@@ -54,7 +28,7 @@ const MULTER_CODES: Readonly<Record<string, [code: string, message: string]>> = 
 /** What a failed request answers. */
 export interface HttpFailure {
   status: number;
-  code: string;
+  code: ErrorCode;
   message: string;
   /** True when the error was not expected (status 500): it gets logged with its stack. */
   unexpected: boolean;
@@ -63,7 +37,7 @@ export interface HttpFailure {
 /** Maps any thrown value to a status, a stable code and a message safe to show to a client. */
 export function toHttpFailure(err: unknown, limits: { maxUploadBytes: number }): HttpFailure {
   if (err instanceof PixdexError) {
-    const status = STATUS_BY_CODE[err.code];
+    const status = STATUS_BY_CODE[err.code] as number | undefined; // undefined: a code cast past the type (a bug)
     return status === undefined ? internal() : { status, code: err.code, message: err.message, unexpected: status === 500 };
   }
   const e = err as { name?: string; code?: string; type?: string; status?: number; field?: string; message?: string };
@@ -77,26 +51,26 @@ export function toHttpFailure(err: unknown, limits: { maxUploadBytes: number }):
   // body-parser (express.raw / express.json) errors carry a `type`.
   switch (e?.type) {
     case 'entity.too.large':
-      return { status: 413, code: 'UPLOAD_TOO_LARGE', message: `The request body is over the upload limit of ${limits.maxUploadBytes} bytes (maxUploadBytes; pixdex serve --max-upload-mb)`, unexpected: false };
+      return { status: STATUS_BY_CODE.UPLOAD_TOO_LARGE, code: 'UPLOAD_TOO_LARGE', message: `The request body is over the upload limit of ${limits.maxUploadBytes} bytes (maxUploadBytes; pixdex serve --max-upload-mb)`, unexpected: false };
     case 'entity.parse.failed':
-      return { status: 400, code: 'BAD_REQUEST_BODY', message: 'The body is not valid JSON', unexpected: false };
+      return { status: STATUS_BY_CODE.BAD_REQUEST_BODY, code: 'BAD_REQUEST_BODY', message: 'The body is not valid JSON', unexpected: false };
     case 'encoding.unsupported':
     case 'charset.unsupported':
-      return { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Unsupported body encoding or charset', unexpected: false };
+      return { status: STATUS_BY_CODE.UNSUPPORTED_MEDIA_TYPE, code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Unsupported body encoding or charset', unexpected: false };
     case 'request.aborted':
     case 'request.size.invalid':
     case 'stream.encoding.set':
-      return { status: 400, code: 'BAD_REQUEST_BODY', message: 'The request body was incomplete', unexpected: false };
+      return { status: STATUS_BY_CODE.BAD_REQUEST_BODY, code: 'BAD_REQUEST_BODY', message: 'The request body was incomplete', unexpected: false };
   }
   // busboy: a malformed multipart body ("Unexpected end of form", "Malformed part header"...).
   if (typeof e?.message === 'string' && /multipart|unexpected end of form|malformed part header|boundary/i.test(e.message)) {
-    return { status: 400, code: 'BAD_REQUEST_BODY', message: `Bad multipart body: ${e.message}`, unexpected: false };
+    return { status: STATUS_BY_CODE.BAD_REQUEST_BODY, code: 'BAD_REQUEST_BODY', message: `Bad multipart body: ${e.message}`, unexpected: false };
   }
   return internal();
 }
 
 function internal(): HttpFailure {
-  return { status: 500, code: 'INTERNAL', message: 'Internal error; the server log has the details', unexpected: true };
+  return { status: STATUS_BY_CODE.INTERNAL, code: 'INTERNAL', message: 'Internal error; the server log has the details', unexpected: true };
 }
 
 /** JSON 404 for anything no route matched. */

@@ -1,19 +1,23 @@
 /**
  * Typed errors, one voice: every message says what was expected, what was received and what to
- * do next. `code` is stable (mapped to HTTP status in server/ and to exit codes in indexer/).
+ * do next. `code` is stable: one of the table in src/contracts/errors.ts, which gives its HTTP
+ * status (server/) and exit code (the CLI).
  */
+import type { ErrorCode } from './contracts/errors.ts';
+
+export type { ErrorCode } from './contracts/errors.ts';
 
 /** Base of every error pixdex throws on purpose. */
 export class PixdexError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
   }
 }
 
-/** Codes of `BadImageError`: why an input could not be used as an image. */
+/** Codes of `BadImageError`: why an input could not be used as an image (a subset of `ErrorCode`). */
 export type BadImageReason =
   | 'EMPTY_IMAGE' // 0 bytes
   | 'TRUNCATED_IMAGE' // the data ends before the image does
