@@ -89,17 +89,18 @@ describe('hostile files', () => {
   /** Index run with the vanishing file deleted between the scan and its read. */
   async function indexCorpus(): Promise<IndexSummary> {
     fs.copyFileSync(small[3], path.join(corpus, VANISH));
-    const e = engine as unknown as { readFile: (file: { path: string }, o: unknown) => Promise<unknown> };
-    const readFile = Object.getPrototypeOf(engine).readFile as typeof e.readFile;
-    e.readFile = async function (file, o) {
-      if (path.basename(file.path) === VANISH) fs.rmSync(file.path);
-      if (path.basename(file.path) === UNREADABLE && !isRoot) fs.chmodSync(file.path, 0);
-      return readFile.call(this, file, o);
-    };
+    // The indexer reads a file by stat then read (fs.promises, as src/describe.ts does): the
+    // vanishing file goes, and the unreadable one loses its permissions, right before.
+    const stat = fs.promises.stat;
+    fs.promises.stat = (async (file: fs.PathLike, ...rest: unknown[]) => {
+      if (path.basename(String(file)) === VANISH) fs.rmSync(file, { force: true });
+      if (path.basename(String(file)) === UNREADABLE && !isRoot) fs.chmodSync(file, 0);
+      return (stat as (...a: unknown[]) => Promise<fs.Stats>)(file, ...rest);
+    }) as typeof fs.promises.stat;
     try {
       return await engine.index([corpus]);
     } finally {
-      delete (e as { readFile?: unknown }).readFile;
+      fs.promises.stat = stat;
       if (!isRoot) fs.chmodSync(path.join(corpus, UNREADABLE), 0o644);
     }
   }
