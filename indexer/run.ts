@@ -13,7 +13,7 @@ import type { PixdexConfig } from '../src/config.ts';
 import { DECODE_CONCURRENCY, errorText, readImageFile, type Describer } from '../src/describe.ts';
 import { PixdexError } from '../src/errors.ts';
 import type { IndexSync } from '../src/index-sync.ts';
-import { mapLimit } from '../src/pool.ts';
+import { mapLimit, pipeline } from '../src/pool.ts';
 import { checkLabel, type FileToWrite, type Records } from '../src/store/records.ts';
 import { scanInputs, type ScannedFile } from './scan.ts';
 import type { Embedder } from './workers/pool.ts';
@@ -115,13 +115,11 @@ export async function indexFiles(ctx: IndexContext, inputs: readonly string[], o
   let sinceSnapshot = 0;
   let done = 0;
   const embedder = await ctx.describer.embedder(records.space(), todo.length, options.onWarning);
+  const batches: ScannedFile[][] = [];
+  for (let i = 0; i < todo.length; i += config.batchSize) batches.push(todo.slice(i, i + config.batchSize));
   try {
-    const inflight = new Set<Promise<void>>();
-    for (let i = 0; i < todo.length; i += config.batchSize) {
-      if (options.signal?.aborted) break;
-      const batch = todo.slice(i, i + config.batchSize);
-      const read = await readBatch(ctx, batch, options, fail);
-      const task = (async () => {
+    await pipeline(batches, embedder.parallelism, (batch) => readBatch(ctx, batch, options, fail), async (batch, read) => {
+      try {
         const counts = await embedAndWrite(ctx, read, embedder, fail);
         summary.added += counts.added;
         summary.updated += counts.updated;
@@ -133,14 +131,10 @@ export async function indexFiles(ctx: IndexContext, inputs: readonly string[], o
           sync.snapshot();
           sinceSnapshot = 0;
         }
-      })().catch((err) => {
+      } catch (err) {
         for (const p of read) fail(p.file.path, errorText(err));
-      });
-      inflight.add(task);
-      void task.finally(() => inflight.delete(task));
-      if (inflight.size >= embedder.parallelism) await Promise.race(inflight);
-    }
-    await Promise.all(inflight);
+      }
+    }, () => Boolean(options.signal?.aborted));
   } finally {
     await embedder.close();
   }

@@ -20,3 +20,25 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return out;
 }
+
+/**
+ * Runs batches through two stages: `prepare` one batch at a time (reading files), then `run` it
+ * (embedding and writing) with at most `parallelism` runs in flight, so the next batch is read
+ * while earlier ones are embedded. `stop` is asked before each batch. A run that rejects rejects
+ * the whole pipeline once the runs in flight have ended.
+ */
+export async function pipeline<B, R>(batches: Iterable<B>, parallelism: number, prepare: (batch: B) => Promise<R>, run: (batch: B, prepared: R) => Promise<void>, stop: () => boolean = () => false): Promise<void> {
+  const inflight = new Set<Promise<void>>();
+  for (const batch of batches) {
+    if (stop()) break;
+    const prepared = await prepare(batch);
+    const task = run(batch, prepared);
+    inflight.add(task);
+    void task.then(
+      () => inflight.delete(task),
+      () => inflight.delete(task),
+    );
+    if (inflight.size >= parallelism) await Promise.race(inflight).catch(() => undefined);
+  }
+  await Promise.all(inflight);
+}

@@ -13,7 +13,7 @@ import type { Records } from './store/records.ts';
 import { InvalidParameterError, intParam } from './errors.ts';
 import { ConvAutoencoder, type AutoencoderConfig, type StepLoss } from './models/autoencoder.ts';
 import { seededRandom } from './random.ts';
-import { mapLimit } from './pool.ts';
+import { mapLimit, pipeline } from './pool.ts';
 import type { CodesTable, SpaceInfo } from './store/lmdb.ts';
 
 /** What training works with: the records, the model side and the index of the active space. */
@@ -187,34 +187,26 @@ async function reembed(ctx: TrainContext, space: SpaceInfo, table: CodesTable, i
   try {
     const batches: number[][] = [];
     for (let i = 0; i < ids.length; i += config.batchSize) batches.push(ids.slice(i, i + config.batchSize));
-    const inflight = new Set<Promise<void>>();
-    for (const batch of batches) {
-      const read = await mapLimit(batch, 4, async (id) => fs.readFile(records.get(id)!.path));
-      const task = (async () => {
-        const okIdx = read.flatMap((r, j) => ('value' in r ? [j] : []));
-        const results = await embedder.embed(okIdx.map((j) => ({ name: records.get(batch[j])!.path, bytes: (read[j] as { value: Buffer }).value })));
-        const gone: number[] = read.flatMap((r, j) => ('error' in r ? [batch[j]] : []));
-        const codes: Array<{ id: number; code: Float32Array }> = [];
-        results.forEach((r, k) => {
-          const id = batch[okIdx[k]];
-          if (r.ok && r.code) codes.push({ id, code: r.code });
-          else gone.push(id);
-        });
-        records.putCodes(table, codes);
-        for (const id of gone) {
-          const rec = records.get(id);
-          if (!rec) continue;
-          removed.push({ path: rec.path, error: 'the file could not be read or decoded for re-embedding: removed; index it again once it is back' });
-          records.remove(id);
-        }
-        done += batch.length;
-        onDone(done);
-      })();
-      inflight.add(task);
-      void task.finally(() => inflight.delete(task));
-      if (inflight.size >= embedder.parallelism) await Promise.race(inflight);
-    }
-    await Promise.all(inflight);
+    await pipeline(batches, embedder.parallelism, (batch) => mapLimit(batch, 4, async (id) => fs.readFile(records.get(id)!.path)), async (batch, read) => {
+      const okIdx = read.flatMap((r, j) => ('value' in r ? [j] : []));
+      const results = await embedder.embed(okIdx.map((j) => ({ name: records.get(batch[j])!.path, bytes: (read[j] as { value: Buffer }).value })));
+      const gone: number[] = read.flatMap((r, j) => ('error' in r ? [batch[j]] : []));
+      const codes: Array<{ id: number; code: Float32Array }> = [];
+      results.forEach((r, k) => {
+        const id = batch[okIdx[k]];
+        if (r.ok && r.code) codes.push({ id, code: r.code });
+        else gone.push(id);
+      });
+      records.putCodes(table, codes);
+      for (const id of gone) {
+        const rec = records.get(id);
+        if (!rec) continue;
+        removed.push({ path: rec.path, error: 'the file could not be read or decoded for re-embedding: removed; index it again once it is back' });
+        records.remove(id);
+      }
+      done += batch.length;
+      onDone(done);
+    });
   } finally {
     await embedder.close();
   }
