@@ -10,7 +10,6 @@ import { PixdexError } from './errors.ts';
 import type { BackboneSpec } from './models/backbone.ts';
 import type { Records } from './store/records.ts';
 import type { JournalEntry, SpaceInfo } from './store/lmdb.ts';
-import { l2normalize } from './vector.ts';
 
 /** 'backbone', or the model key of an autoencoder space (names what an HNSW snapshot indexes). */
 export function spaceKey(space: SpaceInfo): string {
@@ -27,7 +26,7 @@ export function buildIndex(records: Records, space: SpaceInfo, dims: number, par
   const ann = AnnIndex.create(dims, params, Math.ceil(records.count() * 1.25));
   for (const id of records.ids()) {
     const v = records.spaceVector(space, id);
-    if (v) ann.add(id, l2normalize(v));
+    if (v) ann.add(id, v); // AnnIndex normalises
   }
   return ann;
 }
@@ -125,7 +124,7 @@ export class IndexSync {
       return;
     }
     const v = this.records.spaceVector(this.indexed, e.id);
-    if (v && this.records.exists(e.id)) this.ann.add(e.id, l2normalize(v));
+    if (v && this.records.exists(e.id)) this.ann.add(e.id, v);
   }
 
   /** Catches up with changes made by other processes sharing the store (cheap when none). */

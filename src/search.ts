@@ -7,6 +7,7 @@
 import type { Hit } from './ann.ts';
 import { expandVector } from './descriptors.ts';
 import type { Describer } from './describe.ts';
+import { DEFAULT_EXPAND, DEFAULT_K, MAX_EXPAND, MAX_K, MIN_K } from './contracts/limits.ts';
 import { InvalidParameterError, NotFoundError, intParam } from './errors.ts';
 import type { IndexSync } from './index-sync.ts';
 import { libraryRegional, regionalScore } from './library-descriptor.ts';
@@ -18,11 +19,8 @@ import { dot, l2normalize } from './vector.ts';
 /** Which embedding space: the backbone's global vector, or the library's autoencoder. */
 export type SpaceKind = SpaceInfo['kind'];
 
-/** Largest `k` a search accepts; the default. */
-export const MAX_K = 1000;
-export const DEFAULT_K = 10;
-/** Largest `expand` of a search. */
-export const MAX_EXPAND = 10;
+/** Largest `k` a search accepts, the default, and the largest `expand`: in the contracts (src/contracts/limits.ts). */
+export { DEFAULT_K, MAX_EXPAND, MAX_K } from './contracts/limits.ts';
 
 /** One search result (DESIGN.md CLI/HTTP contract). */
 export interface SearchResult {
@@ -96,8 +94,8 @@ export class Searcher {
   }
 
   private resolve(o: SearchOptions): Query {
-    const k = intParam('k', o.k ?? DEFAULT_K, 1, MAX_K);
-    const expand = intParam('expand', o.expand ?? 0, 0, MAX_EXPAND);
+    const k = intParam('k', o.k ?? DEFAULT_K, MIN_K, MAX_K);
+    const expand = intParam('expand', o.expand ?? DEFAULT_EXPAND, 0, MAX_EXPAND);
     this.sync.refresh();
     const space = this.spaceFor(o.space);
     return { k, expand, space, exact: space.kind !== this.records.space().kind, filter: this.filter(o) };
@@ -129,8 +127,8 @@ export class Searcher {
     const hits = this.shortlist(query, q, Math.max(q.k, q.expand));
     if (q.expand === 0 || hits.length === 0) return this.toResults(hits.slice(0, q.k));
     const top = hits.slice(0, q.expand).flatMap((h) => {
-      const v = this.records.spaceVector(q.space, h.id);
-      return v ? [{ v: l2normalize(v), score: h.score }] : [];
+      const v = this.records.unitVector(q.space, h.id);
+      return v ? [{ v, score: h.score }] : [];
     });
     return this.toResults(this.shortlist(expandVector(query, top.map((t) => t.v), top.map((t) => t.score), QE_ALPHA), q, q.k));
   }
@@ -163,9 +161,8 @@ export class Searcher {
     const scored = new Map<number, number>();
     const score = (id: number): void => {
       if (scored.has(id)) return;
-      const g = this.records.vector(id);
-      if (!g) return;
-      const u = l2normalize(g);
+      const u = this.records.unitVector({ kind: 'backbone' }, id);
+      if (!u) return;
       globals.set(id, u);
       scored.set(id, regionalScore(plan, windows, u, this.records.scales(id), d));
     };
@@ -198,9 +195,8 @@ export class Searcher {
     const hits: Hit[] = [];
     for (const id of this.records.ids()) {
       if (filter && !filter(id)) continue;
-      const v = this.records.spaceVector(space, id);
-      if (!v) continue;
-      hits.push({ id, score: dot(l2normalize(v), query) });
+      const v = this.records.unitVector(space, id);
+      if (v) hits.push({ id, score: dot(v, query) });
     }
     return hits.sort((a, b) => b.score - a.score || a.id - b.id).slice(0, k);
   }

@@ -6,8 +6,10 @@
  * `src/index-sync.ts`). Every method that writes does so in one transaction.
  */
 import path from 'node:path';
+import { MAX_LABEL_LENGTH } from '../contracts/limits.ts';
 import { InvalidParameterError, NotFoundError, PixdexError } from '../errors.ts';
 import type { LibraryDescriptor } from '../library-descriptor.ts';
+import { l2normalize } from '../vector.ts';
 import { Store, toFloat32, type CodesTable, type ImageRecord, type JournalEntry, type SnapshotMeta, type SpaceInfo, type StoreMeta, type SuggestionRecord } from './lmdb.ts';
 
 /** One file of an index batch, as the indexer read it. */
@@ -42,10 +44,10 @@ export interface LabelCount {
   count: number;
 }
 
-/** Validates a label: 1–200 characters, no control characters; returns it trimmed. */
+/** Validates a label: 1–MAX_LABEL_LENGTH characters, no control characters; returns it trimmed. */
 export function checkLabel(label: unknown): string {
-  if (typeof label !== 'string' || label.trim() === '' || label.length > 200 || /[\u0000-\u001f\u007f]/.test(label)) {
-    throw new InvalidParameterError(`Expected a label of 1 to 200 printable characters but received ${JSON.stringify(label)}`);
+  if (typeof label !== 'string' || label.trim() === '' || label.length > MAX_LABEL_LENGTH || /[\u0000-\u001f\u007f]/.test(label)) {
+    throw new InvalidParameterError(`Expected a label of 1 to ${MAX_LABEL_LENGTH} printable characters but received ${JSON.stringify(label)}`);
   }
   return label.trim();
 }
@@ -127,6 +129,12 @@ export class Records {
   /** The vector `id` is searched by in `space` (its pooled vector, or its autoencoder code). */
   spaceVector(space: SpaceInfo, id: number): Float32Array | undefined {
     return this.store.getSpaceVector(space, id);
+  }
+
+  /** `spaceVector` at unit length, as every comparison uses it (stored vectors keep their norm: the head reads it). */
+  unitVector(space: SpaceInfo, id: number): Float32Array | undefined {
+    const v = this.store.getSpaceVector(space, id);
+    return v && l2normalize(v);
   }
 
   hasCode(table: CodesTable, id: number): boolean {
