@@ -6,13 +6,14 @@
  */
 import type { Searcher, SearchResult, SpaceKind } from './search.ts';
 import type { Records } from './store/records.ts';
+import { CLASSIFY_METHODS, DEFAULT_CLASSIFY_METHOD, DEFAULT_CLASSIFY_MIN_CONFIDENCE, DEFAULT_K, DEFAULT_PROPAGATE_MIN_CONFIDENCE, MAX_K, MIN_K } from './contracts/limits.ts';
 import { InvalidParameterError, NotFoundError, PixdexError, intParam, numberParam } from './errors.ts';
 import { knnVote } from './classify.ts';
 import { ClassifierHead, type HeadOptions, type HeadReport } from './models/head.ts';
 
 /** How to classify: neighbours' vote, the trained head, or the average of both distributions. */
-export type ClassifyMethod = 'knn' | 'head' | 'both';
-export const CLASSIFY_METHODS: readonly ClassifyMethod[] = ['knn', 'head', 'both'];
+export type ClassifyMethod = (typeof CLASSIFY_METHODS)[number];
+export { CLASSIFY_METHODS };
 
 export interface ClassifyOptions {
   /** Neighbours that vote (default: 10). */
@@ -81,9 +82,9 @@ export class Labels {
 
   /** Classifies an embedding with the chosen method. */
   classifyVector(vector: Float32Array, o: ClassifyOptions = {}): Classification {
-    const k = intParam('k', o.k ?? 10, 1, 1000);
-    const minConfidence = numberParam('minConfidence', o.minConfidence ?? 0, 0, 1);
-    const method = o.method ?? 'knn';
+    const k = intParam('k', o.k ?? DEFAULT_K, MIN_K, MAX_K);
+    const minConfidence = numberParam('minConfidence', o.minConfidence ?? DEFAULT_CLASSIFY_MIN_CONFIDENCE, 0, 1);
+    const method = o.method ?? DEFAULT_CLASSIFY_METHOD;
     if (!CLASSIFY_METHODS.includes(method)) throw new InvalidParameterError(`Expected method knn, head or both but received ${JSON.stringify(method)}`);
     const neighbors = this.searcher.searchVector(o.space === 'backbone' ? (o.pooled ?? vector) : vector, { k, labelled: true, excludeId: o.excludeId, space: o.space });
     const knn = knnVote(neighbors);
@@ -120,8 +121,8 @@ export class Labels {
    * a label a person rejected for an image is not suggested for it again.
    */
   propagate(o: PropagateOptions = {}): PropagateReport {
-    const k = intParam('k', o.k ?? 10, 1, 1000);
-    const minConfidence = numberParam('minConfidence', o.minConfidence ?? 0.8, 0, 1);
+    const k = intParam('k', o.k ?? DEFAULT_K, MIN_K, MAX_K);
+    const minConfidence = numberParam('minConfidence', o.minConfidence ?? DEFAULT_PROPAGATE_MIN_CONFIDENCE, 0, 1);
     const space = this.searcher.spaceFor();
     const suggestions: Suggestion[] = [];
     let unlabelled = 0;

@@ -10,6 +10,7 @@ import type { Describer } from './describe.ts';
 import { buildIndex, type IndexSync } from './index-sync.ts';
 import type { BackboneSpec } from './models/backbone.ts';
 import type { Records } from './store/records.ts';
+import { TRAIN_BATCH_SIZE, TRAIN_DIM, TRAIN_EPOCHS, TRAIN_SAMPLE } from './contracts/limits.ts';
 import { InvalidParameterError, intParam } from './errors.ts';
 import { ConvAutoencoder, type AutoencoderConfig, type StepLoss } from './models/autoencoder.ts';
 import { seededRandom } from './random.ts';
@@ -63,21 +64,18 @@ export interface TrainReport {
   lossByEpoch: number[];
 }
 
-/** Feature maps are held in memory for training: 1000 MobileNetV2 maps (7x7x1280 float32) = 250 MB. */
-const MAX_SAMPLE = 4000;
-
 /** Trains the autoencoder, re-embeds the library and switches the search space to it. */
 export async function trainAutoencoder(ctx: TrainContext, o: TrainOptions = {}): Promise<TrainReport> {
-  const dim = intParam('dim', o.dim ?? 256, 8, 4096);
-  const epochs = intParam('epochs', o.epochs ?? 30, 1, 10000);
-  const batchSize = intParam('batchSize', o.batchSize ?? 32, 2, 1024);
+  const dim = intParam('dim', o.dim ?? TRAIN_DIM.default, TRAIN_DIM.min, TRAIN_DIM.max);
+  const epochs = intParam('epochs', o.epochs ?? TRAIN_EPOCHS.default, TRAIN_EPOCHS.min, TRAIN_EPOCHS.max);
+  const batchSize = intParam('batchSize', o.batchSize ?? TRAIN_BATCH_SIZE.default, TRAIN_BATCH_SIZE.min, TRAIN_BATCH_SIZE.max);
   const seed = o.seed ?? 1;
   const { records, describer, spec, config } = ctx;
   const ids = [...records.ids()];
   if (ids.length < 2 * batchSize) {
     throw new InvalidParameterError(`Training needs at least ${2 * batchSize} indexed images; the library has ${ids.length}. Index more images first (pixdex index DIR).`);
   }
-  const sampleSize = Math.min(intParam('sample', o.sample ?? 1000, batchSize, MAX_SAMPLE), ids.length);
+  const sampleSize = Math.min(intParam('sample', o.sample ?? TRAIN_SAMPLE.default, batchSize, TRAIN_SAMPLE.max), ids.length);
   const sample = evenSample(ids, sampleSize);
   const model = await describer.model();
 

@@ -1,5 +1,6 @@
 /** Messages between the indexer (main thread) and its embedding workers. */
 import type { BackendChoice } from '../../src/config.ts';
+import type { ErrorCode } from '../../src/contracts/errors.ts';
 import type { LibraryDescriptor } from '../../src/library-descriptor.ts';
 
 /** Sent once when a worker starts. */
@@ -24,9 +25,9 @@ export interface EmbedJob {
 /** Outcome for one item of a job: its pooled vector and original size, or an error. */
 export type EmbedItemResult =
   | { ok: true; vector: Float32Array; code?: Float32Array; scales?: Float32Array; width: number; height: number }
-  | { ok: false; code: string; message: string };
+  | { ok: false; code: ErrorCode; message: string };
 
 export type WorkerMessage =
   | { type: 'ready'; backend: string }
   | { type: 'result'; jobId: number; results: EmbedItemResult[] }
-  | { type: 'fatal'; code: string; message: string };
+  | { type: 'fatal'; code: ErrorCode; message: string };

@@ -4,6 +4,7 @@
  * backend, wasm included. Saved as bytes (config JSON + float32 weights) in LMDB `models`.
  */
 import { tf } from '../backend.ts';
+import { HEAD_EPOCHS, HEAD_HIDDEN, HEAD_PATIENCE } from '../contracts/limits.ts';
 import { InvalidParameterError } from '../errors.ts';
 import { l2normalize } from '../vector.ts';
 
@@ -25,7 +26,7 @@ export interface HeadOptions {
   seed: number;
 }
 
-export const DEFAULT_HEAD_OPTIONS: Readonly<HeadOptions> = Object.freeze({ hidden: 0, epochs: 200, patience: 10, validationSplit: 0.2, learningRate: 0.01, l2: 1e-4, seed: 42 });
+export const DEFAULT_HEAD_OPTIONS: Readonly<HeadOptions> = Object.freeze({ hidden: HEAD_HIDDEN.default, epochs: HEAD_EPOCHS.default, patience: HEAD_PATIENCE.default, validationSplit: 0.2, learningRate: 0.01, l2: 1e-4, seed: 42 });
 
 /** What training reports. */
 export interface HeadReport {
