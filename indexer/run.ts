@@ -168,6 +168,8 @@ export async function addUpload(ctx: IndexContext, bytes: Uint8Array, options: U
   ctx.sync.refresh();
   const id = written.ids.get(0);
   if (id === undefined) throw new PixdexError('STORE_CONFLICT', 'The image was removed by another request while it was being added; send it again.');
+  // The same content arrived meanwhile (a twin upload, an index run): the label still applies.
+  if (written.added === 0 && label !== undefined) records.setLabel(id, label);
   return { id, created: written.added === 1 };
 }
 

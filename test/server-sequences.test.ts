@@ -288,12 +288,10 @@ function checkResults(results: Array<{ id: number; score: number; label: string 
 const counters = { commands: 0, toleratedLostLabels: 0 };
 
 /**
- * Known engine bug (src/engine.ts, `Engine.add`): an upload whose identical content is being
- * added at the same moment (by another upload or an index job) answers 200 with the existing id
- * but drops its label. While it is open the property accepts that outcome (and counts it); the
- * explicit `todo` cases below assert the right one. Set to false once the engine is fixed.
+ * An upload whose identical content is being added at the same moment (by another upload or an
+ * index job) keeps its label (issue 21: it was dropped; found by this test). `strict: false` lets
+ * a command accept the lost label and count it, for runs against an engine without the fix.
  */
-const TOLERATE_LOST_RACING_LABEL = true;
 
 /** The label an upload that raced with an identical add should have set: `expected`, or (known bug) `lost`. */
 async function racingLabel(s: Server, id: number, expected: string | null, lost: string | null, strict: boolean): Promise<string | null> {
@@ -576,7 +574,7 @@ class BadRequest extends Cmd {
 
 /** Two uploads of byte-identical photos (0 and its copy) at once, with their labels. */
 class TwinUploads extends Cmd {
-  constructor(readonly label1: string | undefined, readonly label2: string | undefined, readonly strict = !TOLERATE_LOST_RACING_LABEL) {
+  constructor(readonly label1: string | undefined, readonly label2: string | undefined, readonly strict = true) {
     super();
   }
   async apply(m: Model, s: Server): Promise<void> {
@@ -697,7 +695,7 @@ function checkJob(st: any, what: string): void {
  * adds...) are left out when planned, so the model's outcome does not depend on timing.
  */
 class Burst extends Cmd {
-  constructor(readonly withJob: boolean, readonly ops: Op[], readonly strict = !TOLERATE_LOST_RACING_LABEL) {
+  constructor(readonly withJob: boolean, readonly ops: Op[], readonly strict = true) {
     super();
   }
   async apply(m: Model, s: Server): Promise<void> {
@@ -914,7 +912,7 @@ describe('server sequences (issue 21): upload, delete, label, search, index jobs
       }),
       { seed: SEED, numRuns: NUM_RUNS, endOnFailure: process.env.PIXDEX_SEQ_SHRINK !== '1', includeErrorInReport: true },
     );
-    console.log(`# ${runs} runs, ${counters.commands} commands, ${counters.toleratedLostLabels} lost racing labels tolerated (known engine bug), in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    console.log(`# ${runs} runs, ${counters.commands} commands, ${counters.toleratedLostLabels} lost racing labels tolerated, in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   });
 
   // Minimal sequences, kept as plain cases. On the ann.ts before f0cec95 the first two abort the
@@ -949,12 +947,12 @@ describe('server sequences (issue 21): upload, delete, label, search, index jobs
   // `add` returns { created: false } without ever calling `label()` as its early path does. The
   // upload answers 200 with the right id but its label is lost. Same with an upload racing an
   // index job that adds the same file.
-  it('two byte-identical uploads at once: the one that finds the other keeps its label', { todo: 'src/engine.ts Engine.add drops the label of an add that loses the race (see comment)' }, async () => {
+  it('two byte-identical uploads at once: the one that finds the other keeps its label', async () => {
     // The race is timing-dependent: six tries (each undone by a delete) nearly always hit it.
     await runSequence(Array.from({ length: 6 }, () => [new TwinUploads('ants', 'bees', true), new Delete(0)]).flat());
   });
 
-  it('an upload racing an index job over the same photo keeps its label', { todo: 'src/engine.ts Engine.add drops the label of an add that loses the race (see comment)' }, async () => {
+  it('an upload racing an index job over the same photo keeps its label', async () => {
     // The upload has to look for its content before the job stores it and store it after: sent
     // at a few delays into the job, one of them nearly always lands in that window.
     const race = (afterMs: number): Burst => new Burst(true, [{ t: 'upload', photo: 2, label: 'bees', afterMs }, { t: 'upload', photo: 3, label: 'ants', afterMs: afterMs + 6 }, { t: 'upload', photo: TWIN, label: 'wasps', afterMs: afterMs + 12 }], true);
