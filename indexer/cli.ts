@@ -4,10 +4,11 @@
  */
 import fs from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { Engine, MAX_EXPAND, MAX_K, type IndexProgress, type IndexSummary, type SpaceKind } from '../src/engine.ts';
-import { NotFoundError, PixdexError, intParam, numberParam } from '../src/errors.ts';
+import { Engine, type IndexProgress, type IndexSummary } from '../src/engine.ts';
+import { NotFoundError, PixdexError } from '../src/errors.ts';
+import { DEFAULT_CLASSIFY_MIN_CONFIDENCE, DEFAULT_K, DEFAULT_PROPAGATE_MIN_CONFIDENCE, HEAD_EPOCHS, HEAD_HIDDEN, MAX_EXPAND, TRAIN_DIM, TRAIN_EPOCHS, TRAIN_SAMPLE } from '../src/contracts/limits.ts';
+import { VERBS, parseParams } from '../src/contracts/verbs.ts';
 import { formatConfusionTable } from '../src/classify.ts';
-import { CLASSIFY_METHODS, type ClassifyMethod } from '../src/labels.ts';
 import { loadDataset } from '../src/eval/evaluate.ts';
 import { evaluateLibrary } from '../src/eval/evaluate-library.ts';
 import { checkDescriptor } from '../src/library-descriptor.ts';
@@ -21,18 +22,18 @@ const USAGE = `Usage: pixdex <command> [options]
 Commands:
   index <dir|file>...   Index images (recursive, incremental, resumable)
         [--label-from-folder] [--workers N (default: one per core)]
-  search <image>        Most similar indexed images  [--k 10] [--label L] [--space backbone|autoencoder] [--expand 0..10]
-  classify <image>      Label by neighbours or head  [--k 10] [--min-confidence 0] [--method knn|head|both]
+  search <image>        Most similar indexed images  [--k ${DEFAULT_K}] [--label L] [--space backbone|autoencoder] [--expand 0..${MAX_EXPAND}]
+  classify <image>      Label by neighbours or head  [--k ${DEFAULT_K}] [--min-confidence ${DEFAULT_CLASSIFY_MIN_CONFIDENCE}] [--method knn|head|both]
   label <path|id> <label>  Set an image's label
-  label propagate       Suggest labels for unlabelled images  [--min-confidence 0.8] [--k 10] [--dry-run|--apply]
+  label propagate       Suggest labels for unlabelled images  [--min-confidence ${DEFAULT_PROPAGATE_MIN_CONFIDENCE}] [--k ${DEFAULT_K}] [--dry-run|--apply]
   label suggestions     List pending suggestions
   label accept|reject <id>...|--all   Accept or reject suggestions
-  train-classifier      Train the softmax head on labelled images  [--hidden 0] [--epochs 200]
+  train-classifier      Train the softmax head on labelled images  [--hidden ${HEAD_HIDDEN.default}] [--epochs ${HEAD_EPOCHS.default}]
   remove <path|id>      Remove an image from the index
   eval <dataset-dir>    Quality on a folder-per-class dataset: category retrieval (P@1, mAP, kNN accuracy)
         and instance retrieval (generated re-photographs)  [--space ...] [--descriptor D] [--instance 243] [--seed 8]
         [--backgrounds DATASET (more clutter photos)]
-  train                 Train the library's autoencoder and switch search to it  [--dim 256] [--epochs 30] [--sample 1000]
+  train                 Train the library's autoencoder and switch search to it  [--dim ${TRAIN_DIM.default}] [--epochs ${TRAIN_EPOCHS.default}] [--sample ${TRAIN_SAMPLE.default}]
   stats                 Store, model and index facts
   serve                 HTTP API and web page  [--host 127.0.0.1] [--port 8080] [--token T]
   check                 Verify the store and its index  [--repair]
@@ -46,6 +47,9 @@ Global options:
   --json          machine-readable output on stdout
 `;
 
+
+/** Parameter names in messages are the options' (`min-confidence`). */
+const CLI_NAMES = { names: 'cli' } as const;
 
 class UsageError extends PixdexError {
   constructor(message: string) {
@@ -163,7 +167,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
 
   async index(args) {
     const { values: v, pos } = parse(args, { 'label-from-folder': { type: 'boolean', default: false }, workers: { type: 'string' } }, [1, Infinity], 'index');
-    const workers = v.workers === undefined ? undefined : intParam('workers', v.workers, 1, 64);
+    const { labelFromFolder, workers } = parseParams(VERBS.index, { labelFromFolder: v['label-from-folder'], workers: v.workers }, CLI_NAMES);
     await checkInputsExist(pos);
     return withEngine({ ...v, workers }, async (engine) => {
       const controller = new AbortController();
@@ -180,7 +184,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
       let summary: IndexSummary;
       try {
         summary = await engine.index(pos, {
-          labelFromFolder: Boolean(v['label-from-folder']),
+          labelFromFolder,
           signal: controller.signal,
           onWarning: (message) => progress.note(`warning: ${message}`),
           onProgress: (p: IndexProgress) => progress.update(`indexed ${p.done}/${p.total}  ${p.rate.toFixed(1)} img/s  ETA ${formatEta(p.etaSeconds)}  (+${p.summary.added} ~${p.summary.updated} !${p.summary.failed})`),
@@ -200,28 +204,22 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   },
 
   async search(args) {
-    const { values: v, pos } = parse(args, { k: { type: 'string', default: '10' }, label: { type: 'string' }, space: { type: 'string' }, expand: { type: 'string', default: '0' } }, [1, 1], 'search');
-    const k = intParam('k', v.k, 1, MAX_K);
-    const expand = intParam('expand', v.expand, 0, MAX_EXPAND);
-    const space = spaceOption(v.space);
+    const { values: v, pos } = parse(args, { k: { type: 'string' }, label: { type: 'string' }, space: { type: 'string' }, expand: { type: 'string' } }, [1, 1], 'search');
+    const options = parseParams(VERBS.search, { k: v.k, label: v.label, space: v.space, expand: v.expand }, CLI_NAMES);
     const query = await readQuery(pos[0]);
     return withEngine(v, async (engine) => {
-      const results = await engine.search(query, { k, label: v.label as string | undefined, space, expand });
+      const results = await engine.search(query, options);
       out(v, { results }, results.map((r, i) => `${String(i + 1).padStart(3)}. ${r.score.toFixed(4)}  ${r.label ?? '-'}  ${r.path}  (id ${r.id})`).join('\n') || 'no results: the index is empty');
       return EXIT.ok;
     });
   },
 
   async classify(args) {
-    const { values: v, pos } = parse(args, { k: { type: 'string', default: '10' }, 'min-confidence': { type: 'string', default: '0' }, method: { type: 'string', default: 'knn' }, space: { type: 'string' } }, [1, 1], 'classify');
-    const space = spaceOption(v.space);
-    const k = intParam('k', v.k, 1, MAX_K);
-    const minConfidence = numberParam('min-confidence', v['min-confidence'], 0, 1);
-    const method = v.method as ClassifyMethod;
-    if (!CLASSIFY_METHODS.includes(method)) throw new UsageError(`Expected --method knn, head or both but received ${JSON.stringify(method)}`);
+    const { values: v, pos } = parse(args, { k: { type: 'string' }, 'min-confidence': { type: 'string' }, method: { type: 'string' }, space: { type: 'string' } }, [1, 1], 'classify');
+    const options = parseParams(VERBS.classify, { k: v.k, minConfidence: v['min-confidence'], method: v.method, space: v.space }, CLI_NAMES);
     const query = await readQuery(pos[0]);
     return withEngine(v, async (engine) => {
-      const c = await engine.classify(query, { k, minConfidence, method, space });
+      const c = await engine.classify(query, options);
       const { method: _m, ...json } = c;
       out(v, json, `${c.label ?? 'unknown'}  confidence ${c.confidence.toFixed(3)}  (${c.method})  votes ${Object.entries(c.votes).map(([l, w]) => `${l} ${w.toFixed(3)}`).join(', ')}`);
       return EXIT.ok;
@@ -231,12 +229,12 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   async label(args) {
     const sub = args[0];
     if (sub === 'propagate') {
-      const { values: v } = parse(args.slice(1), { k: { type: 'string', default: '10' }, 'min-confidence': { type: 'string', default: '0.8' }, apply: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false } }, [0, 0], 'label propagate');
+      const { values: v } = parse(args.slice(1), { k: { type: 'string' }, 'min-confidence': { type: 'string' }, apply: { type: 'boolean', default: false }, 'dry-run': { type: 'boolean', default: false } }, [0, 0], 'label propagate');
       if (v.apply && v['dry-run']) throw new UsageError('--apply and --dry-run exclude each other');
-      const k = intParam('k', v.k, 1, MAX_K);
-      const minConfidence = numberParam('min-confidence', v['min-confidence'], 0, 1);
+      const options = parseParams(VERBS.propagate, { k: v.k, minConfidence: v['min-confidence'], apply: v.apply }, CLI_NAMES);
+      const { minConfidence } = options;
       return withEngine(v, async (engine) => {
-        const r = engine.propagate({ k, minConfidence, apply: Boolean(v.apply) });
+        const r = engine.propagate(options);
         out(v, r, [
           `${r.suggested} suggestions for ${r.unlabelled} unlabelled images (${r.undecided} below confidence ${minConfidence})${r.applied ? ': saved; review with `pixdex label suggestions`' : ': not saved (add --apply)'}`,
           ...r.suggestions.slice(0, 20).map((x) => `  ${x.label.padEnd(16)} ${x.confidence.toFixed(3)}  ${x.path}  (id ${x.id})`),
@@ -264,16 +262,17 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
       });
     }
     const { values: v, pos } = parse(args, {}, [2, 2], 'label');
+    const { label } = parseParams(VERBS.label, { label: pos[1] }, CLI_NAMES);
     return withEngine(v, async (engine) => {
-      const rec = engine.label(pos[0], pos[1]);
+      const rec = engine.label(pos[0], label);
       out(v, rec, `${rec.path}: ${rec.label}`);
       return EXIT.ok;
     });
   },
 
   async train(args) {
-    const { values: v } = parse(args, { dim: { type: 'string', default: '256' }, epochs: { type: 'string', default: '30' }, sample: { type: 'string', default: '1000' } }, [0, 0], 'train');
-    const options = { dim: intParam('dim', v.dim, 8, 4096), epochs: intParam('epochs', v.epochs, 1, 10000), sample: intParam('sample', v.sample, 2, 4000) };
+    const { values: v } = parse(args, { dim: { type: 'string' }, epochs: { type: 'string' }, sample: { type: 'string' } }, [0, 0], 'train');
+    const options = parseParams(VERBS.train, { dim: v.dim, epochs: v.epochs, sample: v.sample }, CLI_NAMES);
     return withEngine(v, async (engine) => {
       const progress = new ProgressLine(process.stderr);
       const report = await engine.train({
@@ -296,8 +295,8 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   },
 
   async 'train-classifier'(args) {
-    const { values: v } = parse(args, { hidden: { type: 'string', default: '0' }, epochs: { type: 'string', default: '200' }, patience: { type: 'string', default: '10' } }, [0, 0], 'train-classifier');
-    const options = { hidden: intParam('hidden', v.hidden, 0, 4096), epochs: intParam('epochs', v.epochs, 1, 10000), patience: intParam('patience', v.patience, 1, 1000) };
+    const { values: v } = parse(args, { hidden: { type: 'string' }, epochs: { type: 'string' }, patience: { type: 'string' } }, [0, 0], 'train-classifier');
+    const options = parseParams(VERBS['train-classifier'], { hidden: v.hidden, epochs: v.epochs, patience: v.patience }, CLI_NAMES);
     return withEngine(v, async (engine) => {
       const progress = new ProgressLine(process.stderr);
       const report = await engine.trainClassifier(options, (epoch, loss, valLoss) => progress.update(`epoch ${epoch}  loss ${loss.toFixed(4)}  held-out loss ${valLoss.toFixed(4)}`));
@@ -321,15 +320,16 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
     const { values: v, pos } = parse(args, { space: { type: 'string' }, instance: { type: 'string' }, seed: { type: 'string' }, backgrounds: { type: 'string' } }, [1, 1], 'eval');
     // --descriptor names what to evaluate, not the library's descriptor: eval writes nothing.
     const descriptor = v.descriptor === undefined ? undefined : checkDescriptor(v.descriptor);
+    const options = parseParams(VERBS.eval, { space: v.space, instance: v.instance, seed: v.seed }, CLI_NAMES);
     return withEngine({ ...v, descriptor: undefined }, async (engine) => {
       const started = performance.now();
       const items = loadDataset(path.resolve(pos[0]), engine.config.extensions);
       const progress = new ProgressLine(process.stderr);
       const report = await evaluateLibrary(engine, items, {
-        space: spaceOption(v.space),
+        space: options.space,
         descriptor,
-        instanceQueries: v.instance === undefined ? undefined : intParam('instance', v.instance, 0, 100_000),
-        seed: v.seed === undefined ? undefined : intParam('seed', v.seed, 0, 2 ** 31 - 1),
+        instanceQueries: options.instance,
+        seed: options.seed,
         backgrounds: v.backgrounds === undefined ? undefined : loadDataset(path.resolve(String(v.backgrounds)), engine.config.extensions),
         onProgress: (what) => progress.update(what),
       });
@@ -376,12 +376,6 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
     });
   },
 };
-
-function spaceOption(value: unknown): SpaceKind | undefined {
-  if (value === undefined) return undefined;
-  if (value !== 'backbone' && value !== 'autoencoder') throw new UsageError(`Expected --space backbone or autoencoder but received ${JSON.stringify(value)}`);
-  return value;
-}
 
 function formatEta(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';

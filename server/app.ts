@@ -7,8 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import express, { type Express, type Request, type RequestHandler } from 'express';
 import sharp from 'sharp';
-import { Engine, MAX_EXPAND, MAX_K, checkLabel, type SearchResult } from '../src/engine.ts';
-import { intParam, invalidParameter, numberParam } from '../src/errors.ts';
+import type { z } from 'zod';
+import { Engine, type SearchResult } from '../src/engine.ts';
+import { invalidParameter } from '../src/errors.ts';
+import { VERBS, imageId, parseParam, parseParams } from '../src/contracts/verbs.ts';
 import type { ImageRecord } from '../src/store/lmdb.ts';
 import { HttpError, errorHandler, routeNotFound } from './errors.ts';
 import { openApiDocument } from './openapi.ts';
@@ -17,7 +19,6 @@ import { THUMBNAIL_TYPES, Thumbnails, type ThumbnailFormat } from './thumbnails.
 import { formField, imageUpload, uploadedImage } from './upload.ts';
 import { mountIndexJobs } from './jobs.ts';
 import { mountSuggestions } from './suggestions.ts';
-import { CLASSIFY_METHODS, type ClassifyMethod } from '../src/labels.ts';
 import { webPage } from './web.ts';
 
 /** Options of `createApp`; the limits default to the engine's `config.server`. */
@@ -40,8 +41,6 @@ export interface AppOptions {
   log?: (line: string) => void;
 }
 
-/** Default k of search, similar and classify. */
-const DEFAULT_K = 10;
 /** A label body is `{"label": "..."}`: 4 KiB is plenty. */
 const JSON_LIMIT = '4kb';
 /** Extensions of kept uploads, by sharp's format name, so `pixdex index` can pick them up. */
@@ -62,7 +61,7 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
   };
   const readiness = trackReadiness(options.ready ?? engine.model());
   const thumbnails = new Thumbnails({ size: o.thumbnailSize, cacheBytes: o.thumbnailCacheBytes, maxInputPixels: engine.config.maxInputPixels });
-  const openapi = openApiDocument({ maxK: MAX_K, maxUploadBytes: o.maxUploadBytes, thumbnailSize: o.thumbnailSize, version: VERSION });
+  const openapi = openApiDocument({ maxUploadBytes: o.maxUploadBytes, thumbnailSize: o.thumbnailSize, version: VERSION });
   const auth = requireToken(o.token);
   const upload = imageUpload(o.maxUploadBytes);
 
@@ -95,34 +94,32 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
   });
 
   // ------------------------------------------------------------------ queries
-  app.post('/api/search', params((q) => ({ k: kParam(q.k), label: labelParam(q.label), expand: expandParam(q.expand) })), upload, async (req, res) => {
-    const { k, label, expand } = res.locals.params as { k: number; label?: string; expand: number };
+  app.post('/api/search', params(VERBS.search), upload, async (req, res) => {
+    const options = res.locals.params as z.output<typeof VERBS.search>;
     const started = performance.now();
-    const results = await engine.search(uploadedImage(req), { k, label, expand });
+    const results = await engine.search(uploadedImage(req), options);
     res.json({ results: results.map(withThumbnail), tookMs: since(started) });
   });
 
   app.get('/api/images/:id/similar', (req, res) => {
     const id = idParam(req.params.id);
-    const k = kParam(req.query.k);
-    const label = labelParam(req.query.label);
-    const expand = expandParam(req.query.expand);
+    const options = parseParams(VERBS.similar, req.query);
     const started = performance.now();
-    const results = engine.similar(id, { k, label, expand });
+    const results = engine.similar(id, options);
     res.json({ results: results.map(withThumbnail), tookMs: since(started) });
   });
 
-  app.post('/api/classify', params((q) => ({ k: kParam(q.k), minConfidence: q.minConfidence === undefined ? 0 : numberParam('minConfidence', q.minConfidence, 0, 1), method: methodParam(q.method) })), upload, async (req, res) => {
-    const { k, minConfidence, method } = res.locals.params as { k: number; minConfidence: number; method: ClassifyMethod };
+  app.post('/api/classify', params(VERBS.classify), upload, async (req, res) => {
+    const options = res.locals.params as z.output<typeof VERBS.classify>;
     const started = performance.now();
-    const { neighbors, method: _m, ...vote } = await engine.classify(uploadedImage(req), { k, minConfidence, method });
-    res.json({ ...vote, method, neighbors: neighbors.map(withThumbnail), tookMs: since(started) });
+    const { neighbors, method: _m, ...vote } = await engine.classify(uploadedImage(req), options);
+    res.json({ ...vote, method: options.method, neighbors: neighbors.map(withThumbnail), tookMs: since(started) });
   });
 
   // ------------------------------------------------------------------ images
-  app.post('/api/images', auth, params((q) => ({ label: q.label })), upload, async (req, res) => {
-    const raw = formField(req, 'label') ?? (res.locals.params as { label?: unknown }).label;
-    const label = raw === undefined || raw === '' ? undefined : checkLabel(raw);
+  app.post('/api/images', auth, upload, async (req, res) => {
+    const raw = formField(req, 'label') ?? req.query.label;
+    const { label } = parseParams(VERBS.add, { label: raw === '' ? undefined : raw });
     const { id, created } = await addUpload(engine, o.uploadsDir, uploadedImage(req), label);
     res.status(created ? 201 : 200).location(`/api/images/${id}`).json({ id });
   });
@@ -143,12 +140,8 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
     if (!req.is('application/json')) {
       throw new HttpError('UNSUPPORTED_MEDIA_TYPE', 'Expected a JSON body {"label": "..."} with Content-Type application/json');
     }
-    const body = req.body as unknown;
-    if (typeof body !== 'object' || body === null || Array.isArray(body) || !('label' in body)) {
-      throw invalidParameter('body', 'a JSON object {"label": string | null}', JSON.stringify(body));
-    }
-    const label = (body as { label: unknown }).label;
-    res.json(toImage(engine.label(id, label === null ? null : checkLabel(label))));
+    const { label } = parseParams(VERBS.label, req.body, { body: 'a JSON object {"label": string | null}' });
+    res.json(toImage(engine.label(id, label)));
   });
 
   app.get('/api/images/:id/thumbnail', async (req, res) => {
@@ -171,38 +164,17 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
 
 // -------------------------------------------------------------------- helpers
 
-/** Validates query parameters before the upload is read, so a bad k never costs an upload. */
-function params(parse: (query: Request['query']) => Record<string, unknown>): RequestHandler {
+/** Validates the query with the verb's schema before the upload is read, so a bad k never costs an upload. */
+function params(schema: z.ZodObject): RequestHandler {
   return (req, res, next) => {
-    res.locals.params = parse(req.query);
+    res.locals.params = parseParams(schema, req.query);
     next();
   };
 }
 
-function kParam(v: unknown): number {
-  return v === undefined ? DEFAULT_K : intParam('k', v, 1, MAX_K);
-}
-
-function expandParam(v: unknown): number {
-  return v === undefined ? 0 : intParam('expand', v, 0, MAX_EXPAND);
-}
-
-function methodParam(v: unknown): ClassifyMethod {
-  if (v === undefined) return 'knn';
-  if (typeof v !== 'string' || !CLASSIFY_METHODS.includes(v as ClassifyMethod)) throw invalidParameter('method', 'knn, head or both', v);
-  return v as ClassifyMethod;
-}
-
-function labelParam(v: unknown): string | undefined {
-  return v === undefined ? undefined : checkLabel(v);
-}
-
 /** Image ids are positive uint32s written in decimal: "abc", "0", "1.5" and "1e3" are refused. */
 function idParam(v: unknown): number {
-  if (typeof v !== 'string' || !/^[1-9][0-9]{0,9}$/.test(v) || Number(v) > 0xffff_ffff) {
-    throw invalidParameter('id', 'a positive integer image id', v);
-  }
-  return Number(v);
+  return parseParam(imageId, 'id', v);
 }
 
 function thumbnailFormat(req: Request): ThumbnailFormat {

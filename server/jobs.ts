@@ -9,7 +9,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Engine, IndexProgress, IndexSummary } from '../src/engine.ts';
-import { InvalidParameterError, NotFoundError, PixdexError, invalidParameter } from '../src/errors.ts';
+import { InvalidParameterError, NotFoundError, PixdexError } from '../src/errors.ts';
+import { VERBS, jobId as jobIdSchema, parseParam, parseParams } from '../src/contracts/verbs.ts';
 import { describeFsError } from '../indexer/scan.ts';
 import { HttpError } from './errors.ts';
 
@@ -43,8 +44,6 @@ export interface IndexJobStatus {
 
 /** Refused when a job is running: the route answers 409 with this code. */
 export const JOB_RUNNING = 'INDEX_JOB_RUNNING';
-/** Folders or files per request: a page or script names a few roots, not a file list. */
-const MAX_PATHS = 64;
 /** Finished jobs kept for GET (oldest dropped first): enough for a page reload or two. */
 const KEEP_FINISHED = 20;
 /** Per-file errors in a status: the count is in `summary.failed`, the full list in the server log. */
@@ -216,20 +215,8 @@ export function mountIndexJobs(app: Express, engine: Engine, o: IndexJobRouteOpt
 }
 
 function parseBody(body: unknown): { paths: string[]; labelFromFolder: boolean } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw invalidParameter('body', 'a JSON object {"paths": [...], "labelFromFolder"?: boolean}', JSON.stringify(body));
-  }
-  const { paths, labelFromFolder = false } = body as { paths?: unknown; labelFromFolder?: unknown };
-  if (!Array.isArray(paths) || paths.length === 0 || paths.length > MAX_PATHS) {
-    throw invalidParameter('paths', `an array of 1 to ${MAX_PATHS} absolute paths`, JSON.stringify(paths));
-  }
-  for (const p of paths) {
-    if (typeof p !== 'string' || p.trim() === '' || /[\u0000-\u001f]/.test(p) || !path.isAbsolute(p.trim())) {
-      throw invalidParameter('paths', 'absolute paths of folders or files on the server (e.g. "/home/me/Pictures")', p);
-    }
-  }
-  if (typeof labelFromFolder !== 'boolean') throw invalidParameter('labelFromFolder', 'a boolean', labelFromFolder);
-  return { paths: [...new Set(paths.map((p: string) => path.resolve(p.trim())))], labelFromFolder };
+  const { paths, labelFromFolder } = parseParams(VERBS['index-job'], body, { body: 'a JSON object {"paths": [...], "labelFromFolder"?: boolean}' });
+  return { paths: [...new Set(paths.map((p) => path.resolve(p.trim())))], labelFromFolder };
 }
 
 /** A path the server cannot read is refused before a job starts: 404 when missing, 400 otherwise. */
@@ -246,8 +233,7 @@ async function checkReadable(p: string): Promise<void> {
 }
 
 function jobIdParam(v: unknown): string {
-  if (typeof v !== 'string' || !/^[0-9a-f]{16}$/.test(v)) throw invalidParameter('jobId', 'a job id of 16 hex digits (from POST /api/index)', v);
-  return v;
+  return parseParam(jobIdSchema, 'jobId', v);
 }
 
 function capErrors(s: IndexSummary): IndexSummary {

@@ -1,28 +1,80 @@
 /**
- * The OpenAPI 3 description of the HTTP API, served at /openapi.json. test/server.test.ts checks
- * that it lists exactly the routes the app has.
+ * The OpenAPI 3 description of the HTTP API, served at /openapi.json. Generated: the parameters
+ * and bodies from the verbs' zod schemas (src/contracts/verbs.ts), the response bodies from
+ * src/contracts/responses.ts, the error responses from the error table (src/contracts/errors.ts).
+ * What is written here is only the routes, their summaries and which codes each can answer.
+ * test/server.test.ts checks that it lists exactly the routes the app has.
  */
+import { z } from 'zod';
+import { ERRORS, type ErrorCode } from '../src/contracts/errors.ts';
+import { RESPONSES } from '../src/contracts/responses.ts';
+import { VERBS, imageId, jobId } from '../src/contracts/verbs.ts';
 
 export interface OpenApiOptions {
-  /** Largest k (engine MAX_K). */
-  maxK: number;
   maxUploadBytes: number;
   thumbnailSize: number;
   version: string;
 }
 
 type Json = Record<string, unknown>;
+type ResponseName = keyof typeof RESPONSES;
 
-const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+/** zod → OpenAPI 3.0 schema; integers without bounds lose zod's ±2^53 bounds (noise in a document). */
+function schemaOf(schema: z.ZodType, io: 'input' | 'output'): Json {
+  const out = z.toJSONSchema(schema, { target: 'openapi-3.0', io, override: dropSafeIntegerBounds }) as Json;
+  delete out.$schema;
+  return out;
+}
+
+function dropSafeIntegerBounds(ctx: { jsonSchema: Json }): void {
+  const s = ctx.jsonSchema;
+  if (s.minimum === Number.MIN_SAFE_INTEGER) delete s.minimum;
+  if (s.maximum === Number.MAX_SAFE_INTEGER) delete s.maximum;
+}
+
+/** The query parameters of a verb: name, required when it has neither default nor `optional`, description, schema. */
+function query(schema: z.ZodObject): Json[] {
+  return Object.entries(schema.shape as Record<string, z.ZodType>).map(([name, field]) => {
+    const { description, ...s } = schemaOf(field, 'output');
+    return { name, in: 'query', required: !field.safeParse(undefined).success, ...(description ? { description } : {}), schema: s };
+  });
+}
+
+function pathParam(name: string, schema: z.ZodType): Json {
+  const { description, ...s } = schemaOf(schema, 'output');
+  return { name, in: 'path', required: true, description, schema: s };
+}
+
+const ref = (name: ResponseName): Json => ({ $ref: `#/components/schemas/${name}` });
 const json = (schema: Json, description: string): Json => ({ description, content: { 'application/json': { schema } } });
-const errorResponse = (description: string): Json => json(ref('Error'), description);
 
-/** Builds the document; limits are filled in from the server's configuration. */
+/**
+ * Error responses of a route from the table: one per status, listing its codes with their
+ * meanings (and in `x-error-codes`). INTERNAL (500) is added to every route.
+ */
+function errors(...codes: ErrorCode[]): Json {
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const code of [...codes, 'INTERNAL' as const]) {
+    const status = ERRORS[code].status;
+    byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
+  }
+  return Object.fromEntries([...byStatus].sort(([a], [b]) => a - b).map(([status, list]) => [
+    status,
+    { ...json(ref('Error'), list.map((c) => `${c}: ${ERRORS[c].meaning}`).join(' ')), 'x-error-codes': list },
+  ]));
+}
+
+/** Codes of any route that reads an uploaded image and runs the model on it. */
+const UPLOAD_ERRORS: ErrorCode[] = [
+  'INVALID_PARAMETER', 'MISSING_IMAGE', 'BAD_REQUEST_BODY', 'EMPTY_IMAGE', 'TRUNCATED_IMAGE', 'CORRUPT_IMAGE',
+  'UNSUPPORTED_IMAGE', 'IMAGE_TOO_LARGE', 'UPLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'MODEL_NOT_FOUND', 'BACKEND_UNAVAILABLE',
+];
+
+/** Builds the document; the upload limit and thumbnail size come from the server's configuration. */
 export function openApiDocument(o: OpenApiOptions): Json {
-  const id = { name: 'id', in: 'path', required: true, description: 'Image id (positive integer).', schema: { type: 'integer', minimum: 1, maximum: 4294967295 } };
-  const k = (dflt: number): Json => ({ name: 'k', in: 'query', description: `Number of results, 1..${o.maxK} (default: ${dflt}).`, schema: { type: 'integer', minimum: 1, maximum: o.maxK, default: dflt } });
-  const expand = { name: 'expand', in: 'query', description: 'Average query expansion: average the query with its N best hits and search again (0 = off). Helps "more of this kind", not "this exact photo".', schema: { type: 'integer', minimum: 0, maximum: 10, default: 0 } };
-  const labelFilter = { name: 'label', in: 'query', description: 'Only images with this label; applied inside the ANN search, so k results still come back.', schema: { type: 'string', minLength: 1, maxLength: 200 } };
+  const id = pathParam('id', imageId);
+  const job = pathParam('jobId', jobId);
+  const secured = { security: [{ bearer: [] }] };
   const uploadBody = (extra: Json = {}): Json => ({
     required: true,
     description: `The image: a multipart field \`image\` (one file) or a raw image/* body, at most ${o.maxUploadBytes} bytes. JPEG, PNG, WebP, GIF, TIFF or AVIF.`,
@@ -31,98 +83,88 @@ export function openApiDocument(o: OpenApiOptions): Json {
       'image/*': { schema: { type: 'string', format: 'binary' } },
     },
   });
-  const bad = {
-    400: errorResponse('Bad parameter, no image, or an empty, truncated or corrupt image.'),
-    413: errorResponse('Upload over the size limit, or image over the pixel limit.'),
-    415: errorResponse('Not an image format pixdex decodes (PDF, text, SVG, HEIC...), or a body of another type.'),
-    503: errorResponse('The model is not loaded.'),
-  };
-  const auth = { security: [{ bearer: [] }], responses401: { 401: errorResponse('A token is set and the request lacks it or has another one.') } };
+  const jsonBody = (schema: z.ZodType): Json => ({ required: true, content: { 'application/json': { schema: schemaOf(schema, 'input') } } });
   const results = json(ref('SearchResponse'), 'Most similar images, best first.');
-  const jobId = { name: 'jobId', in: 'path', required: true, description: 'Index job id (16 hex digits, from POST /api/index).', schema: { type: 'string', pattern: '^[0-9a-f]{16}$' } };
+  const { label: addLabel } = schemaOf(VERBS.add, 'input').properties as Json;
+
+  const registry = z.registry<{ id: string }>();
+  for (const [name, schema] of Object.entries(RESPONSES)) registry.add(schema, { id: name });
+  const generated = z.toJSONSchema(registry, { target: 'openapi-3.0', io: 'input', uri: (name) => `#/components/schemas/${name}`, override: dropSafeIntegerBounds });
+  const schemas = Object.fromEntries(Object.entries(generated.schemas).map(([name, { $id: _id, $schema: _s, ...s }]) => [name, s]));
 
   return {
     openapi: '3.0.3',
     info: {
       title: 'pixdex',
       version: o.version,
-      description: 'Image similarity search over a local library. Errors are `{ "error": { "code", "message" } }`. When the server has a token, mutating routes need `Authorization: Bearer <token>`.',
+      description: 'Image similarity search over a local library. Errors are `{ "error": { "code", "message" } }`, the code one of the table in src/contracts/errors.ts. When the server has a token, mutating routes need `Authorization: Bearer <token>`.',
     },
     paths: {
       '/healthz': { get: { summary: 'Liveness: the process answers.', responses: { 200: json({ type: 'object', properties: { status: { type: 'string', enum: ['ok'] } } }, 'Alive.') } } },
-      '/readyz': { get: { summary: 'Readiness: model loaded and warmed up, index open.', responses: { 200: json({ type: 'object', properties: { status: { type: 'string', enum: ['ready'] } } }, 'Ready.'), 503: errorResponse('Loading, failed to load, or shutting down.') } } },
+      '/readyz': { get: { summary: 'Readiness: model loaded and warmed up, index open.', responses: { 200: json({ type: 'object', properties: { status: { type: 'string', enum: ['ready'] } } }, 'Ready.'), ...errors('NOT_READY') } } },
       '/openapi.json': { get: { summary: 'This document.', responses: { 200: json({ type: 'object' }, 'OpenAPI 3 document.') } } },
-      '/api/stats': { get: { summary: 'Store, model and index facts.', responses: { 200: json({ type: 'object' }, 'Same fields as `pixdex stats --json`.') } } },
-      '/api/labels': { get: { summary: 'Labels with their image counts, most frequent first.', responses: { 200: json({ type: 'object', properties: { labels: { type: 'array', items: { type: 'object', properties: { label: { type: 'string' }, count: { type: 'integer' } } } } } }, 'Labels.') } } },
+      '/api/stats': { get: { summary: 'Store, model and index facts.', responses: { 200: json({ type: 'object' }, 'Same fields as `pixdex stats --json`.'), ...errors() } } },
+      '/api/labels': { get: { summary: 'Labels with their image counts, most frequent first.', responses: { 200: json({ type: 'object', properties: { labels: { type: 'array', items: { type: 'object', properties: { label: { type: 'string' }, count: { type: 'integer' } } } } } }, 'Labels.'), ...errors() } } },
       '/api/search': {
-        post: { summary: 'Images most similar to an uploaded one.', parameters: [k(10), labelFilter, expand], requestBody: uploadBody(), responses: { 200: results, ...bad } },
+        post: { summary: 'Images most similar to an uploaded one.', parameters: query(VERBS.search), requestBody: uploadBody(), responses: { 200: results, ...errors(...UPLOAD_ERRORS, 'STORE_MISMATCH') } },
       },
       '/api/classify': {
         post: {
           summary: 'Label of an uploaded image: distance-weighted kNN vote over labelled images, the trained head, or both.',
-          parameters: [
-            k(10),
-            { name: 'minConfidence', in: 'query', description: 'Below this confidence the label is null (default: 0).', schema: { type: 'number', minimum: 0, maximum: 1, default: 0 } },
-            { name: 'method', in: 'query', description: 'knn (default), head (needs `pixdex train-classifier`; 409 otherwise) or both (average of the two distributions).', schema: { type: 'string', enum: ['knn', 'head', 'both'], default: 'knn' } },
-          ],
+          parameters: query(VERBS.classify),
           requestBody: uploadBody(),
-          responses: { 200: json(ref('ClassifyResponse'), 'The vote.'), ...bad },
+          responses: { 200: json(ref('ClassifyResponse'), 'The vote.'), ...errors(...UPLOAD_ERRORS, 'NO_CLASSIFIER', 'STORE_MISMATCH') },
         },
       },
       '/api/suggestions': {
-        get: { summary: 'Pending label suggestions (from label propagation), most confident first.', responses: { 200: json({ type: 'object', properties: { suggestions: { type: 'array', items: ref('Suggestion') } } }, 'Suggestions.') } },
+        get: { summary: 'Pending label suggestions (from label propagation), most confident first.', responses: { 200: json({ type: 'object', properties: { suggestions: { type: 'array', items: ref('Suggestion') } } }, 'Suggestions.'), ...errors() } },
       },
       '/api/suggestions/propagate': {
         post: {
           summary: 'Suggest a label for every unlabelled image from its labelled neighbours; with apply=true the suggestions are saved (never over a label a person set).',
-          security: auth.security,
-          parameters: [
-            k(10),
-            { name: 'minConfidence', in: 'query', description: 'Only suggest at or above this confidence (default: 0.8).', schema: { type: 'number', minimum: 0, maximum: 1, default: 0.8 } },
-            { name: 'apply', in: 'query', description: 'Save the suggestions (default: false: report only).', schema: { type: 'boolean', default: false } },
-          ],
-          responses: { 200: json({ type: 'object', properties: { unlabelled: { type: 'integer' }, suggested: { type: 'integer' }, undecided: { type: 'integer' }, applied: { type: 'boolean' }, suggestions: { type: 'array', items: ref('Suggestion') } } }, 'The propagation report.'), 400: errorResponse('Bad parameter.'), ...auth.responses401 },
+          ...secured,
+          parameters: query(VERBS.propagate),
+          responses: { 200: json(ref('PropagateReport'), 'The propagation report.'), ...errors('INVALID_PARAMETER', 'UNAUTHORIZED') },
         },
       },
       '/api/suggestions/{id}/accept': {
-        post: { summary: 'Make the suggestion the image\'s label.', security: auth.security, parameters: [id], responses: { 200: json({ type: 'object', properties: { id: { type: 'integer' }, label: { type: 'string' } } }, 'Accepted.'), 400: errorResponse('Bad id.'), 404: errorResponse('No pending suggestion for this image.'), ...auth.responses401 } },
+        post: { summary: "Make the suggestion the image's label.", ...secured, parameters: [id], responses: { 200: json({ type: 'object', properties: { id: { type: 'integer' }, label: { type: 'string' } } }, 'Accepted.'), ...errors('INVALID_PARAMETER', 'UNAUTHORIZED', 'NOT_FOUND') } },
       },
       '/api/suggestions/{id}/reject': {
-        post: { summary: 'Drop the suggestion; this label is not suggested for this image again.', security: auth.security, parameters: [id], responses: { 200: json({ type: 'object', properties: { id: { type: 'integer' }, rejected: { type: 'string' } } }, 'Rejected.'), 400: errorResponse('Bad id.'), 404: errorResponse('No pending suggestion for this image.'), ...auth.responses401 } },
+        post: { summary: 'Drop the suggestion; this label is not suggested for this image again.', ...secured, parameters: [id], responses: { 200: json({ type: 'object', properties: { id: { type: 'integer' }, rejected: { type: 'string' } } }, 'Rejected.'), ...errors('INVALID_PARAMETER', 'UNAUTHORIZED', 'NOT_FOUND') } },
       },
       '/api/images': {
         post: {
           summary: 'Add an image (kept under the data folder), with an optional label.',
-          security: auth.security,
-          parameters: [{ name: 'label', in: 'query', description: 'Label, for a raw image/* body (multipart uses the `label` field).', schema: { type: 'string' } }],
-          requestBody: uploadBody({ label: { type: 'string', minLength: 1, maxLength: 200 } }),
+          ...secured,
+          parameters: query(VERBS.add).map((p) => ({ ...p, description: 'Label, for a raw image/* body (multipart uses the `label` field).' })),
+          requestBody: uploadBody({ label: addLabel }),
           responses: {
             201: json(ref('Created'), 'Added.'),
             200: json(ref('Created'), 'Identical content was already indexed: its id (relabelled when a label was given).'),
-            ...auth.responses401,
-            ...bad,
+            ...errors(...UPLOAD_ERRORS, 'UNAUTHORIZED', 'STORE_CONFLICT', 'STORE_MISMATCH'),
           },
         },
       },
       '/api/images/{id}': {
-        get: { summary: 'Metadata of an image.', parameters: [id], responses: { 200: json(ref('Image'), 'The image.'), 400: errorResponse('Bad id.'), 404: errorResponse('No such image.') } },
+        get: { summary: 'Metadata of an image.', parameters: [id], responses: { 200: json(ref('Image'), 'The image.'), ...errors('INVALID_PARAMETER', 'NOT_FOUND') } },
         delete: {
           summary: 'Remove an image from the index.',
-          security: auth.security,
+          ...secured,
           parameters: [id],
-          responses: { 200: json({ type: 'object', properties: { removed: { type: 'integer' } } }, 'Removed.'), 400: errorResponse('Bad id.'), ...auth.responses401, 404: errorResponse('No such image.') },
+          responses: { 200: json({ type: 'object', properties: { removed: { type: 'integer' } } }, 'Removed.'), ...errors('INVALID_PARAMETER', 'UNAUTHORIZED', 'NOT_FOUND') },
         },
       },
       '/api/images/{id}/similar': {
-        get: { summary: 'Images most similar to an indexed one (itself excluded).', parameters: [id, k(10), labelFilter, expand], responses: { 200: results, 400: errorResponse('Bad id or parameter.'), 404: errorResponse('No such image.') } },
+        get: { summary: 'Images most similar to an indexed one (itself excluded).', parameters: [id, ...query(VERBS.similar)], responses: { 200: results, ...errors('INVALID_PARAMETER', 'NOT_FOUND') } },
       },
       '/api/images/{id}/label': {
         put: {
           summary: 'Set or (with null) clear the label of an image.',
-          security: auth.security,
+          ...secured,
           parameters: [id],
-          requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', required: ['label'], properties: { label: { type: 'string', nullable: true, minLength: 1, maxLength: 200 } } } } } },
-          responses: { 200: json(ref('Image'), 'The updated image.'), 400: errorResponse('Bad id or label.'), ...auth.responses401, 404: errorResponse('No such image.'), 415: errorResponse('Body is not JSON.') },
+          requestBody: jsonBody(VERBS.label),
+          responses: { 200: json(ref('Image'), 'The updated image.'), ...errors('INVALID_PARAMETER', 'BAD_REQUEST_BODY', 'UNAUTHORIZED', 'NOT_FOUND', 'UNSUPPORTED_MEDIA_TYPE', 'UPLOAD_TOO_LARGE') },
         },
       },
       '/api/images/{id}/thumbnail': {
@@ -131,124 +173,36 @@ export function openApiDocument(o: OpenApiOptions): Json {
           parameters: [id, { name: 'format', in: 'query', description: 'Overrides the Accept header (default: WebP when Accept names it, else JPEG).', schema: { type: 'string', enum: ['jpeg', 'webp'] } }],
           responses: {
             200: { description: 'The thumbnail.', content: { 'image/jpeg': { schema: { type: 'string', format: 'binary' } }, 'image/webp': { schema: { type: 'string', format: 'binary' } } } },
-            400: errorResponse('Bad id or format.'),
-            404: errorResponse('No such image, or its file is gone.'),
+            ...errors('INVALID_PARAMETER', 'NOT_FOUND'),
           },
         },
       },
       '/api/index': {
-        get: { summary: 'Index jobs kept in memory (the running one and the last finished ones), newest first.', responses: { 200: json({ type: 'object', properties: { jobs: { type: 'array', items: ref('IndexJob') } } }, 'Jobs.') } },
+        get: { summary: 'Index jobs kept in memory (the running one and the last finished ones), newest first.', responses: { 200: json({ type: 'object', properties: { jobs: { type: 'array', items: ref('IndexJob') } } }, 'Jobs.'), ...errors() } },
         post: {
           summary: 'Start indexing folders (or files) the server can read, in the background; one job at a time.',
           description: 'Same as `pixdex index`: recursive, incremental, labels from folder names on request. Poll `GET /api/index/{jobId}` for progress.',
-          security: auth.security,
-          requestBody: {
-            required: true,
-            content: {
-              'application/json': {
-                schema: {
-                  type: 'object',
-                  required: ['paths'],
-                  properties: {
-                    paths: { type: 'array', minItems: 1, maxItems: 64, items: { type: 'string', description: 'Absolute path on the server.' } },
-                    labelFromFolder: { type: 'boolean', default: false, description: "Label each image with its parent folder's name." },
-                  },
-                },
-              },
-            },
-          },
+          ...secured,
+          requestBody: jsonBody(VERBS['index-job']),
           responses: {
             202: json({ type: 'object', properties: { jobId: { type: 'string' }, statusUrl: { type: 'string' } } }, 'Started; `Location` is the status URL.'),
-            400: errorResponse('Bad body, a relative path, or a path the server cannot read.'),
-            ...auth.responses401,
-            404: errorResponse('A path does not exist on the server.'),
-            409: errorResponse('A job is running (code INDEX_JOB_RUNNING).'),
-            415: errorResponse('Body is not JSON.'),
+            ...errors('INVALID_PARAMETER', 'BAD_REQUEST_BODY', 'UNAUTHORIZED', 'NOT_FOUND', 'INDEX_JOB_RUNNING', 'UNSUPPORTED_MEDIA_TYPE', 'UPLOAD_TOO_LARGE'),
           },
         },
       },
       '/api/index/{jobId}': {
-        get: { summary: 'Progress of an index job: done, total, rate, ETA, summary so far.', parameters: [jobId], responses: { 200: json(ref('IndexJob'), 'The job.'), 400: errorResponse('Bad job id.'), 404: errorResponse('No such job (jobs are forgotten on restart).') } },
+        get: { summary: 'Progress of an index job: done, total, rate, ETA, summary so far.', parameters: [job], responses: { 200: json(ref('IndexJob'), 'The job.'), ...errors('INVALID_PARAMETER', 'NOT_FOUND') } },
         delete: {
           summary: 'Cancel a running job after its batches in flight (what was indexed is kept); no-op on a finished job.',
-          security: auth.security,
-          parameters: [jobId],
-          responses: { 200: json(ref('IndexJob'), 'The job, with cancelRequested.'), 400: errorResponse('Bad job id.'), ...auth.responses401, 404: errorResponse('No such job.') },
+          ...secured,
+          parameters: [job],
+          responses: { 200: json(ref('IndexJob'), 'The job, with cancelRequested.'), ...errors('INVALID_PARAMETER', 'UNAUTHORIZED', 'NOT_FOUND') },
         },
       },
     },
     components: {
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-      schemas: {
-        Suggestion: { type: 'object', properties: { id: { type: 'integer' }, path: { type: 'string' }, label: { type: 'string' }, confidence: { type: 'number' }, thumbnailUrl: { type: 'string' } } },
-        Error: { type: 'object', required: ['error'], properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } } } },
-        Result: {
-          type: 'object',
-          properties: {
-            id: { type: 'integer' },
-            path: { type: 'string' },
-            score: { type: 'number', description: 'Cosine similarity, highest first.' },
-            label: { type: 'string', nullable: true },
-            thumbnailUrl: { type: 'string' },
-          },
-        },
-        SearchResponse: { type: 'object', properties: { results: { type: 'array', items: ref('Result') }, tookMs: { type: 'number' } } },
-        ClassifyResponse: {
-          type: 'object',
-          properties: {
-            label: { type: 'string', nullable: true },
-            confidence: { type: 'number', minimum: 0, maximum: 1 },
-            votes: { type: 'object', additionalProperties: { type: 'number' } },
-            method: { type: 'string', enum: ['knn', 'head', 'both'] },
-            neighbors: { type: 'array', items: ref('Result') },
-            tookMs: { type: 'number' },
-          },
-        },
-        Created: { type: 'object', properties: { id: { type: 'integer' } } },
-        IndexJob: {
-          type: 'object',
-          properties: {
-            jobId: { type: 'string' },
-            state: { type: 'string', enum: ['running', 'done', 'failed', 'cancelled'] },
-            paths: { type: 'array', items: { type: 'string' } },
-            labelFromFolder: { type: 'boolean' },
-            done: { type: 'integer', description: 'Files handled so far (unchanged files count as done).' },
-            total: { type: 'integer', nullable: true, description: 'Files found; null until the first batch is reported.' },
-            rate: { type: 'number', description: 'Images per second.' },
-            etaSeconds: { type: 'number' },
-            startedAt: { type: 'number', description: 'Epoch ms.' },
-            finishedAt: { type: 'number', nullable: true },
-            summary: {
-              type: 'object',
-              nullable: true,
-              description: 'Counts so far, then the `pixdex index --json` summary; `errors` lists at most 100 files.',
-              properties: {
-                added: { type: 'integer' }, updated: { type: 'integer' }, skipped: { type: 'integer' }, failed: { type: 'integer' }, removed: { type: 'integer' }, total: { type: 'integer' }, seconds: { type: 'number' },
-                interrupted: { type: 'boolean' },
-                errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, error: { type: 'string' } } } },
-              },
-            },
-            warnings: { type: 'array', items: { type: 'string' } },
-            error: { type: 'object', nullable: true, properties: { code: { type: 'string' }, message: { type: 'string' } } },
-            cancelRequested: { type: 'boolean' },
-          },
-        },
-        Image: {
-          type: 'object',
-          properties: {
-            id: { type: 'integer' },
-            path: { type: 'string' },
-            sha256: { type: 'string' },
-            bytes: { type: 'integer' },
-            width: { type: 'integer' },
-            height: { type: 'integer' },
-            mtimeMs: { type: 'number' },
-            addedAt: { type: 'number' },
-            label: { type: 'string', nullable: true },
-            thumbnailUrl: { type: 'string' },
-          },
-        },
-      },
+      schemas,
     },
   };
 }

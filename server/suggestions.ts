@@ -4,7 +4,7 @@
  */
 import type { Express, RequestHandler } from 'express';
 import type { Engine } from '../src/engine.ts';
-import { intParam, invalidParameter, numberParam } from '../src/errors.ts';
+import { VERBS, parseParams } from '../src/contracts/verbs.ts';
 
 export interface SuggestionRouteOptions {
   /** Token check for the mutating routes. */
@@ -21,11 +21,7 @@ export function mountSuggestions(app: Express, engine: Engine, o: SuggestionRout
   });
 
   app.post('/api/suggestions/propagate', o.auth, (req, res) => {
-    const q = req.query;
-    const k = q.k === undefined ? 10 : intParam('k', q.k, 1, 1000);
-    const minConfidence = q.minConfidence === undefined ? 0.8 : numberParam('minConfidence', q.minConfidence, 0, 1);
-    if (q.apply !== undefined && q.apply !== 'true' && q.apply !== 'false') throw invalidParameter('apply', 'true or false', q.apply);
-    res.json(engine.propagate({ k, minConfidence, apply: q.apply === 'true' }));
+    res.json(engine.propagate(parseParams(VERBS.propagate, req.query)));
   });
 
   app.post('/api/suggestions/:id/accept', o.auth, (req, res) => {

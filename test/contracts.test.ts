@@ -12,6 +12,9 @@ import { ERRORS, ERROR_CODES, EXIT, isErrorCode, type ErrorCode } from '../src/c
 import { PixdexError } from '../src/errors.ts';
 import { exitCodeFor, exitCodeForCode } from '../indexer/exit.ts';
 import { STATUS_BY_CODE, toHttpFailure } from '../server/errors.ts';
+import { openApiDocument } from '../server/openapi.ts';
+import { DEFAULT_K, DEFAULT_PROPAGATE_MIN_CONFIDENCE, HEAD_EPOCHS, HEAD_HIDDEN, HEAD_PATIENCE, MAX_EXPAND, MAX_K, TRAIN_DIM, TRAIN_EPOCHS, TRAIN_SAMPLE } from '../src/contracts/limits.ts';
+import { VERBS, imageId, parseParam, parseParams } from '../src/contracts/verbs.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -123,5 +126,75 @@ describe('error codes: one table', () => {
     assert.equal(ERRORS.MODEL_NOT_FOUND.status, 503);
     assert.equal(ERRORS.SNAPSHOT_UNUSABLE.status, 500);
     assert.equal(ERRORS.STORE_INCONSISTENT.status, 500);
+  });
+});
+
+describe('verbs: one schema each, defaults and limits in one place', () => {
+  it('fills in the defaults of src/contracts/limits.ts', () => {
+    assert.deepEqual(parseParams(VERBS.search, {}), { k: DEFAULT_K, expand: 0 });
+    assert.deepEqual(parseParams(VERBS.classify, {}), { k: DEFAULT_K, minConfidence: 0, method: 'knn' });
+    assert.deepEqual(parseParams(VERBS.propagate, {}), { k: DEFAULT_K, minConfidence: DEFAULT_PROPAGATE_MIN_CONFIDENCE, apply: false });
+    assert.deepEqual(parseParams(VERBS.train, {}), { dim: TRAIN_DIM.default, epochs: TRAIN_EPOCHS.default, sample: TRAIN_SAMPLE.default });
+    assert.deepEqual(parseParams(VERBS['train-classifier'], {}), { hidden: HEAD_HIDDEN.default, epochs: HEAD_EPOCHS.default, patience: HEAD_PATIENCE.default });
+    assert.deepEqual(parseParams(VERBS.index, {}), { labelFromFolder: false });
+  });
+
+  it('takes strings as the CLI and query strings give them, and trims labels', () => {
+    assert.deepEqual(parseParams(VERBS.search, { k: '5', expand: '2', label: ' bees ', space: 'backbone' }), { k: 5, expand: 2, label: 'bees', space: 'backbone' });
+    assert.deepEqual(parseParams(VERBS.propagate, { minConfidence: '0.5', apply: 'true' }), { k: DEFAULT_K, minConfidence: 0.5, apply: true });
+    assert.deepEqual(parseParams(VERBS.label, { label: null }), { label: null });
+    assert.equal(parseParam(imageId, 'id', '4294967295'), 4294967295);
+  });
+
+  it('refuses a bad value with INVALID_PARAMETER naming the parameter, the rule and the value', () => {
+    const refuses = (f: () => unknown, message: RegExp): void => {
+      assert.throws(f, (err: unknown) => err instanceof PixdexError && err.code === 'INVALID_PARAMETER' && message.test(err.message));
+    };
+    for (const k of ['0', String(MAX_K + 1), 'abc', '2.5', '1e3', '', ['1', '2']]) {
+      refuses(() => parseParams(VERBS.search, { k }), new RegExp(`^Expected integer between 1 and ${MAX_K} for k but received `));
+    }
+    refuses(() => parseParams(VERBS.search, { expand: String(MAX_EXPAND + 1) }), /for expand but received "11" of type string/);
+    refuses(() => parseParams(VERBS.classify, { minConfidence: '2' }, { names: 'cli' }), /^Expected number between 0 and 1 for min-confidence but received "2"/);
+    refuses(() => parseParams(VERBS.classify, { method: 'vote' }), /^Expected knn, head or both for method but received "vote"/);
+    refuses(() => parseParams(VERBS.search, { space: 'x' }), /^Expected backbone or autoencoder for space/);
+    refuses(() => parseParams(VERBS.propagate, { apply: 'yes' }), /^Expected true or false for apply/);
+    refuses(() => parseParams(VERBS.label, { label: 'a\u0007b' }), /printable characters or null for label/);
+    refuses(() => parseParams(VERBS.label, {}), /for label but received undefined/);
+    refuses(() => parseParams(VERBS.train, { dim: '4' }), new RegExp(`between ${TRAIN_DIM.min} and ${TRAIN_DIM.max} for dim`));
+    refuses(() => parseParams(VERBS['index-job'], ['/x'], { body: 'a JSON object' }), /^Expected a JSON object for body/);
+    refuses(() => parseParams(VERBS['index-job'], { paths: [] }), /an array of 1 to 64 absolute paths for paths/);
+    refuses(() => parseParams(VERBS['index-job'], { paths: ['/a', 'photos/cats'] }), /absolute paths.* for paths but received "photos\/cats"/);
+    refuses(() => parseParam(imageId, 'id', '0'), /^Expected a positive integer image id for id/);
+  });
+
+  it('is what the OpenAPI document describes', () => {
+    const doc = openApiDocument({ maxUploadBytes: 1000, thumbnailSize: 256, version: '0' }) as any;
+    const param = (route: string, method: string, name: string) => doc.paths[route][method].parameters.find((p: { name: string }) => p.name === name);
+    assert.deepEqual(param('/api/search', 'post', 'k').schema, { default: DEFAULT_K, type: 'integer', minimum: 1, maximum: MAX_K });
+    assert.deepEqual(param('/api/images/{id}/similar', 'get', 'expand').schema, { default: 0, type: 'integer', minimum: 0, maximum: MAX_EXPAND });
+    assert.equal(param('/api/suggestions/propagate', 'post', 'minConfidence').schema.default, DEFAULT_PROPAGATE_MIN_CONFIDENCE);
+    assert.deepEqual(param('/api/classify', 'post', 'method').schema.enum, ['knn', 'head', 'both']);
+    assert.equal(param('/api/search', 'post', 'k').required, false);
+    assert.equal(doc.paths['/api/index'].post.requestBody.content['application/json'].schema.properties.paths.maxItems, 64);
+    assert.deepEqual(doc.components.schemas.Error.properties.error.properties.code.enum, [...ERROR_CODES]);
+    // every error response sits at the status the table gives its codes
+    for (const [route, ops] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+      for (const [method, op] of Object.entries(ops)) {
+        for (const [status, r] of Object.entries(op.responses as Record<string, any>)) {
+          for (const code of r['x-error-codes'] ?? []) assert.equal(String(ERRORS[code as ErrorCode].status), status, `${method} ${route} ${code}`);
+        }
+        assert.ok(op.responses['500'] || route === '/healthz' || route === '/openapi.json', `${method} ${route} documents 500`);
+      }
+    }
+    assert.equal(doc.paths['/api/classify'].post.responses['409']['x-error-codes'].includes('NO_CLASSIFIER'), true);
+  });
+
+  it('keeps the numbers out of the modules that use them', () => {
+    const code = ['src', 'indexer', 'server'].flatMap(sources)
+      .filter(([rel]) => !rel.startsWith(path.join('src', 'contracts')))
+      .flatMap(([rel, text]) => text.split('\n').map((line, i) => [`${rel}:${i + 1}`, line] as const))
+      .filter(([, line]) => !/^\s*(\*|\/\/|\/\*\*)/.test(line));
+    const literal = /(intParam|numberParam)\('(k|expand|minConfidence|min-confidence|dim|epochs|sample|hidden|patience)', [^)]*\b(10|1000|0\.8|256|30|4096|200)\b|\?\? (10|0\.8)\b|default: '(10|0\.8|256|30|1000|200)'/;
+    assert.deepEqual(code.filter(([, line]) => literal.test(line)).map(([where]) => where), []);
   });
 });

@@ -1,0 +1,93 @@
+/**
+ * The shapes the verbs answer with (DESIGN.md, CLI and HTTP contracts), as zod schemas: what
+ * server/openapi.ts documents with `z.toJSONSchema`, and what a client can validate against.
+ */
+import { z } from 'zod';
+import { ERROR_CODES } from './errors.ts';
+import { CLASSIFY_METHODS } from './limits.ts';
+
+/** `{ "error": { "code", "message" } }`: every failed request. */
+export const ErrorBody = z.object({
+  error: z.object({
+    code: z.enum(ERROR_CODES as unknown as [string, ...string[]]).describe('Stable code; its status and meaning are in src/contracts/errors.ts.'),
+    message: z.string().describe('One line: what was expected, what was received, what to do next.'),
+  }),
+});
+
+/** One search hit. */
+export const Result = z.object({
+  id: z.number().int(),
+  path: z.string(),
+  score: z.number().describe('Cosine similarity, highest first.'),
+  label: z.string().nullable(),
+  thumbnailUrl: z.string(),
+});
+
+export const SearchResponse = z.object({ results: z.array(Result), tookMs: z.number() });
+
+export const ClassifyResponse = z.object({
+  label: z.string().nullable().describe('null below minConfidence, or with no labelled neighbour.'),
+  confidence: z.number().min(0).max(1),
+  votes: z.record(z.string(), z.number()),
+  method: z.enum(CLASSIFY_METHODS),
+  neighbors: z.array(Result),
+  tookMs: z.number(),
+});
+
+export const Suggestion = z.object({ id: z.number().int(), path: z.string(), label: z.string(), confidence: z.number(), thumbnailUrl: z.string() });
+
+export const PropagateReport = z.object({
+  unlabelled: z.number().int(),
+  suggested: z.number().int(),
+  undecided: z.number().int(),
+  applied: z.boolean(),
+  suggestions: z.array(Suggestion.omit({ thumbnailUrl: true })),
+});
+
+export const Image = z.object({
+  id: z.number().int(),
+  path: z.string(),
+  sha256: z.string(),
+  bytes: z.number().int(),
+  width: z.number().int(),
+  height: z.number().int(),
+  mtimeMs: z.number(),
+  addedAt: z.number(),
+  label: z.string().nullable(),
+  thumbnailUrl: z.string(),
+});
+
+export const Created = z.object({ id: z.number().int() });
+
+/** `pixdex index --json`, and an index job's summary. */
+export const IndexSummary = z.object({
+  added: z.number().int(),
+  updated: z.number().int(),
+  skipped: z.number().int(),
+  failed: z.number().int(),
+  removed: z.number().int(),
+  total: z.number().int(),
+  seconds: z.number(),
+  interrupted: z.boolean().optional(),
+  errors: z.array(z.object({ path: z.string(), error: z.string() })),
+});
+
+export const IndexJob = z.object({
+  jobId: z.string(),
+  state: z.enum(['running', 'done', 'failed', 'cancelled']),
+  paths: z.array(z.string()),
+  labelFromFolder: z.boolean(),
+  done: z.number().int().describe('Files handled so far (unchanged files count as done).'),
+  total: z.number().int().nullable().describe('Files found; null until the first batch is reported.'),
+  rate: z.number().describe('Images per second.'),
+  etaSeconds: z.number(),
+  startedAt: z.number().describe('Epoch ms.'),
+  finishedAt: z.number().nullable(),
+  summary: IndexSummary.nullable().describe('Counts so far, then the `pixdex index --json` summary; `errors` lists at most 100 files.'),
+  warnings: z.array(z.string()),
+  error: ErrorBody.shape.error.nullable(),
+  cancelRequested: z.boolean(),
+});
+
+/** Every response schema, by the name the OpenAPI document gives it. */
+export const RESPONSES = Object.freeze({ Error: ErrorBody, Result, SearchResponse, ClassifyResponse, Suggestion, PropagateReport, Image, Created, IndexSummary, IndexJob });
