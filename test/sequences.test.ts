@@ -118,11 +118,36 @@ describe('command sequences against a model of the library', () => {
       name: 'the own file of an image with an alias goes; the alias keeps the image and its label',
       steps: [{ kind: 'put', slot: 0, content: 4 }, { kind: 'put', slot: 15, content: 4 }, { kind: 'index', roots: [0, 2] }, { kind: 'label', pick: 0, alias: 1, label: 'bee' }, { kind: 'delete', slot: 0 }, { kind: 'index', roots: [0] }, { kind: 'remove', pick: 0, byPath: true }, { kind: 'index', roots: [2] }],
     },
+    {
+      name: 'a library switched to its autoencoder space, then changed, killed, labelled and searched',
+      steps: [
+        ...Array.from({ length: 18 }, (_, i): Step => ({ kind: 'put', slot: i, content: i })),
+        { kind: 'index', roots: [0, 1, 2] },
+        { kind: 'label', pick: 0, alias: 0, label: 'ant' },
+        { kind: 'label', pick: 11, alias: 0, label: 'bee' },
+        { kind: 'train' },
+        { kind: 'search', content: 5, k: 3 },
+        { kind: 'put', slot: 18, content: 19 },
+        { kind: 'put', slot: 19, content: 2 },
+        { kind: 'delete', slot: 3 },
+        { kind: 'index-kill', roots: [2], afterMs: 150 },
+        { kind: 'index', roots: [0] },
+        { kind: 'propagate' },
+        { kind: 'train-classifier' },
+        { kind: 'classify', content: 7, method: 'both' },
+        { kind: 'remove', pick: 4, byPath: false },
+        { kind: 'reopen' },
+        { kind: 'similar', pick: 2, k: 4 },
+        { kind: 'cli', command: 'search', content: 19, roots: [0] },
+      ],
+    },
   ];
 
   for (const r of REGRESSIONS) {
     it(r.name, async () => {
-      await runSequence(path.join(tmp.dir, 'regression'), pool, r.steps, { steps: 0, kills: 0, cli: 0, seconds: 0 });
+      const counts: RunStats = { steps: 0, kills: 0, cli: 0, seconds: 0 };
+      await runSequence(path.join(tmp.dir, 'regression'), pool, r.steps, counts);
+      if (r.steps.some((s) => s.kind === 'train')) assert.equal(counts.trained, 1, 'the library trained its autoencoder');
     });
   }
 
