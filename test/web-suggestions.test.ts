@@ -16,9 +16,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { createApp } from '../server/app.ts';
 import { Engine } from '../src/engine.ts';
 import { HYM_TRAIN, HYM_VAL, REPO, engineOptions, imagesIn, tempDir } from './fixtures.ts';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumSkip } from './helpers/chromium.ts';
 
-const CHROMIUM = process.env.PIXDEX_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const ARTIFACTS = path.join(REPO, 'test-artifacts');
 const TOKEN = 'web-suggest-token-0123456789';
 const KINDS = ['ants', 'bees'];
@@ -28,7 +27,8 @@ const VAL_PER_CLASS = 4;
 /** Low enough that most of the unlabelled photos get a suggestion from so few labelled ones. */
 const MIN_CONFIDENCE = '0.6';
 
-const skip = fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set PIXDEX_CHROMIUM)`;
+/** Skipped locally without Chromium (with a message); in CI a missing Chromium fails this file. */
+const skip = chromiumSkip();
 
 interface Suggestion { id: number; path: string; label: string; confidence: number; thumbnailUrl: string }
 

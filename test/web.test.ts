@@ -18,16 +18,16 @@ import type { IndexJobs } from '../server/jobs.ts';
 import { PAGE_CSP } from '../server/web.ts';
 import { Engine } from '../src/engine.ts';
 import { HYM_VAL, REPO, engineOptions, imagesIn, tempDir } from './fixtures.ts';
+import { CHROMIUM, CHROMIUM_ARGS, chromiumSkip } from './helpers/chromium.ts';
 
-const CHROMIUM = process.env.PIXDEX_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const ARTIFACTS = path.join(REPO, 'test-artifacts');
 const TOKEN = 'web-token-0123456789';
 /** Photos per class in the library (the rest of val feeds the index job): small, so the test is fast. */
 const PER_CLASS = 15;
 const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
 
-const skip = fs.existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install -y chromium, or set PIXDEX_CHROMIUM)`;
+/** Skipped locally without Chromium (with a message); in CI a missing Chromium fails this file. */
+const skip = chromiumSkip();
 
 describe('web page in headless Chromium', { skip }, () => {
   const tmp = tempDir('pixdex-web-');
