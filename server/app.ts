@@ -1,6 +1,6 @@
 /**
  * The Express app over one open `Engine` (DESIGN.md, HTTP contract). `createApp` returns the app
- * and never listens: `indexer/serve.ts` binds it, tests drive it on an ephemeral port.
+ * and never listens: `cli/serve.ts` binds it, tests drive it on an ephemeral port.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ERRORS, ERROR_CODES, EXIT, isErrorCode, type ErrorCode } from '../src/contracts/errors.ts';
 import { PixdexError } from '../src/errors.ts';
-import { exitCodeFor, exitCodeForCode } from '../indexer/exit.ts';
+import { exitCodeFor, exitCodeForCode } from '../cli/exit.ts';
 import { STATUS_BY_CODE, toHttpFailure } from '../server/errors.ts';
 import { openApiDocument } from '../server/openapi.ts';
 import { DEFAULT_K, DEFAULT_PROPAGATE_MIN_CONFIDENCE, HEAD_EPOCHS, HEAD_HIDDEN, HEAD_PATIENCE, MAX_EXPAND, MAX_K, TRAIN_DIM, TRAIN_EPOCHS, TRAIN_SAMPLE } from '../src/contracts/limits.ts';
@@ -56,9 +56,9 @@ function emittedCodes(text: string): string[] {
 }
 
 describe('error codes: one table', () => {
-  const files = ['src', 'indexer', 'server'].flatMap(sources).filter(([rel]) => !rel.startsWith(path.join('src', 'contracts')));
+  const files = ['src', 'indexer', 'cli', 'server'].flatMap(sources).filter(([rel]) => !rel.startsWith(path.join('src', 'contracts')));
 
-  it('has every code thrown or written in src/, indexer/ and server/', () => {
+  it('has every code thrown or written in src/, indexer/, cli/ and server/', () => {
     const found = new Map<string, string>();
     for (const [rel, text] of files) for (const code of emittedCodes(text)) found.set(code, found.get(code) ?? rel);
     // the grep itself must see the known kinds of emitter, or it proves nothing
@@ -98,7 +98,7 @@ describe('error codes: one table', () => {
     }
   });
 
-  it('is what the CLI exits with (indexer/exit.ts)', () => {
+  it('is what the CLI exits with (cli/exit.ts)', () => {
     for (const code of ERROR_CODES) {
       assert.equal(exitCodeForCode(code), ERRORS[code].exit, code);
       assert.equal(exitCodeFor(new PixdexError(code, 'x')), ERRORS[code].exit, code);
@@ -190,7 +190,7 @@ describe('verbs: one schema each, defaults and limits in one place', () => {
   });
 
   it('keeps the numbers out of the modules that use them', () => {
-    const code = ['src', 'indexer', 'server'].flatMap(sources)
+    const code = ['src', 'indexer', 'cli', 'server'].flatMap(sources)
       .filter(([rel]) => !rel.startsWith(path.join('src', 'contracts')))
       .flatMap(([rel, text]) => text.split('\n').map((line, i) => [`${rel}:${i + 1}`, line] as const))
       .filter(([, line]) => !/^\s*(\*|\/\/|\/\*\*)/.test(line));

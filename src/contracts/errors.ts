@@ -1,6 +1,6 @@
 /**
  * The one table of error codes (DESIGN.md, Conventions): every code pixdex emits, with its exit
- * code (CLI), its HTTP status (server) and what it means. `indexer/exit.ts` and `server/errors.ts`
+ * code (CLI), its HTTP status (server) and what it means. `cli/exit.ts` and `server/errors.ts`
  * derive their mappings from it; test/contracts.test.ts checks that every code thrown in src/,
  * indexer/ and server/ is here.
  */

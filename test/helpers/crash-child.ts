@@ -20,7 +20,7 @@ import { AnnIndex } from '../../src/ann.ts';
 import { Describer } from '../../src/describe.ts';
 import { Records } from '../../src/store/records.ts';
 import { Store } from '../../src/store/lmdb.ts';
-import { main } from '../../indexer/cli.ts';
+import { main } from '../../cli/main.ts';
 
 const [point = 'none', ...args] = process.argv.slice(2);
 const [kind, n1, n2] = point.split(':');
