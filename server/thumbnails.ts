@@ -1,10 +1,11 @@
 /**
  * Thumbnails of indexed images, made with sharp from the indexed file (EXIF-rotated) and kept in
- * a byte-bounded LRU. The file is always the one recorded for the id: no route takes a path.
+ * a byte-bounded LRU (lru-cache). The file is always the one recorded for the id: no route takes a path.
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { LRUCache } from 'lru-cache';
 import sharp from 'sharp';
 import { NotFoundError } from '../src/errors.ts';
 
@@ -35,33 +36,31 @@ export interface ThumbnailSource {
 
 /** Makes and caches thumbnails; concurrent requests for the same one share a single encode. */
 export class Thumbnails {
-  private readonly cache = new Map<string, Buffer>();
+  /** Encoded thumbnails by id, content, format and size; undefined when caching is off. */
+  private readonly cache?: LRUCache<string, Buffer>;
   private readonly inFlight = new Map<string, Promise<Buffer>>();
-  private bytes = 0;
 
-  constructor(private readonly options: ThumbnailOptions) {}
+  constructor(private readonly options: ThumbnailOptions) {
+    if (options.cacheBytes > 0) this.cache = new LRUCache({ maxSize: options.cacheBytes, sizeCalculation: (b) => b.length });
+  }
 
   /** Bytes held by the cache now. */
   get cachedBytes(): number {
-    return this.bytes;
+    return this.cache?.calculatedSize ?? 0;
   }
 
   /** The encoded thumbnail of an indexed image. */
   async get(src: ThumbnailSource, format: ThumbnailFormat): Promise<Buffer> {
     const key = `${src.id}:${src.sha256}:${format}:${this.options.size}`;
-    const hit = this.cache.get(key);
-    if (hit) {
-      this.cache.delete(key); // re-insert: Map order is the recency order
-      this.cache.set(key, hit);
-      return hit;
-    }
+    const hit = this.cache?.get(key);
+    if (hit) return hit;
     let pending = this.inFlight.get(key);
     if (!pending) {
       pending = this.make(src, format).finally(() => this.inFlight.delete(key));
       this.inFlight.set(key, pending);
     }
     const buf = await pending;
-    this.remember(key, buf);
+    if (this.cache && buf.length <= this.options.cacheBytes) this.cache.set(key, buf);
     return buf;
   }
 
@@ -85,16 +84,5 @@ export class Thumbnails {
       .rotate()
       .resize(size, size, { fit: 'inside', withoutEnlargement: true });
     return format === 'webp' ? img.webp(ENCODE.webp).toBuffer() : img.jpeg(ENCODE.jpeg).toBuffer();
-  }
-
-  private remember(key: string, buf: Buffer): void {
-    if (this.cache.has(key) || buf.length > this.options.cacheBytes) return;
-    this.cache.set(key, buf);
-    this.bytes += buf.length;
-    for (const [k, v] of this.cache) {
-      if (this.bytes <= this.options.cacheBytes) break;
-      this.cache.delete(k);
-      this.bytes -= v.length;
-    }
   }
 }
