@@ -33,6 +33,7 @@ const UNIT = [
   'index-jobs.test.ts', // ~4.5 s
   'matconv.test.ts', // ~1 s
   'package-api.test.ts', // ~5 s: three photos through the model
+  'thumbnails.test.ts', // ~1 s, no model
   'vector.test.ts', // <1 s, no model
 ];
 
