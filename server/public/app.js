@@ -319,7 +319,10 @@ function shortName(p) {
 function renderResults(results, headline) {
   el.status.dataset.last = headline;
   setStatus(results.length ? headline : 'No similar images: the library is empty, or nothing has this label.');
+  // A re-render must not take the keyboard focus away: it stays on the same image when it is still shown.
+  const focused = el.grid.contains(document.activeElement) ? document.activeElement.closest('.card')?.dataset.id : undefined;
   el.grid.replaceChildren(...results.map(card));
+  if (focused !== undefined) el.grid.querySelector(`.card[data-id="${focused}"] .thumb`)?.focus({ preventScroll: true });
 }
 
 function card(r) {
