@@ -66,7 +66,11 @@ function learn(samples: Uint32Array, W: number, K: number, iters: number): Uint3
   let seed = 12345;
   const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 4294967296);
   const centres = new Uint32Array(K * W);
-  for (let k = 0; k < K; k++) centres.set(samples.subarray(Math.floor(rand() * n) * W, Math.floor(rand() * n) * W + W), k * W);
+  const row = () => {
+    const i = Math.floor(rand() * n) * W;
+    return samples.subarray(i, i + W);
+  };
+  for (let k = 0; k < K; k++) centres.set(row(), k * W);
   for (let it = 0; it < iters; it++) {
     const bits = new Uint32Array(K * W * 32);
     const cnt = new Uint32Array(K);
@@ -80,7 +84,7 @@ function learn(samples: Uint32Array, W: number, K: number, iters: number): Uint3
     }
     for (let k = 0; k < K; k++) {
       if (!cnt[k]) {
-        centres.set(samples.subarray(Math.floor(rand() * n) * W, Math.floor(rand() * n) * W + W), k * W);
+        centres.set(row(), k * W);
         continue;
       }
       for (let w = 0; w < W; w++) {
