@@ -7,6 +7,7 @@
  *   fundamental pixdex's own RANSAC: normalised 8-point, rank 2, Sampson distance (3-D scenes)
  *   fundHough   fundamental inliers that also agree with the dominant hough2 bin
  */
+import { seededRandom } from '../../src/random.ts';
 import { cv, type Features, type Match } from './features.ts';
 
 export type Method = 'homography' | 'affine' | 'hough2' | 'hough4' | 'fundamental' | 'fundHough';
@@ -211,17 +212,6 @@ function sampson(F: Float64Array, x: number, y: number, u: number, v: number): n
   return (e * e) / (fx0 * fx0 + fx1 * fx1 + ft0 * ft0 + ft1 * ft1 || 1e-30);
 }
 
-/** Deterministic PRNG (mulberry32) so runs repeat. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** RANSAC fundamental matrix; `thr` = Sampson distance in pixels. Returns inlier indices. */
 export function fundamental(q: Features, r: Features, ms: Match[], thr = 2, maxIter = 300): number[] {
@@ -236,7 +226,7 @@ export function fundamental(q: Features, r: Features, ms: Match[], thr = 2, maxI
   // Sampson distance in normalised units ~ pixels × scale
   const t2 = (thr * Math.sqrt(ns.s * nd.s)) ** 2;
   const pool = Math.min(n, Math.max(16, Math.ceil(n / 2))); // PROSAC-lite: sample from the best ratios
-  const random = rng(n * 7919 + 13);
+  const random = seededRandom(n * 7919 + 13); // deterministic: runs repeat
   let best: number[] = [];
   let iters = maxIter;
   for (let it = 0; it < iters; it++) {
