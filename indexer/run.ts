@@ -241,8 +241,7 @@ async function pruneMissing(ctx: IndexContext, roots: string[], seen: ScannedFil
       }
     }
   }
-  let removed = 0;
-  for (const p of gone) if (ctx.records.removePath(p)) removed++;
+  const removed = gone.length > 0 ? ctx.records.removePaths(gone) : 0;
   ctx.sync.refresh();
   return removed;
 }

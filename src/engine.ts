@@ -149,7 +149,6 @@ export class Engine {
 
   /** Classifies an encoded image by its labelled neighbours (kNN), the trained head, or both. */
   async classify(query: Uint8Array, options: ClassifyOptions = {}): Promise<Classification> {
-    this.sync.refresh();
     const e = await this.describer.describeQuery(query, this.space());
     return this.labelling.classifyVector(e.code ?? e.pooled, { ...options, pooled: e.pooled });
   }

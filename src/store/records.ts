@@ -53,6 +53,13 @@ export function checkLabel(label: unknown): string {
 }
 
 export class Records {
+  /**
+   * Inside one write: the paths that show each image, built by one scan of `paths` the first time
+   * a write needs an image's aliases and kept in step with that write's path changes, so a batch
+   * of changed or vanished files costs one scan, not one per file.
+   */
+  private byImage?: Map<number, Set<string>>;
+
   constructor(readonly store: Store) {}
 
   // ------------------------------------------------------------------ library facts
@@ -172,7 +179,7 @@ export class Records {
             result.skipped++;
           } else {
             if (curId !== undefined) this.detach(f.path, curId, meta, journal);
-            store.paths.putSync(f.path, sameId); // a duplicate file: an alias of the stored image
+            this.setPath(f.path, sameId); // a duplicate file: an alias of the stored image
             if (cur) result.updated++;
             else result.skipped++;
           }
@@ -200,7 +207,7 @@ export class Records {
           else result.added++;
         }
         store.images.putSync(id, rec);
-        store.paths.putSync(rec.path, id);
+        this.setPath(rec.path, id);
         store.hashes.putSync(rec.sha256, id);
         store.putVector(id, e.pooled);
         if (e.scales) store.putScales(id, e.scales);
@@ -222,18 +229,17 @@ export class Records {
   }
 
   /**
-   * A file gone from disk: its alias is dropped, or its image handed to its first alias, or
-   * removed when no other path shows it. True when an image went.
+   * Files gone from disk: an alias is dropped, an image handed to its first alias, or removed when
+   * no other path shows it. One transaction; returns how many images went.
    */
-  removePath(file: string): boolean {
-    const id = this.store.paths.get(file);
-    if (id === undefined) return false;
-    let removed = false;
-    this.change((meta, journal) => {
-      this.detach(file, id, meta, journal);
-      removed = journal.length > 0;
+  removePaths(files: readonly string[]): number {
+    return this.change((meta, journal) => {
+      for (const file of files) {
+        const id = this.store.paths.get(file);
+        if (id !== undefined) this.detach(file, id, meta, journal);
+      }
+      return journal.length;
     });
-    return removed;
   }
 
   /** Sets (undefined: clears) a person's label; it settles any suggestion for the image. */
@@ -260,27 +266,56 @@ export class Records {
       const meta = this.meta();
       const journal: JournalEntry[] = [];
       const before = meta.nextId;
-      const out = fn(meta, journal);
-      if (journal.length > 0 || meta.nextId !== before) {
-        store.appendJournal(meta, journal);
-        store.putMeta(meta);
+      this.byImage = undefined;
+      try {
+        const out = fn(meta, journal);
+        if (journal.length > 0 || meta.nextId !== before) {
+          store.appendJournal(meta, journal);
+          store.putMeta(meta);
+        }
+        return out;
+      } finally {
+        this.byImage = undefined;
       }
-      return out;
     });
   }
 
-  /** The other paths (aliases) that show image `id`, sorted; `own` excluded. */
+  /** Inside a write: the other paths (aliases) that show image `id`, sorted; `own` excluded. */
   private aliasesOf(id: number, own: string): string[] {
-    const out: string[] = [];
-    for (const { key, value } of this.store.paths.getRange()) if (value === id && key !== own) out.push(key);
-    return out.sort();
+    if (!this.byImage) {
+      this.byImage = new Map();
+      for (const { key, value } of this.store.paths.getRange()) this.indexPath(key, value);
+    }
+    return [...(this.byImage.get(id) ?? [])].filter((p) => p !== own).sort();
   }
 
-  /** Inside a write: `file` no longer shows image `id` (see `removePath`). */
+  /** Inside a write: `file` shows image `id` from now on. */
+  private setPath(file: string, id: number): void {
+    const old = this.store.paths.get(file);
+    this.store.paths.putSync(file, id);
+    if (!this.byImage) return;
+    if (old !== undefined) this.byImage.get(old)?.delete(file);
+    this.indexPath(file, id);
+  }
+
+  private indexPath(file: string, id: number): void {
+    const paths = this.byImage!.get(id);
+    if (paths) paths.add(file);
+    else this.byImage!.set(id, new Set([file]));
+  }
+
+  /** Inside a write: `file` shows no image any more. */
+  private dropPath(file: string): void {
+    const old = this.store.paths.get(file);
+    this.store.paths.removeSync(file);
+    if (old !== undefined) this.byImage?.get(old)?.delete(file);
+  }
+
+  /** Inside a write: `file` no longer shows image `id` (see `removePaths`). */
   private detach(file: string, id: number, meta: StoreMeta, journal: JournalEntry[]): void {
     const { store } = this;
     const rec = store.images.get(id);
-    if (store.paths.get(file) === id) store.paths.removeSync(file);
+    if (store.paths.get(file) === id) this.dropPath(file);
     if (!rec || rec.path !== file) return;
     const [heir] = this.aliasesOf(id, file);
     if (heir !== undefined) store.images.putSync(id, { ...rec, path: heir });
@@ -292,9 +327,9 @@ export class Records {
     const { store } = this;
     const rec = store.images.get(id);
     if (!rec) return false;
-    for (const alias of this.aliasesOf(id, rec.path)) store.paths.removeSync(alias);
+    for (const alias of this.aliasesOf(id, rec.path)) this.dropPath(alias);
     store.images.removeSync(id);
-    if (store.paths.get(rec.path) === id) store.paths.removeSync(rec.path);
+    if (store.paths.get(rec.path) === id) this.dropPath(rec.path);
     if (store.hashes.get(rec.sha256) === id) store.hashes.removeSync(rec.sha256);
     store.vectors.removeSync(id);
     store.scales.removeSync(id);
