@@ -31,6 +31,7 @@ const UNIT = [
   'evaluate.test.ts', // ~1 s
   'http-hardening.test.ts', // ~4 s
   'index-jobs.test.ts', // ~4.5 s
+  'local-features.test.ts', // ~2.5 s, no model: OpenCV.js on a few smvs photos
   'matconv.test.ts', // ~1 s
   'package-api.test.ts', // ~5 s: three photos through the model
   'thumbnails.test.ts', // ~1 s, no model
