@@ -3,14 +3,17 @@
  * prints human text or `--json`, and maps errors to exit codes in one place (exit.ts).
  */
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Engine, type IndexProgress, type IndexSummary } from '../src/engine.ts';
 import { NotFoundError, PixdexError } from '../src/errors.ts';
+import { DEFAULT_EXTENSIONS } from '../src/config.ts';
 import { DEFAULT_CLASSIFY_MIN_CONFIDENCE, DEFAULT_K, DEFAULT_PROPAGATE_MIN_CONFIDENCE, HEAD_EPOCHS, HEAD_HIDDEN, MAX_EXPAND, TRAIN_DIM, TRAIN_EPOCHS, TRAIN_SAMPLE } from '../src/contracts/limits.ts';
 import { VERBS, parseParams } from '../src/contracts/verbs.ts';
 import { formatConfusionTable } from '../src/classify.ts';
 import { loadDataset } from '../src/eval/evaluate.ts';
 import { evaluateLibrary } from '../src/eval/evaluate-library.ts';
+import { evaluatePairs, formatPairsReport, imageFilesIn } from '../src/eval/pairs.ts';
 import { checkDescriptor } from '../src/library-descriptor.ts';
 import path from 'node:path';
 import { EXIT, errorLine, exitCodeFor, exitCodeForCode } from './exit.ts';
@@ -33,6 +36,10 @@ Commands:
   eval <dataset-dir>    Quality on a folder-per-class dataset: category retrieval (P@1, mAP, kNN accuracy)
         and instance retrieval (generated re-photographs)  [--space ...] [--descriptor D] [--instance 243] [--seed 8]
         [--backgrounds DATASET (more clutter photos)]
+  eval --queries DIR --references DIR   The same object in real photos: indexes the references (into a
+        temporary library, or the --data library when given), searches each query with and without
+        geometric verification: P@1, R@5, p50/p90 latency. A query pairs with the reference of the same
+        file name (smvs/<category>/query|reference); queries without one are listed and skipped  [--workers N]
   train                 Train the library's autoencoder and switch search to it  [--dim ${TRAIN_DIM.default}] [--epochs ${TRAIN_EPOCHS.default}] [--sample ${TRAIN_SAMPLE.default}]
   stats                 Store, model and index facts
   serve                 HTTP API and web page  [--host 127.0.0.1] [--port 8080] [--token T]
@@ -317,7 +324,10 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   },
 
   async eval(args) {
-    const { values: v, pos } = parse(args, { space: { type: 'string' }, instance: { type: 'string' }, seed: { type: 'string' }, backgrounds: { type: 'string' } }, [1, 1], 'eval');
+    const { values: v, pos } = parse(args, { space: { type: 'string' }, instance: { type: 'string' }, seed: { type: 'string' }, backgrounds: { type: 'string' }, queries: { type: 'string' }, references: { type: 'string' }, workers: { type: 'string' } }, [0, 1], 'eval');
+    if (v.queries !== undefined || v.references !== undefined) return evalPairs(v, pos);
+    if (pos.length !== 1) throw new UsageError(`pixdex eval takes a dataset folder, or --queries DIR --references DIR, but received ${pos.length} arguments`);
+    if (v.workers !== undefined) throw new UsageError('--workers belongs to pixdex eval --queries DIR --references DIR');
     // --descriptor names what to evaluate, not the library's descriptor: eval writes nothing.
     const descriptor = v.descriptor === undefined ? undefined : checkDescriptor(v.descriptor);
     const options = parseParams(VERBS.eval, { space: v.space, instance: v.instance, seed: v.seed }, CLI_NAMES);
@@ -376,6 +386,56 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
     });
   },
 };
+
+/**
+ * `pixdex eval --queries DIR --references DIR` (src/eval/pairs.ts). Without --data the references
+ * go into a temporary library under os.tmpdir(), removed at the end (PIXDEX_DATA is not used:
+ * an evaluation does not fill the default library unless --data names it).
+ */
+async function evalPairs(v: Values, pos: readonly string[]): Promise<number> {
+  if (pos.length > 0) throw new UsageError(`pixdex eval --queries DIR --references DIR takes no dataset folder, but received ${pos.map((p) => JSON.stringify(p)).join(' ')}`);
+  if (v.queries === undefined || v.references === undefined) throw new UsageError(`pixdex eval needs both --queries DIR and --references DIR (missing --${v.queries === undefined ? 'queries' : 'references'})`);
+  for (const o of ['space', 'instance', 'seed', 'backgrounds'] as const) {
+    if (v[o] !== undefined) throw new UsageError(`--${o} belongs to pixdex eval <dataset-dir>, not to --queries/--references`);
+  }
+  const { queries, references, workers } = parseParams(VERBS.eval, { queries: v.queries, references: v.references, workers: v.workers }, CLI_NAMES);
+  // The folders are checked before any library is opened or created.
+  imageFilesIn(queries!, DEFAULT_EXTENSIONS, '--queries');
+  imageFilesIn(references!, DEFAULT_EXTENSIONS, '--references');
+  const temporary = v.data === undefined ? await fs.mkdtemp(path.join(os.tmpdir(), 'pixdex-eval-')) : undefined;
+  try {
+    return await withEngine({ ...v, workers, data: temporary ?? v.data }, async (engine) => {
+      const controller = new AbortController();
+      const progress = new ProgressLine(process.stderr);
+      let interrupts = 0;
+      const onSignal = (): void => {
+        interrupts++;
+        if (interrupts > 1) process.exit(EXIT.interrupted);
+        progress.note('stopping after the current step (Ctrl-C again to quit at once)');
+        controller.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      let report;
+      try {
+        report = await evaluatePairs(engine, { queries: queries!, references: references! }, {
+          signal: controller.signal,
+          onWarning: (message) => progress.note(`warning: ${message}`),
+          onProgress: (p) => progress.update(`${p.stage === 'index' ? 'indexed' : 'queries'} ${p.done}/${p.total}  ${p.rate.toFixed(1)} ${p.stage === 'index' ? 'img' : 'queries'}/s  ETA ${formatEta(p.etaSeconds)}`),
+        });
+      } finally {
+        progress.done();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+      const full = { ...report, library: temporary ? { dataDir: null, temporary: true } : { dataDir: engine.config.dataDir, temporary: false } };
+      out(v, full, formatPairsReport(report) + (temporary ? '' : `\nlibrary kept: ${engine.config.dataDir}`));
+      return report.interrupted ? EXIT.interrupted : EXIT.ok;
+    }, { create: true });
+  } finally {
+    if (temporary) await fs.rm(temporary, { recursive: true, force: true });
+  }
+}
 
 function formatEta(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';

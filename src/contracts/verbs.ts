@@ -138,11 +138,22 @@ export const trainClassifier = z.object({
   patience: range(L.HEAD_PATIENCE, 'Epochs without a better held-out loss before stopping'),
 });
 
-/** `pixdex eval`: quality figures on a folder-per-class dataset. */
+/** A folder given on the command line (relative to the working directory). */
+function folder(description: string) {
+  return expects(z.string().refine((p) => p.trim() !== '' && !/[\u0000-\u001f]/.test(p)).optional().describe(description), 'a folder path');
+}
+
+/**
+ * `pixdex eval`: quality figures on a folder-per-class dataset, or (queries and references) the
+ * same object in real photos, paired by file name (src/eval/pairs.ts).
+ */
 export const evaluate = z.object({
   space,
   instance: int({ min: 0, max: L.MAX_EVAL_INSTANCES }, undefined, 'Generated instance queries (0 = none).'),
   seed: int({ min: 0, max: L.MAX_SEED }, undefined, 'Seed of the generated instance set.'),
+  queries: folder('Folder of query photos, each named like its reference (e.g. smvs/book_covers/query).'),
+  references: folder('Folder of reference images, indexed into the library (e.g. smvs/book_covers/reference).'),
+  workers: index.shape.workers,
 });
 
 /** Path parameters of the HTTP API. */
