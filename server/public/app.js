@@ -12,6 +12,7 @@ const el = {
   tokenBox: $('token-box'), tokenForm: $('token-form'), token: $('token'),
   drop: $('drop'), file: $('file'), k: $('k'), labelFilter: $('label-filter'),
   query: $('query'), queryImg: $('query-img'), queryCaption: $('query-caption'), back: $('back'),
+  queryOutline: $('query-outline'), queryFound: $('query-found'),
   classify: $('classify'), classifyMethod: $('classify-method'), classifyResult: $('classify-result'), classifyError: $('classify-error'),
   predLabel: $('pred-label'), predConf: $('pred-conf'), votes: $('votes'),
   status: $('status'), grid: $('grid'), cardTemplate: $('card-template'), labelOptions: $('label-options'),
@@ -36,6 +37,12 @@ let classifySeq = 0;
 let reviewing = false;
 let pollTimer = 0;
 let runningJobId = null;
+/**
+ * Where verified hits were found in the uploaded photo (issue 14): the hits with an outline by
+ * card id, the one shown by default (the first verified hit, or the one whose badge was pressed),
+ * and the cards under the pointer and holding the focus, whose outline is shown meanwhile.
+ */
+const outlines = { byId: new Map(), pinned: null, hover: null, focus: null };
 
 // ---------------------------------------------------------------- API
 
@@ -235,7 +242,9 @@ async function searchFile(file) {
   if (voteSeq !== classifySeq) reclassify(); // the method changed while this search ran
   else if (vote.status === 'fulfilled') renderVote(vote.value);
   else renderVote(null, vote.reason);
-  renderResults(search.value.results, `${search.value.results.length} similar images to your photo · ${Math.round(search.value.tookMs)} ms`);
+  const found = search.value.results.filter((r) => r.verified).length;
+  const headline = `${search.value.results.length} similar images to your photo${found ? ` (${found} of the same object)` : ''} · ${Math.round(search.value.tookMs)} ms`;
+  renderResults(search.value.results, headline, { outlines: true });
 }
 
 /** Similar-by-id: the images most like an indexed one. */
@@ -316,13 +325,124 @@ function shortName(p) {
   return p.split(/[\\/]/).slice(-2).join('/');
 }
 
-function renderResults(results, headline) {
+/**
+ * Shows results in the grid. `outlines`: they answer the uploaded photo shown beside them, so the
+ * outlines of verified hits can be drawn on it (not for similar-by-id: another image is shown).
+ */
+function renderResults(results, headline, { outlines: drawable = false } = {}) {
   el.status.dataset.last = headline;
   setStatus(results.length ? headline : 'No similar images: the library is empty, or nothing has this label.');
   // A re-render must not take the keyboard focus away: it stays on the same image when it is still shown.
   const focused = el.grid.contains(document.activeElement) ? document.activeElement.closest('.card')?.dataset.id : undefined;
+  resetOutlines(drawable ? results : []);
   el.grid.replaceChildren(...results.map(card));
   if (focused !== undefined) el.grid.querySelector(`.card[data-id="${focused}"] .thumb`)?.focus({ preventScroll: true });
+  drawOutline();
+}
+
+// ---------------------------------------------------------------- where the object was found
+
+/** Four finite [x, y] corners: an outline that can be drawn. */
+function isOutline(o) {
+  return Array.isArray(o) && o.length === 4 && o.every((p) => Array.isArray(p) && p.length === 2 && p.every(Number.isFinite));
+}
+
+/** New results: the first verified hit with an outline is shown until another card is chosen. */
+function resetOutlines(results) {
+  outlines.byId = new Map(results.filter((r) => r.verified && isOutline(r.outline)).map((r) => [String(r.id), r]));
+  outlines.pinned = outlines.byId.keys().next().value ?? null;
+  outlines.hover = null;
+  outlines.focus = null;
+}
+
+/**
+ * Draws the outline of the card under the pointer, else of the focused card, else of the pinned
+ * one, over the uploaded photo (fractions of its displayed size: the SVG's viewBox is the unit
+ * square stretched over the image); nothing when no hit has an outline. Marks that card, and
+ * says in the caption what is outlined.
+ */
+function drawOutline() {
+  const id = [outlines.hover, outlines.focus, outlines.pinned].find((x) => x !== null && outlines.byId.has(x)) ?? null;
+  const hit = id === null ? undefined : outlines.byId.get(id);
+  for (const li of el.grid.children) {
+    li.classList.toggle('outlined', hit !== undefined && li.dataset.id === id);
+    li.querySelector('button.verify')?.setAttribute('aria-pressed', String(li.dataset.id === outlines.pinned));
+  }
+  const svg = el.queryOutline;
+  svg.toggleAttribute('hidden', !hit);
+  el.queryFound.hidden = !hit;
+  if (!hit) {
+    delete svg.dataset.id;
+    svg.querySelectorAll('polygon').forEach((p) => p.setAttribute('points', ''));
+    el.queryFound.textContent = '';
+    return;
+  }
+  // Corners may lie a little outside the photo; a wild one is kept within reach of it.
+  const clamp = (v) => Math.min(2, Math.max(-1, v));
+  const points = hit.outline.map(([x, y]) => `${clamp(x).toFixed(4)},${clamp(y).toFixed(4)}`).join(' ');
+  svg.querySelectorAll('polygon').forEach((p) => p.setAttribute('points', points));
+  svg.dataset.id = id;
+  el.queryFound.textContent = `Outlined: where ${shortName(hit.path)} was found (${matchesText(hit.inliers)})`;
+}
+
+function matchesText(n) {
+  return `${Number(n).toLocaleString()} ${n === 1 ? 'match' : 'matches'}`;
+}
+
+/** Pins a card's outline (its badge was pressed), and brings the photo into view if it is not. */
+function pinOutline(id) {
+  outlines.pinned = id;
+  drawOutline();
+  const box = el.query.getBoundingClientRect();
+  if (box.bottom <= 0 || box.top >= innerHeight) {
+    const smooth = !matchMedia('(prefers-reduced-motion: reduce)').matches;
+    el.query.scrollIntoView({ block: 'nearest', behavior: smooth ? 'smooth' : 'auto' });
+  }
+}
+
+/**
+ * The verification of a hit on its card: a badge for a verified one (a button that shows where
+ * it was found when it has an outline), the match count in the score's tooltip for the others.
+ */
+function verification(li, r) {
+  const thumb = li.querySelector('.thumb');
+  const score = li.querySelector('.score');
+  if (!r.verified) {
+    if (r.inliers > 0) score.title += ` · ${matchesText(r.inliers)} of local features, too few to be the same object`;
+    return;
+  }
+  const id = String(r.id);
+  const drawable = outlines.byId.has(id);
+  const badge = document.createElement(drawable ? 'button' : 'p');
+  badge.className = 'verify';
+  badge.id = `verify-${id}-${Math.random().toString(36).slice(2, 8)}`;
+  const mark = document.createElement('span');
+  mark.setAttribute('aria-hidden', 'true');
+  mark.textContent = '✓';
+  badge.append(mark, ` Same object · ${matchesText(r.inliers)}`);
+  badge.title = `Verified: ${matchesText(r.inliers)} of local features agree on one geometric transform between your photo and this image`;
+  const said = `Same object, ${matchesText(r.inliers)}: verified`;
+  if (drawable) {
+    badge.type = 'button';
+    badge.setAttribute('aria-label', `${said}. Show where it is in your photo`);
+    badge.setAttribute('aria-pressed', 'false');
+    badge.addEventListener('click', () => pinOutline(id));
+    const show = (key, on) => {
+      outlines[key] = on ? id : outlines[key] === id ? null : outlines[key];
+      drawOutline();
+    };
+    li.addEventListener('pointerenter', () => show('hover', true));
+    li.addEventListener('pointerleave', () => show('hover', false));
+    li.addEventListener('focusin', () => show('focus', true));
+    li.addEventListener('focusout', (e) => { if (!li.contains(e.relatedTarget)) show('focus', false); });
+  } else {
+    badge.setAttribute('role', 'img');
+    badge.setAttribute('aria-label', said);
+  }
+  thumb.setAttribute('aria-describedby', badge.id);
+  li.classList.add('verified');
+  li.dataset.inliers = String(r.inliers);
+  thumb.after(badge);
 }
 
 function card(r) {
@@ -339,6 +459,7 @@ function card(r) {
   const score = li.querySelector('.score');
   score.textContent = r.score.toFixed(3);
   if (r.score >= 0.999) li.classList.add('query-match');
+  verification(li, r);
   li.querySelector('.name').textContent = name;
   li.querySelector('.name').title = r.path;
   setCardLabel(li, r.label, name);
