@@ -2,12 +2,14 @@
 import type { ParseArgsConfig } from 'node:util';
 import type { PixdexOptions } from '../src/config.ts';
 import { checkDescriptor } from '../src/descriptor-kind.ts';
+import { optionalSwitch } from '../src/config.ts';
 
 export const GLOBAL_OPTIONS = {
   data: { type: 'string' },
   models: { type: 'string' },
   backbone: { type: 'string' },
   descriptor: { type: 'string' },
+  'local-features': { type: 'string' },
   backend: { type: 'string' },
   json: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -23,6 +25,7 @@ export function engineOptions(v: Values): PixdexOptions {
   if (v.models) o.modelsDir = String(v.models);
   if (v.backbone) o.backbone = String(v.backbone);
   if (v.descriptor) o.descriptor = checkDescriptor(v.descriptor);
+  if (v['local-features'] !== undefined) o.localFeatures = optionalSwitch('local-features', v['local-features']);
   if (v.backend) o.backend = String(v.backend) as PixdexOptions['backend'];
   if (typeof v.workers === 'number') o.workers = v.workers;
   return o;

@@ -26,6 +26,7 @@ Commands:
   index <dir|file>...   Index images (recursive, incremental, resumable)
         [--label-from-folder] [--workers N (default: one per core)]
   search <image>        Most similar indexed images  [--k ${DEFAULT_K}] [--label L] [--space backbone|autoencoder] [--expand 0..${MAX_EXPAND}]
+        [--no-verify (visual ranking only, no geometric verification)]
   classify <image>      Label by neighbours or head  [--k ${DEFAULT_K}] [--min-confidence ${DEFAULT_CLASSIFY_MIN_CONFIDENCE}] [--method knn|head|both]
   label <path|id> <label>  Set an image's label
   label propagate       Suggest labels for unlabelled images  [--min-confidence ${DEFAULT_PROPAGATE_MIN_CONFIDENCE}] [--k ${DEFAULT_K}] [--dry-run|--apply]
@@ -50,6 +51,9 @@ Global options:
   --models DIR    folder with the backbone model folders (env PIXDEX_MODELS)
   --backbone ID   mobilenet_v2 (default) | mobilenet_v1_0.75 | mobilenet_v1_embedding
   --descriptor D  regional (default) | gem | pooled: how a new library describes images (env PIXDEX_DESCRIPTOR)
+  --local-features on|off  keypoints + geometric verification of the same object (default on for a new
+                  library; on an existing one it switches: on adds them at the next index run, off drops them;
+                  env PIXDEX_LOCAL_FEATURES)
   --backend NAME  auto (default) | tensorflow | wasm | cpu (env PIXDEX_BACKEND)
   --json          machine-readable output on stdout
 `;
@@ -195,6 +199,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
           signal: controller.signal,
           onWarning: (message) => progress.note(`warning: ${message}`),
           onProgress: (p: IndexProgress) => progress.update(`indexed ${p.done}/${p.total}  ${p.rate.toFixed(1)} img/s  ETA ${formatEta(p.etaSeconds)}  (+${p.summary.added} ~${p.summary.updated} !${p.summary.failed})`),
+          onVocabulary: (p) => progress.update(p.stage === 'learn' ? `learning the visual vocabulary from ${p.total} keypoints${p.done === p.total ? ': done' : ''}` : `visual words ${p.done}/${p.total} images`),
         });
       } finally {
         progress.done();
@@ -211,12 +216,12 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   },
 
   async search(args) {
-    const { values: v, pos } = parse(args, { k: { type: 'string' }, label: { type: 'string' }, space: { type: 'string' }, expand: { type: 'string' } }, [1, 1], 'search');
-    const options = parseParams(VERBS.search, { k: v.k, label: v.label, space: v.space, expand: v.expand }, CLI_NAMES);
+    const { values: v, pos } = parse(args, { k: { type: 'string' }, label: { type: 'string' }, space: { type: 'string' }, expand: { type: 'string' }, 'no-verify': { type: 'boolean', default: false } }, [1, 1], 'search');
+    const options = parseParams(VERBS.search, { k: v.k, label: v.label, space: v.space, expand: v.expand, verify: !v['no-verify'] }, CLI_NAMES);
     const query = await readQuery(pos[0]);
     return withEngine(v, async (engine) => {
       const results = await engine.search(query, options);
-      out(v, { results }, results.map((r, i) => `${String(i + 1).padStart(3)}. ${r.score.toFixed(4)}  ${r.label ?? '-'}  ${r.path}  (id ${r.id})`).join('\n') || 'no results: the index is empty');
+      out(v, { results }, results.map((r, i) => `${String(i + 1).padStart(3)}. ${r.score.toFixed(4)}  ${r.label ?? '-'}  ${r.path}  (id ${r.id})${r.inliers === undefined ? '' : r.verified ? `  verified: ${r.inliers} inliers` : `  ${r.inliers} inliers`}`).join('\n') || 'no results: the index is empty');
       return EXIT.ok;
     });
   },
@@ -380,6 +385,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
         `space     ${s.spaceInfo.kind === 'backbone' ? `backbone (${s.descriptor} ${s.dims}-d)` : `autoencoder ${s.spaceInfo.dims}-d, trained ${s.spaceInfo.trainedAt} on ${s.spaceInfo.samples} images, ${s.spaceInfo.epochs} epochs, final loss ${s.spaceInfo.finalLoss.toFixed(4)}`}`,
         `backend   ${s.backend} (${s.backendReason})`,
         `index     hnsw cosine M=${s.index.m} efConstruction=${s.index.efConstruction} ef=${s.index.efSearch}, ${s.index.size} vectors, ${s.index.pendingChanges} changes since snapshot`,
+        `local     ${s.localFeatures.enabled ? `on, ${s.localFeatures.images} images with local features, ${s.localFeatures.vocabulary ? `vocabulary of ${s.localFeatures.vocabulary.words} words (${s.localFeatures.vocabulary.images} images, ${s.localFeatures.vocabulary.learnedAt})` : 'no vocabulary yet'}` : 'off'}${s.localFeatures.hint ? ` — ${s.localFeatures.hint}` : ''}`,
         `store     ${(s.storeBytes / 1048576).toFixed(1)} MiB in ${s.dataDir}`,
       ].join('\n'));
       return EXIT.ok;

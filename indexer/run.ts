@@ -17,6 +17,8 @@ import { mapLimit, pipeline } from '../src/pool.ts';
 import { checkLabel, type FileToWrite, type Records } from '../src/store/records.ts';
 import { scanInputs, type ScannedFile } from './scan.ts';
 import type { Embedder } from './workers/pool.ts';
+import { decodeFeatures } from '../src/local/features.ts';
+import type { VisualWords, VocabularyProgress } from '../src/local/visual-words.ts';
 
 /** Summary of an index run (the CLI's `--json` output, DESIGN.md). */
 export interface IndexSummary {
@@ -50,6 +52,8 @@ export interface IndexOptions {
   onWarning?: (message: string) => void;
   /** Stops the run after the batches in flight; the store stays consistent. */
   signal?: AbortSignal;
+  /** Learning the visual vocabulary and giving every image its words (after the files, when due). */
+  onVocabulary?: (p: VocabularyProgress) => void;
 }
 
 /** What an index run works with. */
@@ -58,6 +62,7 @@ export interface IndexContext {
   sync: IndexSync;
   describer: Describer;
   config: PixdexConfig;
+  words: VisualWords;
 }
 
 /** One file read and hashed; `bytes` kept while its content still needs embedding. */
@@ -89,12 +94,14 @@ export async function indexFiles(ctx: IndexContext, inputs: readonly string[], o
   for (const e of scan.errors) fail(e.path, `UNREADABLE_FILE: ${e.error}`); // like every error: "CODE: message"
   summary.total = scan.files.length;
 
+  const local = records.local.setting().enabled;
   const todo: ScannedFile[] = [];
   for (const file of scan.files) {
     const label = options.labelFromFolder ? folderLabel(file.path) : undefined;
     const id = records.idOfPath(file.path);
     const rec = id === undefined ? undefined : records.get(id);
-    if (rec && rec.bytes === file.size && rec.mtimeMs === file.mtimeMs) {
+    // Unchanged, and with local features if the library has them (turned on later: added now).
+    if (rec && rec.bytes === file.size && rec.mtimeMs === file.mtimeMs && (!local || records.local.hasFeatures(id!))) {
       if (label !== undefined && rec.label !== label && rec.path === file.path) {
         records.setLabel(id!, label);
         summary.updated++;
@@ -114,7 +121,7 @@ export async function indexFiles(ctx: IndexContext, inputs: readonly string[], o
 
   let sinceSnapshot = 0;
   let done = 0;
-  const embedder = await ctx.describer.embedder(records.space(), todo.length, options.onWarning);
+  const embedder = await ctx.describer.embedder(records.space(), todo.length, options.onWarning, undefined, local);
   const batches: ScannedFile[][] = [];
   for (let i = 0; i < todo.length; i += config.batchSize) batches.push(todo.slice(i, i + config.batchSize));
   try {
@@ -140,6 +147,7 @@ export async function indexFiles(ctx: IndexContext, inputs: readonly string[], o
   }
   if (options.signal?.aborted && done < todo.length) summary.interrupted = true;
   if (!summary.interrupted) summary.removed = await pruneMissing(ctx, scan.roots, scan.files);
+  if (!summary.interrupted && local) ctx.words.maintain(options.onVocabulary);
   sync.snapshot();
   summary.seconds = Math.round((performance.now() - started) / 10) / 100;
   return summary;
@@ -162,10 +170,14 @@ export async function addUpload(ctx: IndexContext, bytes: Uint8Array, options: U
     if (label !== undefined) records.setLabel(existing, label);
     return { id: existing, created: false };
   }
-  const { embedding, width, height } = await describer.describeForStore(bytes, records.space(), options.path ?? 'upload');
+  const local = records.local.setting().enabled;
+  const { embedding, width, height, features } = await describer.describeForStore(bytes, records.space(), options.path ?? 'upload', local);
   const file: FileToWrite = { path: options.path ?? `upload:${sha256}`, sha256, bytes: bytes.length, mtimeMs: 0, width, height, label, embedding };
+  if (features) file.local = localToWrite(ctx, features);
   const written = records.writeFiles([file]);
   ctx.sync.refresh();
+  // A library built by uploads alone gets its first vocabulary here (a small one: fast); re-learning is left to index runs.
+  if (local && !records.local.setting().vocabulary && ctx.words.needsLearning()) ctx.words.maintain();
   const id = written.ids.get(0);
   if (id === undefined) throw new PixdexError('STORE_CONFLICT', 'The image was removed by another request while it was being added; send it again.');
   // The same content arrived meanwhile (a twin upload, an index run): the label still applies.
@@ -189,7 +201,9 @@ async function readFile(ctx: IndexContext, file: ScannedFile, label: string | un
   const bytes = await readImageFile(file.path, ctx.config.maxFileBytes);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const prepared: Prepared = { file: { ...file, size: bytes.length }, sha256, label };
-  if (!onlyNew || ctx.records.idOfContent(sha256) === undefined) prepared.bytes = bytes;
+  const id = ctx.records.idOfContent(sha256);
+  const needsFeatures = id !== undefined && ctx.records.local.setting().enabled && !ctx.records.local.hasFeatures(id);
+  if (!onlyNew || id === undefined || needsFeatures) prepared.bytes = bytes;
   return prepared; // identical content is stored once: no decode, no embedding
 }
 
@@ -202,7 +216,7 @@ async function embedAndWrite(ctx: IndexContext, read: Prepared[], embedder: Embe
   results.forEach((r, i) => {
     const p = needed[i];
     p.bytes = undefined;
-    if (r.ok) Object.assign(files.get(p)!, { width: r.width, height: r.height, embedding: { pooled: r.vector, code: r.code, scales: r.scales } });
+    if (r.ok) Object.assign(files.get(p)!, { width: r.width, height: r.height, embedding: { pooled: r.vector, code: r.code, scales: r.scales }, local: r.features && localToWrite(ctx, r.features) });
     else {
       files.delete(p);
       fail(p.file.path, `${r.code}: ${r.message}`);
@@ -225,6 +239,11 @@ async function embedAndWrite(ctx: IndexContext, read: Prepared[], embedder: Embe
     counts.skipped += more.skipped;
   }
   return counts;
+}
+
+/** An image's encoded local features with their visual words under the library's vocabulary (if it has one). */
+function localToWrite(ctx: IndexContext, features: Uint8Array): FileToWrite['local'] {
+  return { features, words: ctx.words.wordsOf(decodeFeatures(features)) };
 }
 
 /** Removes images whose files were under a scanned folder and are gone from disk. */

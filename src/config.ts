@@ -40,6 +40,13 @@ export interface PixdexConfig {
    * `pooled` (src/library-descriptor.ts). Unset: the store's descriptor, or `DEFAULT_DESCRIPTOR`.
    */
   descriptor: LibraryDescriptor | undefined;
+  /**
+   * Local features and geometric verification (issue 14; env PIXDEX_LOCAL_FEATURES on|off): each
+   * image's keypoints are stored at indexing and query photos are verified against their
+   * candidates. Unset: the library's setting, on for a new library. Set on an existing library,
+   * it switches it (on: the next `pixdex index` adds the features; off: they are dropped).
+   */
+  localFeatures: boolean | undefined;
   /** tfjs backend (default: auto, env PIXDEX_BACKEND). */
   backend: BackendChoice;
   /** Images per inference batch: 16 is where wasm throughput stops improving (default: 16). */
@@ -136,6 +143,7 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
     modelsDir: path.resolve(options.modelsDir ?? env.PIXDEX_MODELS ?? 'models'),
     backbone: options.backbone ?? (env.PIXDEX_BACKBONE || undefined),
     descriptor: optionalDescriptor(options.descriptor ?? (env.PIXDEX_DESCRIPTOR || undefined)),
+    localFeatures: options.localFeatures ?? optionalSwitch('localFeatures', env.PIXDEX_LOCAL_FEATURES || undefined),
     backend,
     batchSize: options.batchSize ?? 16,
     workers: intParam('workers', options.workers ?? env.PIXDEX_WORKERS ?? coreCount(), 1, 64),
@@ -146,6 +154,15 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
     ann: { ...DEFAULT_ANN, ...options.ann },
     server: resolveServerConfig(options.server ?? {}, env, dataDir),
   };
+}
+
+/** `on`/`off` (also true/false, 1/0) as a boolean; undefined stays undefined. */
+export function optionalSwitch(name: string, value: unknown): boolean | undefined {
+  if (value === undefined || typeof value === 'boolean') return value;
+  const v = String(value).toLowerCase();
+  if (['on', 'true', '1', 'yes'].includes(v)) return true;
+  if (['off', 'false', '0', 'no'].includes(v)) return false;
+  throw invalidParameter(name, 'on or off', value);
 }
 
 function optionalDescriptor(value: unknown): LibraryDescriptor | undefined {

@@ -14,6 +14,8 @@ import { ConvAutoencoder } from './models/autoencoder.ts';
 import { embedBatch, type Embedding } from './embed.ts';
 import { libraryRegional, type LibraryDescriptor } from './library-descriptor.ts';
 import { mapLimit } from './pool.ts';
+import { encodeFeatures, extractFeatures, loadOpenCv, QUERY_SIDE, REFERENCE_SIDE } from './local/features.ts';
+import type { LocalFeatures } from './local/types.ts';
 import { describeFsError } from '../indexer/scan.ts';
 import { LocalEmbedder, WorkerPool, type Embedder } from '../indexer/workers/pool.ts';
 import type { SpaceInfo } from './store/lmdb.ts';
@@ -66,8 +68,8 @@ export class Describer {
   }
 
   /** Decodes an encoded image into model input pixels (typed errors for bad input). */
-  decode(bytes: Uint8Array, what: string, smallerSides?: readonly number[]): ReturnType<typeof decodeImage> {
-    return decodeImage(bytes, { size: this.spec.inputSize, maxInputPixels: this.config.maxInputPixels, smallerSides }, what);
+  decode(bytes: Uint8Array, what: string, smallerSides?: readonly number[], greySide?: number): ReturnType<typeof decodeImage> {
+    return decodeImage(bytes, { size: this.spec.inputSize, maxInputPixels: this.config.maxInputPixels, smallerSides, greySide }, what);
   }
 
   /** The autoencoder of `space` (loaded once), or undefined for the backbone space. */
@@ -94,17 +96,25 @@ export class Describer {
 
   /** A query image's description in `space` (with its windows in a `regional` library). */
   async describeQuery(bytes: Uint8Array, space: SpaceInfo, what = 'query image'): Promise<Embedding> {
-    const img = await this.decode(bytes, what);
-    const [e] = await this.embedPixels([img.pixels], { space, windows: true });
-    return e;
+    return (await this.describeQueryWithFeatures(bytes, space, what, false)).embedding;
   }
 
-  /** An image to store (an upload): decoded at the library's sides and described. */
-  async describeForStore(bytes: Uint8Array, space: SpaceInfo, what: string): Promise<{ embedding: Embedding; width: number; height: number }> {
-    const img = await this.decode(bytes, what, this.smallerSides());
-    const [embedding] = await this.embedPixels([img.pixels], { space, smallerPixels: [img.smaller] });
-    return { embedding, width: img.width, height: img.height };
+  /** `describeQuery` and, with `localFeatures`, the photo's local features (greyscale at `QUERY_SIDE`) from the same decode. */
+  async describeQueryWithFeatures(bytes: Uint8Array, space: SpaceInfo, what: string, localFeatures: boolean): Promise<{ embedding: Embedding; features?: LocalFeatures }> {
+    if (localFeatures) await loadOpenCv();
+    const img = await this.decode(bytes, what, undefined, localFeatures ? QUERY_SIDE : undefined);
+    const [embedding] = await this.embedPixels([img.pixels], { space, windows: true });
+    return { embedding, features: img.grey && extractFeatures(img.grey) };
   }
+
+  /** An image to store (an upload): decoded at the library's sides and described, with its encoded local features when asked for. */
+  async describeForStore(bytes: Uint8Array, space: SpaceInfo, what: string, localFeatures = false): Promise<{ embedding: Embedding; width: number; height: number; features?: Uint8Array }> {
+    if (localFeatures) await loadOpenCv();
+    const img = await this.decode(bytes, what, this.smallerSides(), localFeatures ? REFERENCE_SIDE : undefined);
+    const [embedding] = await this.embedPixels([img.pixels], { space, smallerPixels: [img.smaller] });
+    return { embedding, width: img.width, height: img.height, features: img.grey && encodeFeatures(extractFeatures(img.grey)) };
+  }
+
 
   /**
    * Descriptions of image files without storing them (for `eval`), as `descriptor` says, with
@@ -140,14 +150,19 @@ export class Describer {
    * autoencoder space, codes: in this thread, or a worker pool when there is enough work for it
    * (`train` asks for `pooled`: it only needs the codes).
    */
-  async embedder(space: SpaceInfo, images: number, onWarning?: (message: string) => void, descriptor = this.descriptor): Promise<Embedder> {
+  async embedder(space: SpaceInfo, images: number, onWarning?: (message: string) => void, descriptor = this.descriptor, localFeatures = false): Promise<Embedder> {
     const sides = this.smallerSides(descriptor);
-    const local = new LocalEmbedder((bytes, name) => this.decode(bytes, name, sides), (pixels, smallerPixels) => this.embedPixels(pixels, { space, descriptor, smallerPixels }));
+    if (localFeatures) await loadOpenCv();
+    const local = new LocalEmbedder(
+      (bytes, name) => this.decode(bytes, name, sides, localFeatures ? REFERENCE_SIDE : undefined),
+      (pixels, smallerPixels) => this.embedPixels(pixels, { space, descriptor, smallerPixels }),
+      localFeatures ? (grey) => encodeFeatures(extractFeatures(grey)) : undefined,
+    );
     const workers = Math.min(this.config.workers, Math.ceil(images / this.config.batchSize));
     if (workers <= 1) return local;
     try {
       const autoencoder = space.kind === 'autoencoder' ? this.weights(space.model) : undefined;
-      return await WorkerPool.start(workers, { modelsDir: this.config.modelsDir, backbone: this.spec.id, descriptor, backend: this.config.backend, maxInputPixels: this.config.maxInputPixels, autoencoder: autoencoder ? new Uint8Array(autoencoder) : undefined });
+      return await WorkerPool.start(workers, { modelsDir: this.config.modelsDir, backbone: this.spec.id, descriptor, backend: this.config.backend, maxInputPixels: this.config.maxInputPixels, autoencoder: autoencoder ? new Uint8Array(autoencoder) : undefined, localFeatures });
     } catch (err) {
       onWarning?.(`could not start ${workers} embedding workers (${errorText(err)}); working in one thread`);
       return local;

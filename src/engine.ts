@@ -26,6 +26,7 @@ import { checkStore, repairStore, type CheckReport, type RepairReport } from './
 import { SCHEMA_VERSION, Store, type ImageRecord, type SpaceInfo } from './store/lmdb.ts';
 import { Records, type LabelCount } from './store/records.ts';
 import { libraryStats, type Stats } from './stats.ts';
+import { VisualWords } from './local/visual-words.ts';
 import { trainAutoencoder, type TrainOptions, type TrainReport } from './train.ts';
 import { addUpload, indexFiles, type IndexOptions, type IndexSummary, type UploadOptions } from '../indexer/run.ts';
 
@@ -46,6 +47,8 @@ export class Engine {
     readonly describer: Describer,
     readonly searcher: Searcher,
     readonly labelling: Labels,
+    /** The visual vocabulary and inverted index over local features (issue 14). */
+    readonly words: VisualWords,
   ) {}
 
   /**
@@ -75,13 +78,15 @@ export class Engine {
             `Open it without --descriptor (or with --descriptor ${records.descriptor()}), or use a new --data folder for ${descriptor}.`,
         );
       }
-      if (!meta) records.create({ schema: SCHEMA_VERSION, backbone: spec.id, dims: spec.dims, space: { kind: 'backbone' }, descriptor, nextId: 1, seq: 0, createdAt: Date.now() });
+      if (!meta) records.create({ schema: SCHEMA_VERSION, backbone: spec.id, dims: spec.dims, space: { kind: 'backbone' }, descriptor, local: { enabled: config.localFeatures ?? true }, nextId: 1, seq: 0, createdAt: Date.now() });
+      else if (config.localFeatures !== undefined) records.local.setEnabled(config.localFeatures);
       const resolved = { ...config, backbone: spec.id, descriptor };
       const sync = new IndexSync(records, spec, config.ann);
       const describer = new Describer(resolved, spec, descriptor, (key) => records.model(key));
-      const searcher = new Searcher(records, sync, describer, spec);
+      const words = new VisualWords(records);
+      const searcher = new Searcher(records, sync, describer, spec, words);
       const labelling = new Labels(records, searcher, () => describer.backendInfo());
-      return new Engine(resolved, spec, records, sync, describer, searcher, labelling);
+      return new Engine(resolved, spec, records, sync, describer, searcher, labelling, words);
     } catch (err) {
       await store.close();
       throw err;

@@ -15,6 +15,9 @@ import type { BackboneSpec } from './models/backbone.ts';
 import type { Records } from './store/records.ts';
 import type { SpaceInfo } from './store/lmdb.ts';
 import { dot, l2normalize } from './vector.ts';
+import { verifyCandidates, type VerifiedCandidate } from './local/rerank.ts';
+import type { LocalFeatures } from './local/types.ts';
+import { VOCABULARY_MIN_IMAGES, type VisualWords } from './local/visual-words.ts';
 
 /** Which embedding space: the backbone's global vector, or the library's autoencoder. */
 export type SpaceKind = SpaceInfo['kind'];
@@ -29,6 +32,12 @@ export interface SearchResult {
   /** Cosine similarity, highest first. */
   score: number;
   label: string | null;
+  /** With local features: matches that agree on one geometric transform (geometric verification). */
+  inliers?: number;
+  /** With local features: the same object was found (≥ VERIFIED_INLIERS inliers); verified hits come first. */
+  verified?: boolean;
+  /** A verified hit's corners in the query photo, as fractions of its width and height (the best few hits). */
+  outline?: Array<[number, number]>;
 }
 
 export interface SearchOptions {
@@ -52,6 +61,11 @@ export interface SearchOptions {
    * Raises category retrieval (flowers17 mAP +0.03 to +0.04), lowers instance P@1: off by default.
    */
   expand?: number;
+  /**
+   * In a library with local features, verify the candidates geometrically and re-rank them
+   * (default: true); false gives the visual ranking alone (for comparison: `pixdex eval`).
+   */
+  verify?: boolean;
 }
 
 /** αQE weight exponent: neighbour i weighs its similarity^α (α = 1 measured best with n = 2; bench/descriptors.ts). */
@@ -66,6 +80,11 @@ const REGIONAL_EF = 64;
  * instance set (bench/instance.ts); every window still takes part in the re-ranking.
  */
 const REGIONAL_SAME_WINDOW = 0.97;
+
+/** Candidates the visual (regional or global) ranking brings to verification (bench/local/README.md: top-50). */
+export const VERIFY_SHORTLIST = 50;
+/** Candidates the visual-word inverted index adds (images the global vector missed). */
+export const WORDS_SHORTLIST = 20;
 
 /** A query's resolved parameters: checked once. */
 interface Query {
@@ -83,6 +102,7 @@ export class Searcher {
     private readonly sync: IndexSync,
     private readonly describer: Describer,
     private readonly spec: BackboneSpec,
+    private readonly words: VisualWords,
   ) {}
 
   /** The space named by a CLI/HTTP `space` option, checked against what exists (default: active). */
@@ -101,12 +121,35 @@ export class Searcher {
     return { k, expand, space, exact: space.kind !== this.records.space().kind, filter: this.filter(o) };
   }
 
-  /** Nearest images to an encoded query image. */
+  /**
+   * Nearest images to an encoded query image. In a library with local features the visual
+   * shortlist and the visual-word candidates are verified geometrically and re-ranked
+   * (src/local/rerank.ts).
+   */
   async search(bytes: Uint8Array, options: SearchOptions = {}): Promise<SearchResult[]> {
     const q = this.resolve(options);
-    const e = await this.describer.describeQuery(bytes, this.records.space());
-    if (e.windows && q.space.kind === 'backbone') return this.windows(e.windows, q);
-    return this.vector(q.space.kind === 'backbone' ? e.pooled : e.code ?? e.pooled, q);
+    const local = options.verify !== false && this.records.local.setting().enabled;
+    const { embedding: e, features } = await this.describer.describeQueryWithFeatures(bytes, this.records.space(), 'query image', local);
+    const extra = features ? this.wordCandidates(features, q) : [];
+    const n = features ? Math.max(q.k, VERIFY_SHORTLIST) : q.k;
+    const hits = e.windows && q.space.kind === 'backbone' ? this.windows(e.windows, q, n, extra) : this.vector(q.space.kind === 'backbone' ? e.pooled : e.code ?? e.pooled, q, n, extra);
+    if (!features) return this.toResults(hits.slice(0, q.k));
+    return this.toResults(verifyCandidates(features, hits, (id) => this.words.featuresOf(id)).slice(0, q.k));
+  }
+
+  /**
+   * Images the visual-word index finds for a query photo's features; before the library has a
+   * vocabulary (a small library) every image with features, up to `VOCABULARY_MIN_IMAGES`.
+   */
+  private wordCandidates(features: LocalFeatures, q: Query): number[] {
+    const found = this.words.candidates(features, WORDS_SHORTLIST, q.filter);
+    if (found) return found.map((h) => h.id);
+    const all: number[] = [];
+    for (const id of this.records.local.featureIds()) {
+      if (all.length >= VOCABULARY_MIN_IMAGES) break;
+      if (!q.filter || q.filter(id)) all.push(id);
+    }
+    return all;
   }
 
   /** Nearest images to an indexed image (itself excluded). */
@@ -114,23 +157,35 @@ export class Searcher {
     const q = this.resolve({ ...options, excludeId: id });
     const v = this.records.spaceVector(q.space, id);
     if (!v || !this.records.exists(id)) throw new NotFoundError(`No image with id ${id}.`);
-    return this.vector(v, q);
+    return this.toResults(this.vector(v, q, q.k));
   }
 
   /** Nearest images to a (not necessarily normalised) vector of the searched space. */
   searchVector(vector: Float32Array, options: SearchOptions = {}): SearchResult[] {
-    return this.vector(vector, this.resolve(options));
+    const q = this.resolve(options);
+    return this.toResults(this.vector(vector, q, q.k));
   }
 
-  private vector(vector: Float32Array, q: Query): SearchResult[] {
-    const query = l2normalize(vector);
-    const hits = this.shortlist(query, q, Math.max(q.k, q.expand));
-    if (q.expand === 0 || hits.length === 0) return this.toResults(hits.slice(0, q.k));
-    const top = hits.slice(0, q.expand).flatMap((h) => {
-      const v = this.records.unitVector(q.space, h.id);
-      return v ? [{ v, score: h.score }] : [];
-    });
-    return this.toResults(this.shortlist(expandVector(query, top.map((t) => t.v), top.map((t) => t.score), QE_ALPHA), q, q.k));
+  /** The `n` best by cosine to `vector` (with αQE when asked), `extra` ids scored and merged in. */
+  private vector(vector: Float32Array, q: Query, n: number, extra: readonly number[] = []): Hit[] {
+    let query = l2normalize(vector);
+    let hits = this.shortlist(query, q, Math.max(n, q.expand));
+    if (q.expand > 0 && hits.length > 0) {
+      const top = hits.slice(0, q.expand).flatMap((h) => {
+        const v = this.records.unitVector(q.space, h.id);
+        return v ? [{ v, score: h.score }] : [];
+      });
+      query = expandVector(query, top.map((t) => t.v), top.map((t) => t.score), QE_ALPHA);
+      hits = this.shortlist(query, q, n);
+    }
+    hits = hits.slice(0, n);
+    const seen = new Set(hits.map((h) => h.id));
+    for (const id of extra) {
+      if (seen.has(id)) continue;
+      const u = this.records.unitVector(q.space, id);
+      if (u) hits.push({ id, score: dot(query, u) });
+    }
+    return hits;
   }
 
   /** The `n` nearest by the HNSW index of the active space, or exactly in another space. */
@@ -145,11 +200,11 @@ export class Searcher {
    * (src/library-descriptor.ts). The full window is the global query, so an ordinary query
    * keeps its plain answer among the candidates.
    */
-  private windows(windows: Float32Array, q: Query): SearchResult[] {
+  private windows(windows: Float32Array, q: Query, n: number, extra: readonly number[] = []): Hit[] {
     const d = this.spec.dims;
     const plan = libraryRegional(this.spec);
-    const shortlist = Math.max(q.k, REGIONAL_SHORTLIST);
-    const candidates = new Set<number>();
+    const shortlist = Math.max(n, REGIONAL_SHORTLIST);
+    const candidates = new Set<number>(extra);
     const searched: Float32Array[] = [];
     for (let r = plan.windows - 1; r >= 0; r--) { // the full window (the global query) first, then smaller ones
       const w = windows.subarray(r * d, (r + 1) * d);
@@ -175,7 +230,10 @@ export class Searcher {
       for (const h of this.shortlist(e, q, shortlist, REGIONAL_EF)) score(h.id);
       for (const [id, u] of globals) scored.set(id, Math.max(scored.get(id)!, dot(e, u)));
     }
-    return this.toResults(ranked().slice(0, q.k));
+    const all = ranked();
+    const top = all.slice(0, n);
+    const kept = new Set(top.map((h) => h.id));
+    return [...top, ...all.filter((h) => !kept.has(h.id) && extra.includes(h.id))];
   }
 
   /** The id filter of a search's options (label, labelled, excluded id), or undefined for none. */
@@ -201,11 +259,18 @@ export class Searcher {
     return hits.sort((a, b) => b.score - a.score || a.id - b.id).slice(0, k);
   }
 
-  private toResults(hits: Hit[]): SearchResult[] {
+  private toResults(hits: Array<Hit | VerifiedCandidate>): SearchResult[] {
     const out: SearchResult[] = [];
     for (const h of hits) {
       const rec = this.records.get(h.id);
-      if (rec) out.push({ id: h.id, path: rec.path, score: Math.min(1, h.score), label: rec.label ?? null });
+      if (!rec) continue;
+      const r: SearchResult = { id: h.id, path: rec.path, score: Math.min(1, h.score), label: rec.label ?? null };
+      if ('inliers' in h) {
+        r.inliers = h.inliers;
+        r.verified = h.verified;
+        if (h.outline) r.outline = h.outline;
+      }
+      out.push(r);
     }
     return out;
   }

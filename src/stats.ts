@@ -46,6 +46,16 @@ export interface Stats {
   suggestions: number;
   /** The trained classifier head, if any. */
   classifier: (HeadReport & { bytes: number }) | null;
+  /** Local features and geometric verification (issue 14). */
+  localFeatures: {
+    enabled: boolean;
+    /** Images that have them. */
+    images: number;
+    /** The visual vocabulary: words, images learned from, when; null before one was learned. */
+    vocabulary: { words: number; images: number; learnedAt: string } | null;
+    /** What to do when they are off, or missing from some images. */
+    hint: string | null;
+  };
 }
 
 /** What `stats` reads. */
@@ -92,5 +102,19 @@ export async function libraryStats(lib: StatsSource): Promise<Stats> {
     dataDir: lib.config.dataDir,
     suggestions: lib.labelling.suggestions().length,
     classifier: lib.labelling.headInfo(),
+    localFeatures: localStats(lib.records),
   };
+}
+
+function localStats(records: Records): Stats['localFeatures'] {
+  const setting = records.local.setting();
+  const images = records.local.featureCount();
+  const missing = records.count() - images;
+  const v = setting.vocabulary;
+  const hint = !setting.enabled
+    ? 'off: `pixdex index <folders> --local-features on` adds them (the same object in a new photo is then found far more often)'
+    : missing > 0
+      ? `${missing} images have none yet: \`pixdex index <folders>\` adds them`
+      : null;
+  return { enabled: setting.enabled, images, vocabulary: v ? { words: v.words, images: v.images, learnedAt: new Date(v.learnedAt).toISOString() } : null, hint };
 }

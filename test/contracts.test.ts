@@ -131,7 +131,7 @@ describe('error codes: one table', () => {
 
 describe('verbs: one schema each, defaults and limits in one place', () => {
   it('fills in the defaults of src/contracts/limits.ts', () => {
-    assert.deepEqual(parseParams(VERBS.search, {}), { k: DEFAULT_K, expand: 0 });
+    assert.deepEqual(parseParams(VERBS.search, {}), { k: DEFAULT_K, expand: 0, verify: true });
     assert.deepEqual(parseParams(VERBS.classify, {}), { k: DEFAULT_K, minConfidence: 0, method: 'knn' });
     assert.deepEqual(parseParams(VERBS.propagate, {}), { k: DEFAULT_K, minConfidence: DEFAULT_PROPAGATE_MIN_CONFIDENCE, apply: false });
     assert.deepEqual(parseParams(VERBS.train, {}), { dim: TRAIN_DIM.default, epochs: TRAIN_EPOCHS.default, sample: TRAIN_SAMPLE.default });
@@ -140,7 +140,7 @@ describe('verbs: one schema each, defaults and limits in one place', () => {
   });
 
   it('takes strings as the CLI and query strings give them, and trims labels', () => {
-    assert.deepEqual(parseParams(VERBS.search, { k: '5', expand: '2', label: ' bees ', space: 'backbone' }), { k: 5, expand: 2, label: 'bees', space: 'backbone' });
+    assert.deepEqual(parseParams(VERBS.search, { k: '5', expand: '2', label: ' bees ', space: 'backbone' }), { k: 5, expand: 2, label: 'bees', space: 'backbone', verify: true });
     assert.deepEqual(parseParams(VERBS.propagate, { minConfidence: '0.5', apply: 'true' }), { k: DEFAULT_K, minConfidence: 0.5, apply: true });
     assert.deepEqual(parseParams(VERBS.label, { label: null }), { label: null });
     assert.equal(parseParam(imageId, 'id', '4294967295'), 4294967295);

@@ -13,6 +13,7 @@ import { embedBatch } from '../../src/embed.ts';
 import { libraryRegional } from '../../src/library-descriptor.ts';
 import { PixdexError } from '../../src/errors.ts';
 import { LocalEmbedder } from './pool.ts';
+import { encodeFeatures, extractFeatures, loadOpenCv, REFERENCE_SIDE } from '../../src/local/features.ts';
 import type { EmbedJob, WorkerInit, WorkerMessage } from './protocol.ts';
 
 const port = parentPort!;
@@ -26,14 +27,17 @@ try {
   const autoencoder = init.autoencoder ? ConvAutoencoder.fromBytes(init.autoencoder) : undefined;
   const size = model.spec.inputSize;
   const smallerSides = init.descriptor === 'regional' ? libraryRegional(model.spec).smaller : undefined;
+  if (init.localFeatures) await loadOpenCv();
+  const greySide = init.localFeatures ? REFERENCE_SIDE : undefined;
   const embedder = new LocalEmbedder(
-    (bytes, name) => decodeImage(bytes, { size, maxInputPixels: init.maxInputPixels, smallerSides }, name),
+    (bytes, name) => decodeImage(bytes, { size, maxInputPixels: init.maxInputPixels, smallerSides, greySide }, name),
     (pixels, smallerPixels) => embedBatch(model, autoencoder, pixels, pixels.length, { descriptor: init.descriptor, smallerPixels }),
+    init.localFeatures ? (grey) => encodeFeatures(extractFeatures(grey)) : undefined,
   );
   port.on('message', (job: EmbedJob) => {
     embedder.embed(job.items).then(
       (results) => {
-        const transfer = results.flatMap((r) => (r.ok ? [r.vector.buffer, ...(r.code ? [r.code.buffer] : []), ...(r.scales ? [r.scales.buffer] : [])] : [])) as ArrayBuffer[];
+        const transfer = results.flatMap((r) => (r.ok ? [r.vector.buffer, ...(r.code ? [r.code.buffer] : []), ...(r.scales ? [r.scales.buffer] : []), ...(r.features ? [r.features.buffer] : [])] : [])) as ArrayBuffer[];
         post({ type: 'result', jobId: job.jobId, results }, transfer);
       },
       (err) => post({ type: 'fatal', code: 'WORKER_FAILED', message: String(err?.message ?? err) }),

@@ -5,6 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { PixdexError } from '../../src/errors.ts';
+import type { GreyImage } from '../../src/image/decode.ts';
 import { mapLimit } from '../../src/pool.ts';
 import type { EmbedItemResult, WorkerInit, WorkerMessage } from './protocol.ts';
 
@@ -26,8 +27,10 @@ export interface Embedder {
 export class LocalEmbedder implements Embedder {
   readonly parallelism = 2;
   constructor(
-    private readonly decode: (bytes: Uint8Array, name: string) => Promise<{ pixels: Uint8Array; width: number; height: number; smaller?: Uint8Array[] }>,
+    private readonly decode: (bytes: Uint8Array, name: string) => Promise<{ pixels: Uint8Array; width: number; height: number; smaller?: Uint8Array[]; grey?: GreyImage }>,
     private readonly embedPixels: (pixels: Uint8Array[], smaller: Array<Uint8Array[] | undefined>) => Promise<Array<{ pooled: Float32Array; code?: Float32Array; scales?: Float32Array }>>,
+    /** Encoded local features of a decoded greyscale image (a library with local features). */
+    private readonly localFeatures?: (grey: GreyImage) => Uint8Array,
   ) {}
 
   async embed(items: EmbedItem[]): Promise<EmbedItemResult[]> {
@@ -37,10 +40,25 @@ export class LocalEmbedder implements Embedder {
     const vectors = okIdx.length > 0 ? await this.embedPixels(images.map((x) => x.pixels), images.map((x) => x.smaller)) : [];
     const out: EmbedItemResult[] = decoded.map((r) => ('value' in r ? { ok: true, vector: new Float32Array(0), width: r.value.width, height: r.value.height } : toFailure(r.error)));
     okIdx.forEach((i, j) => Object.assign(out[i], { vector: vectors[j].pooled, code: vectors[j].code, scales: vectors[j].scales }));
+    if (this.localFeatures) {
+      for (const i of okIdx) {
+        const grey = (decoded[i] as { value: { grey?: GreyImage } }).value.grey;
+        // An image whose features cannot be computed is still indexed; the next run tries again.
+        if (grey) Object.assign(out[i], { features: tryFeatures(this.localFeatures, grey) });
+      }
+    }
     return out;
   }
 
   async close(): Promise<void> {}
+}
+
+function tryFeatures(f: (grey: GreyImage) => Uint8Array, grey: GreyImage): Uint8Array | undefined {
+  try {
+    return f(grey);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Turns any error into an item failure with a code. */

@@ -13,6 +13,8 @@ export interface WorkerInit {
   maxInputPixels: number;
   /** Autoencoder weights (`ConvAutoencoder.toBytes`) when the space is an autoencoder's. */
   autoencoder?: Uint8Array;
+  /** Also compute each image's local features (the library's setting, issue 14). */
+  localFeatures?: boolean;
 }
 
 /** One batch to decode and embed: encoded bytes (transferred, not copied) with their names. */
@@ -24,7 +26,7 @@ export interface EmbedJob {
 
 /** Outcome for one item of a job: its pooled vector and original size, or an error. */
 export type EmbedItemResult =
-  | { ok: true; vector: Float32Array; code?: Float32Array; scales?: Float32Array; width: number; height: number }
+  | { ok: true; vector: Float32Array; code?: Float32Array; scales?: Float32Array; width: number; height: number; features?: Uint8Array }
   | { ok: false; code: ErrorCode; message: string };
 
 export type WorkerMessage =

@@ -71,11 +71,16 @@ const labelFilter = expects(Label.optional().describe('Only images with this lab
 
 // ------------------------------------------------------------------------------------ verbs
 
+const verify = expects(
+  z.preprocess(truth, z.boolean()).default(true).describe('In a library with local features: verify the candidates geometrically and put the same object first (false: the visual ranking alone; default: true).'),
+  'true or false',
+);
+
 /** `pixdex search`, `POST /api/search`: nearest images to a query photo. */
-export const search = z.object({ k, label: labelFilter, space, expand });
+export const search = z.object({ k, label: labelFilter, space, expand, verify });
 
 /** `GET /api/images/:id/similar`: nearest images to an indexed one (itself excluded). */
-export const similar = search;
+export const similar = z.object({ k, label: labelFilter, space, expand });
 
 /** `pixdex classify`, `POST /api/classify`: a label from the neighbours' vote and/or the head. */
 export const classify = z.object({

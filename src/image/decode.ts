@@ -15,6 +15,15 @@ export interface DecodedImage {
   format: string;
   /** The same crop decoded at each of `DecodeOptions.smallerSides` (a `regional` library's database sides). */
   smaller?: Uint8Array[];
+  /** The whole image in greyscale, long side `DecodeOptions.greySide` (never enlarged): for local features. */
+  grey?: GreyImage;
+}
+
+/** One-channel 8-bit pixels, row-major. */
+export interface GreyImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
 }
 
 export interface DecodeOptions {
@@ -24,6 +33,8 @@ export interface DecodeOptions {
   maxInputPixels: number;
   /** Also decode the same crop at these sides (`DecodedImage.smaller`), each straight from the original. */
   smallerSides?: readonly number[];
+  /** Also decode the whole image in greyscale with this long side (`DecodedImage.grey`). */
+  greySide?: number;
 }
 
 /** Formats sharp decodes here (prebuilt libvips); HEIC/HEVC and SVG are refused on purpose. */
@@ -137,7 +148,21 @@ export async function decodeImage(input: Buffer | Uint8Array, options: DecodeOpt
       }
       return new Uint8Array(data.buffer, data.byteOffset, data.length);
     };
-    const [pixels, ...smaller] = await Promise.all([options.size, ...(options.smallerSides ?? [])].map(render));
+    const grey = async (side: number): Promise<GreyImage> => {
+      const { data, info } = await sharp(input, { limitInputPixels: options.maxInputPixels, failOn: 'warning' })
+        .rotate()
+        .greyscale()
+        .resize(side, side, { fit: 'inside', withoutEnlargement: true })
+        .removeAlpha()
+        .extractChannel(0)
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true });
+      return { data: new Uint8Array(data.buffer, data.byteOffset, info.width * info.height), width: info.width, height: info.height };
+    };
+    const [[pixels, ...smaller], greyImage] = await Promise.all([
+      Promise.all([options.size, ...(options.smallerSides ?? [])].map(render)),
+      options.greySide ? grey(options.greySide) : undefined,
+    ]);
     const oriented = (meta.orientation ?? 1) >= 5;
     const out: DecodedImage = {
       pixels,
@@ -147,6 +172,7 @@ export async function decodeImage(input: Buffer | Uint8Array, options: DecodeOpt
       format: meta.format,
     };
     if (options.smallerSides) out.smaller = smaller;
+    if (greyImage) out.grey = greyImage;
     return out;
   } catch (err) {
     throw decodeError(err, input, what);

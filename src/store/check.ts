@@ -9,6 +9,7 @@
  * `pixdex index` of its folder embeds the file again. Autoencoder codes missing for some images
  * need the model: `pixdex train` embeds them again; a repair does not.
  */
+import { applyLocal, planLocal, type LocalProblemKind } from './check-local.ts';
 import { spaceDims, spaceKey, type IndexSync } from '../index-sync.ts';
 import { libraryRegional, type LibraryDescriptor } from '../library-descriptor.ts';
 import type { BackboneSpec } from '../models/backbone.ts';
@@ -22,6 +23,8 @@ export interface CheckTarget {
   readonly sync: IndexSync;
   readonly spec: BackboneSpec;
   readonly descriptor: LibraryDescriptor;
+  /** Derives visual words and the vocabulary again after a repair. */
+  readonly words?: { maintain(): unknown };
 }
 
 /** What can be wrong, each kind with the invariant it breaks. */
@@ -41,7 +44,8 @@ export type ProblemKind =
   | 'INDEX_MISSING' // a stored image is not searchable
   | 'INDEX_EXTRA' // a searchable id is no stored image
   | 'INDEX_STALE' // the index holds another vector for an image than the store
-  | 'INDEX_COUNT'; // the index's count of searchable vectors is off
+  | 'INDEX_COUNT' // the index's count of searchable vectors is off
+  | LocalProblemKind; // local features, visual words, vocabulary (src/store/check-local.ts)
 
 /** One broken invariant. */
 export interface Problem {
@@ -112,7 +116,7 @@ export function checkStore(target: CheckTarget): CheckReport {
   target.sync.refresh();
   const plan = planRepair(target.records.store, target.spec.dims, scalesLength(target));
   const snapshot = snapshotProblems(target);
-  const problems = [...plan.problems, ...snapshot.problems, ...indexProblems(target)];
+  const problems = [...plan.problems, ...snapshot.problems, ...indexProblems(target), ...planLocal(target.records.store).problems];
   return report(target, plan, problems, snapshot.loaded);
 }
 
@@ -141,6 +145,8 @@ export function repairStore(target: CheckTarget): RepairReport {
       store.codes.removeSync(id);
       store.codes2.removeSync(id);
       store.suggestions.removeSync(id);
+      store.features.removeSync(id);
+      store.words.removeSync(id);
       journal.push({ op: 'remove', id });
     }
     count('images removed', plan.dropImages.length);
@@ -163,7 +169,9 @@ export function repairStore(target: CheckTarget): RepairReport {
     store.appendJournal(meta, journal);
     if (plan.meta || journal.length > 0) store.putMeta(meta);
     count('meta fixed', plan.meta ? 1 : 0);
+    for (const [what, n] of Object.entries(applyLocal(store, planLocal(store)))) count(what, n);
   });
+  if (store.getMeta()?.local?.enabled) target.words?.maintain();
   // The index is derived data: rebuild it from the vectors and replace the snapshot.
   store.dropSnapshot();
   target.sync.rebuild();

@@ -47,6 +47,11 @@ export interface StoreMeta {
   space: SpaceInfo | 'backbone';
   /** How images are described (absent in stores made before descriptors existed: 'pooled'). */
   descriptor?: LibraryDescriptor;
+  /**
+   * Local features (issue 14): whether images get keypoints + binary descriptors at indexing, and
+   * the visual vocabulary learned from them. Absent in stores made before local features: off.
+   */
+  local?: LocalFeaturesMeta;
   nextId: number;
   /** Last journal sequence number written. */
   seq: number;
@@ -77,6 +82,25 @@ export type SpaceInfo =
 
 /** The two tables codes alternate between. */
 export type CodesTable = 'codes' | 'codes2';
+
+/** A library's local-features setting and its visual vocabulary (kept in `models` under `VOCABULARY_KEY`). */
+export interface LocalFeaturesMeta {
+  enabled: boolean;
+  vocabulary?: VocabularyInfo;
+}
+
+export interface VocabularyInfo {
+  /** Bumped at every (re-)learning: a word list in `words` is valid only for its version. */
+  version: number;
+  /** Leaves (visual words). */
+  words: number;
+  /** Images whose features it was learned from (re-learned when the library has grown a lot). */
+  images: number;
+  learnedAt: number;
+}
+
+/** Key of the vocabulary's bytes in `models`. */
+export const VOCABULARY_KEY = 'local-vocabulary';
 
 /** Metadata of the HNSW snapshot in `ann`. */
 export interface SnapshotMeta {
@@ -113,9 +137,13 @@ export class Store {
   readonly journal: Database<JournalEntry, number>;
   /** Suggested labels (label propagation), apart from the labels a person set. */
   readonly suggestions: Database<SuggestionRecord, number>;
+  /** Local features per image (`src/local/features.ts` encoding). */
+  readonly features: Database<Buffer, number>;
+  /** Visual words per image: uint32 vocabulary version, then one uint32 word per keypoint. */
+  readonly words: Database<Buffer, number>;
 
   private constructor(readonly file: string) {
-    this.root = open({ path: file, maxDbs: 16, compression: false });
+    this.root = open({ path: file, maxDbs: 20, compression: false });
     this.images = this.root.openDB({ name: 'images', keyEncoding: 'uint32' });
     this.paths = this.root.openDB({ name: 'paths' });
     this.hashes = this.root.openDB({ name: 'hashes' });
@@ -129,6 +157,8 @@ export class Store {
     this.ann = this.root.openDB({ name: 'ann', keyEncoding: 'uint32', encoding: 'binary' });
     this.journal = this.root.openDB({ name: 'journal', keyEncoding: 'uint32' });
     this.suggestions = this.root.openDB({ name: 'suggestions', keyEncoding: 'uint32' });
+    this.features = this.root.openDB({ name: 'features', keyEncoding: 'uint32', encoding: 'binary' });
+    this.words = this.root.openDB({ name: 'words', keyEncoding: 'uint32', encoding: 'binary' });
   }
 
   /**
@@ -314,7 +344,7 @@ export class Store {
   /** Bytes of the pages each named database uses (for `bench/open.ts`). */
   tableBytes(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const name of ['images', 'paths', 'hashes', 'vectors', 'scales', 'labels', 'meta', 'ann', 'journal'] as const) {
+    for (const name of ['images', 'paths', 'hashes', 'vectors', 'scales', 'labels', 'meta', 'ann', 'journal', 'features', 'words'] as const) {
       const s = this[name].getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
       out[name] = s.pageSize * (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages);
     }

@@ -10,9 +10,12 @@ import { MAX_LABEL_LENGTH } from '../contracts/limits.ts';
 import { InvalidParameterError, NotFoundError, PixdexError } from '../errors.ts';
 import type { LibraryDescriptor } from '../library-descriptor.ts';
 import { l2normalize } from '../vector.ts';
+import { LocalRecords, dropLocal, putLocal, type LocalToWrite } from './local.ts';
 import { Store, toFloat32, type CodesTable, type ImageRecord, type JournalEntry, type SnapshotMeta, type SpaceInfo, type StoreMeta, type SuggestionRecord } from './lmdb.ts';
 
 /** One file of an index batch, as the indexer read it. */
+export type { LocalToWrite };
+
 export interface FileToWrite {
   path: string;
   sha256: string;
@@ -25,7 +28,11 @@ export interface FileToWrite {
   label?: string;
   /** Its description, when its content had to be embedded. */
   embedding?: { pooled: Float32Array; scales?: Float32Array; code?: Float32Array };
+  /** Its local features (encoded) and, when the library has a vocabulary, their visual words. */
+  local?: LocalToWrite;
 }
+
+
 
 /** What `writeFiles` did, file by file. */
 export interface WriteResult {
@@ -60,7 +67,12 @@ export class Records {
    */
   private byImage?: Map<number, Set<string>>;
 
-  constructor(readonly store: Store) {}
+  /** Local features, visual words and the vocabulary (issue 14). */
+  readonly local: LocalRecords;
+
+  constructor(readonly store: Store) {
+    this.local = new LocalRecords(store);
+  }
 
   // ------------------------------------------------------------------ library facts
 
@@ -174,6 +186,7 @@ export class Records {
         if (sameId !== undefined) {
           // This content is stored already (by an earlier run, or earlier in this one).
           const same = store.images.get(sameId)!;
+          if (f.local && !store.features.doesExist(sameId)) putLocal(store, sameId, f.local); // features added to an existing library
           if (sameId === curId) {
             if (same.path === f.path) store.images.putSync(sameId, { ...same, mtimeMs: f.mtimeMs, bytes: f.bytes });
             result.skipped++;
@@ -215,6 +228,8 @@ export class Records {
         // Embedded before a switch of space, a batch has no code for the new space: `train`
         // embeds it before switching, so only a race with a concurrent `train` lands here.
         if (space.kind === 'autoencoder' && e.code && e.code.length === space.dims) store.putCode(space.codes, id, e.code);
+        if (f.local) putLocal(store, id, f.local);
+        else dropLocal(store, id);
         store.countLabel(rec.label, +1);
         journal.push({ op: 'add', id });
         result.ids.set(i, id);
@@ -336,6 +351,7 @@ export class Records {
     store.codes.removeSync(id);
     store.codes2.removeSync(id); // either table may be the active space's
     store.suggestions.removeSync(id);
+    dropLocal(store, id);
     store.countLabel(rec.label, -1);
     journal.push({ op: 'remove', id });
     return true;
