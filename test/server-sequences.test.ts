@@ -272,7 +272,7 @@ async function checkInvariants(m: Model, s: Server, after: string): Promise<void
 }
 
 /** Result ids are distinct, live (in `allowed`), ordered by score, with the model's labels. */
-function checkResults(results: Array<{ id: number; score: number; label: string | null }>, allowed: Set<number>, labelOf: (id: number) => string | null | undefined, what: string): void {
+function checkResults(results: Array<{ id: number; score: number; label: string | null; inliers?: number; verified?: boolean }>, allowed: Set<number>, labelOf: (id: number) => string | null | undefined, what: string): void {
   const ids = results.map((r) => r.id);
   assert.equal(new Set(ids).size, ids.length, `${what}: duplicate ids ${ids}`);
   for (const r of results) {
@@ -280,7 +280,13 @@ function checkResults(results: Array<{ id: number; score: number; label: string 
     const l = labelOf(r.id);
     if (l !== undefined) assert.equal(r.label, l, `${what}: label of result ${r.id}`);
   }
-  for (let i = 1; i < results.length; i++) assert.ok(results[i - 1].score >= results[i].score, `${what}: scores not descending`);
+  // Verified search results (local features, src/local/rerank.ts): verified hits first by inliers,
+  // the rest by score + 0.2 ln(1 + inliers); plain results by score.
+  const key = (r: (typeof results)[number]): number[] => (r.inliers === undefined ? [0, r.score] : r.verified ? [1, r.inliers] : [0, r.score + 0.2 * Math.log1p(r.inliers)]);
+  for (let i = 1; i < results.length; i++) {
+    const [a, b] = [key(results[i - 1]), key(results[i])];
+    assert.ok(a[0] > b[0] || (a[0] === b[0] && a[1] >= b[1] - 1e-9), `${what}: results not in rank order`);
+  }
 }
 
 // ---------------------------------------------------------------------------- commands

@@ -132,9 +132,16 @@ describe('HTTP server over hymenoptera train (245 labelled photos)', () => {
       assert.ok(top.score >= 0.999, `score ${top.score}`);
       assert.equal(top.label, folderOf(file));
       assert.equal(top.thumbnailUrl, `/api/images/${top.id}/thumbnail`);
-      assert.deepEqual(Object.keys(top), ['id', 'path', 'score', 'label', 'thumbnailUrl']);
+      assert.deepEqual(Object.keys(top), ['id', 'path', 'score', 'label', 'inliers', 'verified', 'outline', 'thumbnailUrl']);
+      // The library has local features (the default): the photo itself is verified, outlined on the whole photo.
+      assert.equal(top.verified, true);
+      assert.ok(top.inliers >= 12, `inliers ${top.inliers}`);
+      assert.equal(top.outline.length, 4);
       assert.equal(typeof r.body.tookMs, 'number');
-      for (let i = 1; i < 5; i++) assert.ok(r.body.results[i - 1].score >= r.body.results[i].score);
+      // Verified hits first (by inliers), then the rest by score + 0.2 ln(1 + inliers) (src/local/rerank.ts).
+      const rest = r.body.results.filter((h: { verified: boolean }) => !h.verified);
+      const fused = (h: { score: number; inliers: number }) => h.score + 0.2 * Math.log1p(h.inliers);
+      for (let i = 1; i < rest.length; i++) assert.ok(fused(rest[i - 1]) >= fused(rest[i]) - 1e-9);
     });
 
     it('accepts a raw image/* body and returns 10 results by default', async () => {

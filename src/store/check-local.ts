@@ -13,7 +13,6 @@ import { VOCABULARY_KEY } from './lmdb.ts';
 export type LocalProblemKind =
   | 'FEATURES_WITHOUT_IMAGE' // local features or visual words kept for no image
   | 'FEATURES_UNREADABLE' // an image's local features do not decode (repair drops them: `pixdex index` computes them again)
-  | 'IMAGE_WITHOUT_FEATURES' // the library has local features on, an image has none: run `pixdex index` on its folder
   | 'WORDS_STALE' // an image's visual words are missing, of another vocabulary, or do not match its features
   | 'VOCABULARY'; // the vocabulary's bytes are missing or unreadable (repair learns it again)
 
@@ -51,11 +50,9 @@ export function planLocal(store: Store): LocalPlan {
       plan.dropFeatures.push(id);
     }
   }
-  if (local?.enabled) {
-    let missing = 0;
-    for (const id of store.images.getKeys()) if (!store.features.doesExist(id)) missing++;
-    if (missing > 0) problems.push({ kind: 'IMAGE_WITHOUT_FEATURES', message: `${missing} images have no local features: run \`pixdex index\` on their folders to add them (uploads: add them again)` });
-  }
+  // Images without features in a library that has them on (indexed before it was turned on, or
+  // whose features could not be computed) are not an inconsistency: `pixdex stats` says how many
+  // and how to add them.
   const vocab = local?.vocabulary;
   if (vocab) {
     const bytes = store.models.getBinary(VOCABULARY_KEY);
