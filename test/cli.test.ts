@@ -44,10 +44,14 @@ describe('pixdex CLI', () => {
     assert.equal(r.code, 0, r.stderr);
     const { results } = r.json();
     assert.equal(results.length, 5);
-    assert.deepEqual(Object.keys(results[0]).sort(), ['id', 'label', 'path', 'score']);
+    assert.deepEqual(Object.keys(results[0]), ['id', 'path', 'score', 'label', 'inliers', 'verified', 'outline']);
     assert.equal(results[0].path, query);
     assert.equal(results[0].label, 'bees');
     assert.ok(results[0].score >= 0.999);
+    // A new library has local features: the photo itself is verified and outlined.
+    assert.equal(results[0].verified, true);
+    assert.ok(results[0].inliers >= 12, `inliers ${results[0].inliers}`);
+    assert.equal(results[0].outline.length, 4);
   });
 
   it('stats --json reports images, labels, backbone, dims, backend, index and store size', () => {

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pairByName, percentile, rankOf, summarizeMode, type ModeOutcome } from '../src/eval/pairs.ts';
 import type { SearchResult } from '../src/search.ts';
-import { BACKEND, CLI, DATASETS, MODELS, tempDir } from './fixtures.ts';
+import { BACKEND, CLI, MODELS, SMVS_BOOKS, tempDir } from './fixtures.ts';
 
 describe('eval pairs: pairing by file name', () => {
   it('pairs smvs names (same file name), reports queries without a reference and unused references', () => {
@@ -89,9 +89,7 @@ describe('eval pairs: metrics', () => {
   });
 });
 
-const SMVS_BOOKS = path.join(DATASETS, 'smvs', 'book_covers');
-
-describe('pixdex eval --queries --references (six smvs book covers)', { skip: fs.existsSync(SMVS_BOOKS) ? false : `no ${SMVS_BOOKS}` }, () => {
+describe('pixdex eval --queries --references (six smvs book covers)', () => {
   const tmp = tempDir();
   const queries = path.join(tmp.dir, 'query');
   const references = path.join(tmp.dir, 'reference');

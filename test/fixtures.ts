@@ -15,6 +15,9 @@ export const HYMENOPTERA = path.join(DATASETS, 'hymenoptera_data');
 export const HYM_TRAIN = path.join(HYMENOPTERA, 'train');
 export const HYM_VAL = path.join(HYMENOPTERA, 'val');
 export const FLOWERS = path.join(DATASETS, 'oxford_flowers17');
+/** Real phone photos of book covers, museum paintings and landmarks, and their references (smvs/PROVENANCE.md). */
+export const SMVS = path.join(DATASETS, 'smvs');
+export const SMVS_BOOKS = path.join(SMVS, 'book_covers');
 export const CLI = path.join(REPO, 'bin', 'pixdex.js');
 
 /** The backend the tests run on (PIXDEX_BACKEND, default auto). */

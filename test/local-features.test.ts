@@ -20,9 +20,8 @@ import { matchFeatures, prepareQuery } from '../src/local/match.ts';
 import { loadOpenCv, opencv } from '../src/local/opencv.ts';
 import { DESCRIPTOR_BYTES, type LocalFeatures, type Match } from '../src/local/types.ts';
 import { VERIFIED_INLIERS, homography, houghInliers, invert3, outline } from '../src/local/verify.ts';
-import { DATASETS, REPO } from './fixtures.ts';
+import { REPO, SMVS } from './fixtures.ts';
 
-const SMVS = path.join(DATASETS, 'smvs');
 const MAX_PIXELS = 100_000_000;
 /** Queries checked per category, and unrelated references each is checked against. */
 const QUERIES = 3;

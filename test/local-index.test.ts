@@ -14,7 +14,7 @@ import { PixdexError } from '../src/errors.ts';
 import { InvertedIndex, decodeWords, encodeWords } from '../src/local/inverted.ts';
 import { Vocabulary } from '../src/local/vocabulary.ts';
 import { seededRandom } from '../src/random.ts';
-import { DATASETS } from './fixtures.ts';
+import { SMVS_BOOKS as BOOKS } from './fixtures.ts';
 
 /** `n` descriptors around `protos` random prototypes, each bit flipped with probability `noise`. */
 function clustered(n: number, protos: number, noise: number, seed: number): { descriptors: Uint8Array; proto: Uint32Array; centres: Uint8Array } {
@@ -225,8 +225,7 @@ describe('InvertedIndex', () => {
   });
 });
 
-const BOOKS = path.join(DATASETS, 'smvs', 'book_covers');
-describe('visual words on real photos (smvs book covers)', { skip: fs.existsSync(BOOKS) ? false : `no ${BOOKS}` }, () => {
+describe('visual words on real photos (smvs book covers)', () => {
   let vocab: Vocabulary;
   let index: InvertedIndex;
   let names: string[];

@@ -9,14 +9,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { createApp } from '../server/app.ts';
+import type { BrowserContext, Page } from 'playwright-core';
 import { Engine } from '../src/engine.ts';
 import { HYM_TRAIN, HYM_VAL, REPO, engineOptions, imagesIn, tempDir } from './fixtures.ts';
-import { CHROMIUM, CHROMIUM_ARGS, chromiumSkip } from './helpers/chromium.ts';
+import { type TestServer, openBrowser, startServer } from './helpers/browser.ts';
+import { chromiumSkip } from './helpers/chromium.ts';
 
 const ARTIFACTS = path.join(REPO, 'test-artifacts');
 const TOKEN = 'web-suggest-token-0123456789';
@@ -38,7 +36,7 @@ describe('web page: label suggestions and classify methods', { skip }, () => {
   const train = KINDS.flatMap((k) => imagesIn(path.join(HYM_TRAIN, k)).slice(0, TRAIN_PER_CLASS));
   const val = KINDS.flatMap((k) => imagesIn(path.join(HYM_VAL, k)).slice(0, VAL_PER_CLASS));
   let engine: Engine;
-  let server: http.Server;
+  let served: TestServer | undefined;
   let context: BrowserContext;
   let page: Page;
   let base = '';
@@ -52,29 +50,13 @@ describe('web page: label suggestions and classify methods', { skip }, () => {
     engine = await Engine.open({ ...engineOptions(path.join(tmp.dir, 'data')), workers: 1 });
     assert.equal((await engine.index(train, { labelFromFolder: true })).added, train.length);
     assert.equal((await engine.index(val)).added, val.length);
-    server = http.createServer(createApp(engine, { token: TOKEN, log: () => {} }));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    for (let i = 0; (await fetch(`${base}/readyz`)).status !== 200; i++) {
-      if (i > 300) throw new Error('/readyz never said ready');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    context = await chromium.launchPersistentContext(path.join(tmp.dir, 'profile'), {
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      headless: true,
-      viewport: { width: 1280, height: 860 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      // Chromium logs every 4xx fetch as "Failed to load resource"; the page shows those itself.
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+    served = await startServer(engine, { token: TOKEN });
+    base = served.base;
+    ({ context, page } = await openBrowser(tmp.dir, consoleErrors));
   });
   after(async () => {
     await context?.close();
-    if (server) await new Promise((resolve) => server.close(resolve));
+    await served?.close();
     await engine?.close();
     tmp.cleanup();
   });

@@ -12,18 +12,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import sharp from 'sharp';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { createApp } from '../server/app.ts';
+import type { BrowserContext, Page } from 'playwright-core';
 import { Engine } from '../src/engine.ts';
-import { DATASETS, REPO, engineOptions, imagesIn, tempDir } from './fixtures.ts';
-import { CHROMIUM, CHROMIUM_ARGS, chromiumSkip } from './helpers/chromium.ts';
+import { REPO, SMVS_BOOKS as BOOKS, engineOptions, imagesIn, tempDir } from './fixtures.ts';
+import { type TestServer, openBrowser, startServer } from './helpers/browser.ts';
+import { chromiumSkip } from './helpers/chromium.ts';
 
 const ARTIFACTS = path.join(REPO, 'test-artifacts');
-const BOOKS = path.join(DATASETS, 'smvs', 'book_covers');
 /** References in the library (ground truth by file name: query/NNN.jpg shows reference/NNN.jpg). */
 const REFERENCES = ['001', '002', '003', '004', '005', '006', '007', '008'];
 /** The phone photo uploaded: its cover is reference 002. */
@@ -59,7 +56,7 @@ describe('web page: verified hits and where they were found', { skip }, () => {
   const sideways = path.join(tmp.dir, 'sideways-002.jpg');
   const consoleErrors: string[] = [];
   let engine: Engine;
-  let server: http.Server;
+  let served: TestServer | undefined;
   let context: BrowserContext;
   let page: Page;
   let base = '';
@@ -77,29 +74,14 @@ describe('web page: verified hits and where they were found', { skip }, () => {
 
     engine = await Engine.open({ ...engineOptions(path.join(tmp.dir, 'data')), workers: 1, localFeatures: true });
     assert.equal((await engine.index([library])).added, REFERENCES.length + 1);
-    server = http.createServer(createApp(engine, { log: () => {} }));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    for (let i = 0; (await fetch(`${base}/readyz`)).status !== 200; i++) {
-      if (i > 300) throw new Error('/readyz never said ready');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    context = await chromium.launchPersistentContext(path.join(tmp.dir, 'profile'), {
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      headless: true,
-      viewport: { width: 1280, height: 860 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+    served = await startServer(engine);
+    base = served.base;
+    ({ context, page } = await openBrowser(tmp.dir, consoleErrors));
     await page.goto(`${base}/`);
   });
   after(async () => {
     await context?.close();
-    if (server) await new Promise((resolve) => server.close(resolve));
+    await served?.close();
     await engine?.close();
     tmp.cleanup();
   });

@@ -8,17 +8,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Express } from 'express';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { createApp } from '../server/app.ts';
+import type { BrowserContext, Page } from 'playwright-core';
 import type { IndexJobs } from '../server/jobs.ts';
 import { PAGE_CSP } from '../server/web.ts';
 import { Engine } from '../src/engine.ts';
 import { HYM_VAL, REPO, engineOptions, imagesIn, tempDir } from './fixtures.ts';
-import { CHROMIUM, CHROMIUM_ARGS, chromiumSkip } from './helpers/chromium.ts';
+import { type TestServer, openBrowser, startServer } from './helpers/browser.ts';
+import { chromiumSkip } from './helpers/chromium.ts';
 
 const ARTIFACTS = path.join(REPO, 'test-artifacts');
 const TOKEN = 'web-token-0123456789';
@@ -36,7 +34,7 @@ describe('web page in headless Chromium', { skip }, () => {
   const consoleErrors: string[] = [];
   let engine: Engine;
   let app: Express;
-  let server: http.Server;
+  let served: TestServer | undefined;
   let context: BrowserContext;
   let page: Page;
   let base = '';
@@ -54,33 +52,16 @@ describe('web page in headless Chromium', { skip }, () => {
     engine = await Engine.open({ ...engineOptions(path.join(tmp.dir, 'data')), workers: 1 });
     const s = await engine.index([library], { labelFromFolder: true });
     assert.equal(s.added, 2 * PER_CLASS);
-    app = createApp(engine, { token: TOKEN, log: () => {} });
-    server = http.createServer(app);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    for (let i = 0; (await fetch(`${base}/readyz`)).status !== 200; i++) {
-      if (i > 300) throw new Error('/readyz never said ready');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    context = await chromium.launchPersistentContext(path.join(tmp.dir, 'profile'), {
-      executablePath: CHROMIUM,
-      args: CHROMIUM_ARGS,
-      headless: true,
-      viewport: { width: 1280, height: 860 },
-    });
-    page = context.pages()[0] ?? (await context.newPage());
-    page.on('console', (m) => {
-      // Chromium logs every 4xx fetch as "Failed to load resource"; the page shows those itself.
-      if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+    served = await startServer(engine, { token: TOKEN });
+    ({ app, base } = served);
+    ({ context, page } = await openBrowser(tmp.dir, consoleErrors));
     page.on('request', (r) => { if (r.url().includes('/api/')) apiInFlight++; });
     page.on('requestfinished', (r) => { if (r.url().includes('/api/')) apiInFlight--; });
     page.on('requestfailed', (r) => { if (r.url().includes('/api/')) apiInFlight--; });
   });
   after(async () => {
     await context?.close();
-    if (server) await new Promise((resolve) => server.close(resolve));
+    await served?.close();
     await engine?.close();
     tmp.cleanup();
   });
