@@ -281,8 +281,8 @@ function checkResults(results: Array<{ id: number; score: number; label: string 
     if (l !== undefined) assert.equal(r.label, l, `${what}: label of result ${r.id}`);
   }
   // Verified search results (local features, src/local/rerank.ts): verified hits first by inliers,
-  // the rest by score + 0.2 ln(1 + inliers); plain results by score.
-  const key = (r: (typeof results)[number]): number[] => (r.inliers === undefined ? [0, r.score] : r.verified ? [1, r.inliers] : [0, r.score + 0.2 * Math.log1p(r.inliers)]);
+  // the rest by score; plain results by score.
+  const key = (r: (typeof results)[number]): number[] => (r.inliers === undefined ? [0, r.score] : r.verified ? [1, r.inliers] : [0, r.score]);
   for (let i = 1; i < results.length; i++) {
     const [a, b] = [key(results[i - 1]), key(results[i])];
     assert.ok(a[0] > b[0] || (a[0] === b[0] && a[1] >= b[1] - 1e-9), `${what}: results not in rank order`);

@@ -19,14 +19,6 @@ import type { LocalFeatures, Match, Verification } from './types.ts';
  */
 export const VERIFIED_INLIERS = 12;
 
-/**
- * Weight of local evidence in the fused score of a candidate that is not verified:
- * `cosine + FUSION_WEIGHT · ln(1 + inliers)` (bench/local/README.md, "Fusion" and recipe step 5:
- * +0.07 to +0.11 landmarks P@1 over threshold-only fusion at no cost elsewhere; a = 0.2 chosen by
- * mean P@1 over the three smvs categories).
- */
-export const FUSION_WEIGHT = 0.2;
-
 /** Hough bin widths: orientation difference (degrees), log2 scale ratio (octaves), centre position (fraction of the reference's long side). */
 export const HOUGH_ANGLE_BIN = 30;
 export const HOUGH_SCALE_BIN = 1;
