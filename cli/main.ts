@@ -181,31 +181,15 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
     const { labelFromFolder, workers } = parseParams(VERBS.index, { labelFromFolder: v['label-from-folder'], workers: v.workers }, CLI_NAMES);
     await checkInputsExist(pos);
     return withEngine({ ...v, workers }, async (engine) => {
-      const controller = new AbortController();
       const progress = new ProgressLine(process.stderr);
-      let interrupts = 0;
-      const onSignal = (): void => {
-        interrupts++;
-        if (interrupts > 1) process.exit(EXIT.interrupted);
-        progress.note('stopping after the current batch (Ctrl-C again to quit at once; the store stays consistent)');
-        controller.abort();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      let summary: IndexSummary;
-      try {
-        summary = await engine.index(pos, {
+      const summary: IndexSummary = await interruptible(progress, 'stopping after the current batch (Ctrl-C again to quit at once; the store stays consistent)', (signal) =>
+        engine.index(pos, {
           labelFromFolder,
-          signal: controller.signal,
+          signal,
           onWarning: (message) => progress.note(`warning: ${message}`),
           onProgress: (p: IndexProgress) => progress.update(`indexed ${p.done}/${p.total}  ${p.rate.toFixed(1)} img/s  ETA ${formatEta(p.etaSeconds)}  (+${p.summary.added} ~${p.summary.updated} !${p.summary.failed})`),
           onVocabulary: (p) => progress.update(p.stage === 'learn' ? `learning the visual vocabulary from ${p.total} keypoints${p.done === p.total ? ': done' : ''}` : `visual words ${p.done}/${p.total} images`),
-        });
-      } finally {
-        progress.done();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+        }));
       const text = [
         `${summary.added} added, ${summary.updated} updated, ${summary.skipped} unchanged, ${summary.failed} failed, ${summary.removed} removed of ${summary.total} files in ${summary.seconds}s${summary.interrupted ? ' (interrupted: re-run to resume)' : ''}`,
         ...summary.errors.map((e) => `  failed: ${e.path}: ${e.error}`),
@@ -394,6 +378,31 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
 };
 
 /**
+ * Runs `work` with a signal that the first Ctrl-C (or SIGTERM) aborts, telling the user
+ * `stopping`; a second one quits at once (exit code interrupted). The progress line is closed and
+ * the handlers removed however `work` ends.
+ */
+async function interruptible<T>(progress: ProgressLine, stopping: string, work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (): void => {
+    interrupts++;
+    if (interrupts > 1) process.exit(EXIT.interrupted);
+    progress.note(stopping);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await work(controller.signal);
+  } finally {
+    progress.done();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/**
  * `pixdex eval --queries DIR --references DIR` (src/eval/pairs.ts). Without --data the references
  * go into a temporary library under os.tmpdir(), removed at the end (PIXDEX_DATA is not used:
  * an evaluation does not fill the default library unless --data names it).
@@ -411,29 +420,13 @@ async function evalPairs(v: Values, pos: readonly string[]): Promise<number> {
   const temporary = v.data === undefined ? await fs.mkdtemp(path.join(os.tmpdir(), 'pixdex-eval-')) : undefined;
   try {
     return await withEngine({ ...v, workers, data: temporary ?? v.data }, async (engine) => {
-      const controller = new AbortController();
       const progress = new ProgressLine(process.stderr);
-      let interrupts = 0;
-      const onSignal = (): void => {
-        interrupts++;
-        if (interrupts > 1) process.exit(EXIT.interrupted);
-        progress.note('stopping after the current step (Ctrl-C again to quit at once)');
-        controller.abort();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      let report;
-      try {
-        report = await evaluatePairs(engine, { queries: queries!, references: references! }, {
-          signal: controller.signal,
+      const report = await interruptible(progress, 'stopping after the current step (Ctrl-C again to quit at once)', (signal) =>
+        evaluatePairs(engine, { queries: queries!, references: references! }, {
+          signal,
           onWarning: (message) => progress.note(`warning: ${message}`),
           onProgress: (p) => progress.update(`${p.stage === 'index' ? 'indexed' : 'queries'} ${p.done}/${p.total}  ${p.rate.toFixed(1)} ${p.stage === 'index' ? 'img' : 'queries'}/s  ETA ${formatEta(p.etaSeconds)}`),
-        });
-      } finally {
-        progress.done();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+        }));
       const full = { ...report, library: temporary ? { dataDir: null, temporary: true } : { dataDir: engine.config.dataDir, temporary: false } };
       out(v, full, formatPairsReport(report) + (temporary ? '' : `\nlibrary kept: ${engine.config.dataDir}`));
       return report.interrupted ? EXIT.interrupted : EXIT.ok;

@@ -233,7 +233,8 @@ export class Searcher {
     const all = ranked();
     const top = all.slice(0, n);
     const kept = new Set(top.map((h) => h.id));
-    return [...top, ...all.filter((h) => !kept.has(h.id) && extra.includes(h.id))];
+    const wanted = new Set(extra);
+    return [...top, ...all.filter((h) => !kept.has(h.id) && wanted.has(h.id))];
   }
 
   /** The id filter of a search's options (label, labelled, excluded id), or undefined for none. */
