@@ -2,8 +2,11 @@
  * Indexing throughput on a folder, in one run: decoding alone, the backbone alone (on
  * pre-decoded batches), and end to end (`Engine.index` into a fresh store). Prints one JSON line.
  *
- *   npm run bench:index -- <dir> [--workers N|1,2] [--limit N] [--backbone ID] [--backend NAME]
+ *   npm run bench:index -- <dir> [--workers N|1,2] [--local-features on|off|off,on] [--limit N] [--backbone ID] [--backend NAME]
  *
+ * `--local-features off,on` measures both settings (with the last worker count) in this one run:
+ * `localFeaturesRatio` is the rate with them over the rate without, and `bytesPerImage` the
+ * store's size per image for each.
  * `backbonePerSec` is one thread running the model on pre-decoded batches; `endToEndPerSec` is
  * the last worker count's full indexing rate (read, hash, decode, embed, LMDB, HNSW).
  */
@@ -23,6 +26,7 @@ const { values, positionals } = parseArgs({
     backbone: { type: 'string' },
     backend: { type: 'string' },
     models: { type: 'string' },
+    'local-features': { type: 'string', default: 'on' },
   },
 });
 if (positionals.length !== 1) {
@@ -34,6 +38,11 @@ const dir = path.resolve(positionals[0]);
 const workerCounts = String(values.workers).split(',').map((w) => Number(w));
 if (workerCounts.some((w) => !Number.isInteger(w) || w < 1)) {
   console.error(`--workers takes whole numbers >= 1, e.g. 1 or 1,2; received ${values.workers}`);
+  process.exit(2);
+}
+const localSettings = String(values['local-features']).split(',');
+if (localSettings.some((x) => x !== 'on' && x !== 'off')) {
+  console.error(`--local-features takes on, off or off,on; received ${values['local-features']}`);
   process.exit(2);
 }
 const scan = await scanInputs([dir], DEFAULT_EXTENSIONS);
@@ -80,16 +89,21 @@ try {
   const round = (x: number) => Math.round(x * 10) / 10;
   const backbonePerSec = decoded.length / backboneSeconds;
   const endToEnd: Record<string, number> = {};
+  const bySetting: Record<string, { perSec: number; bytesPerImage: number }> = {};
   let last = { added: 0, failed: 0 };
-  for (const n of workerCounts) {
+  const runs = [...workerCounts.map((n) => ({ n, local: localSettings.at(-1)! })), ...localSettings.slice(0, -1).map((local) => ({ n: workerCounts.at(-1)!, local }))];
+  for (const { n, local } of runs) {
     fs.rmSync(dataDir, { recursive: true, force: true });
-    const e2e = await Engine.open({ ...options, workers: n });
+    const e2e = await Engine.open({ ...options, workers: n, localFeatures: local === 'on' });
     await e2e.model();
     t = performance.now();
     const summary = await e2e.index(files, {});
     const seconds = (performance.now() - t) / 1000;
+    const stats = await e2e.stats();
     await e2e.close();
-    endToEnd[String(n)] = round(summary.added / seconds);
+    const rate = round(summary.added / seconds);
+    if (local === localSettings.at(-1)) endToEnd[String(n)] = rate;
+    if (n === workerCounts.at(-1)) bySetting[local] = { perSec: rate, bytesPerImage: Math.round(stats.storeBytes / Math.max(1, stats.images)) };
     last = { added: summary.added, failed: summary.failed };
   }
   const first = endToEnd[String(workerCounts[0])];
@@ -109,6 +123,8 @@ try {
     firstVsBackbone: Math.round((first / backbonePerSec) * 1000) / 1000,
     endToEndByWorkers: endToEnd,
     speedupVsFirst: workerCounts.length > 1 ? Math.round((best / first) * 100) / 100 : 1,
+    localFeatures: bySetting,
+    ...(bySetting.on && bySetting.off ? { localFeaturesRatio: Math.round((bySetting.on.perSec / bySetting.off.perSec) * 100) / 100 } : {}),
     loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
     ...last,
   }));
