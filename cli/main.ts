@@ -18,7 +18,7 @@ import { checkDescriptor } from '../src/library-descriptor.ts';
 import path from 'node:path';
 import { EXIT, errorLine, exitCodeFor, exitCodeForCode } from './exit.ts';
 import { GLOBAL_OPTIONS, engineOptions, type Values } from './args.ts';
-import { ProgressLine } from './progress.ts';
+import { ProgressLine, formatEta } from './progress.ts';
 
 const USAGE = `Usage: pixdex <command> [options]
 
@@ -45,6 +45,7 @@ Commands:
   stats                 Store, model and index facts
   serve                 HTTP API and web page  [--host 127.0.0.1] [--port 8080] [--token T]
   check                 Verify the store and its index  [--repair]
+  duplicates            Groups of copies, edits and bursts, best copy first  [--kind exact|near|similar] [--threshold T]
 
 Global options:
   --data DIR      data directory (default ./data, env PIXDEX_DATA)
@@ -170,6 +171,12 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
     return serve(args);
   },
 
+  /** `pixdex duplicates`: copies, edits and bursts (src/duplicates/). */
+  async duplicates(args) {
+    const { duplicates } = await import('./duplicates.ts');
+    return duplicates(args);
+  },
+
   /** `pixdex check`: store invariants (src/check.ts), loaded only when asked for. */
   async check(args) {
     const { check } = await import('./check.ts');
@@ -189,6 +196,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
           onWarning: (message) => progress.note(`warning: ${message}`),
           onProgress: (p: IndexProgress) => progress.update(`indexed ${p.done}/${p.total}  ${p.rate.toFixed(1)} img/s  ETA ${formatEta(p.etaSeconds)}  (+${p.summary.added} ~${p.summary.updated} !${p.summary.failed})`),
           onVocabulary: (p) => progress.update(p.stage === 'learn' ? `learning the visual vocabulary from ${p.total} keypoints${p.done === p.total ? ': done' : ''}` : `visual words ${p.done}/${p.total} images`),
+          onDuplicates: (p) => progress.update(`duplicates: compared ${p.done}/${p.total} new images with their neighbours  ${p.rate.toFixed(0)}/s  ETA ${formatEta(p.etaSeconds)}`),
         }));
       const text = [
         `${summary.added} added, ${summary.updated} updated, ${summary.skipped} unchanged, ${summary.failed} failed, ${summary.removed} removed of ${summary.total} files in ${summary.seconds}s${summary.interrupted ? ' (interrupted: re-run to resume)' : ''}`,
@@ -434,10 +442,4 @@ async function evalPairs(v: Values, pos: readonly string[]): Promise<number> {
   } finally {
     if (temporary) await fs.rm(temporary, { recursive: true, force: true });
   }
-}
-
-function formatEta(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '?';
-  const s = Math.round(seconds);
-  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }

@@ -30,3 +30,10 @@ export class ProgressLine {
     this.shown = false;
   }
 }
+
+/** Seconds as m:ss, or XhYYm from an hour on; '?' when unknown. */
+export function formatEta(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '?';
+  const s = Math.round(seconds);
+  return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
+}

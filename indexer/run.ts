@@ -19,6 +19,7 @@ import { scanInputs, type ScannedFile } from './scan.ts';
 import type { Embedder } from './workers/pool.ts';
 import { decodeFeatures } from '../src/local/features.ts';
 import type { VisualWords, VocabularyProgress } from '../src/local/visual-words.ts';
+import type { CheckProgress, DuplicateFinder } from '../src/duplicates/finder.ts';
 
 /** Summary of an index run (the CLI's `--json` output, DESIGN.md). */
 export interface IndexSummary {
@@ -54,6 +55,8 @@ export interface IndexOptions {
   signal?: AbortSignal;
   /** Learning the visual vocabulary and giving every image its words (after the files, when due). */
   onVocabulary?: (p: VocabularyProgress) => void;
+  /** Comparing the new images with their neighbours for near-duplicates (after the files). */
+  onDuplicates?: (p: CheckProgress) => void;
 }
 
 /** What an index run works with. */
@@ -63,6 +66,7 @@ export interface IndexContext {
   describer: Describer;
   config: PixdexConfig;
   words: VisualWords;
+  dupes: DuplicateFinder;
 }
 
 /** One file read and hashed; `bytes` kept while its content still needs embedding. */
@@ -148,6 +152,7 @@ export async function indexFiles(ctx: IndexContext, inputs: readonly string[], o
   if (options.signal?.aborted && done < todo.length) summary.interrupted = true;
   if (!summary.interrupted) summary.removed = await pruneMissing(ctx, scan.roots, scan.files);
   if (!summary.interrupted && local) ctx.words.maintain(options.onVocabulary);
+  if (!summary.interrupted) ctx.dupes.check({ signal: options.signal, onProgress: options.onDuplicates });
   sync.snapshot();
   summary.seconds = Math.round((performance.now() - started) / 10) / 100;
   return summary;
@@ -180,6 +185,7 @@ export async function addUpload(ctx: IndexContext, bytes: Uint8Array, options: U
   if (local && !records.local.setting().vocabulary && ctx.words.needsLearning()) ctx.words.maintain();
   const id = written.ids.get(0);
   if (id === undefined) throw new PixdexError('STORE_CONFLICT', 'The image was removed by another request while it was being added; send it again.');
+  if (written.added === 1 || written.updated === 1) ctx.dupes.checkOne(id);
   // The same content arrived meanwhile (a twin upload, an index run): the label still applies.
   if (written.added === 0 && label !== undefined) records.setLabel(id, label);
   return { id, created: written.added === 1 };

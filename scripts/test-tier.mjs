@@ -33,6 +33,7 @@ const UNIT = [
   'index-jobs.test.ts', // ~4.5 s
   'local-features.test.ts', // ~2.5 s, no model: OpenCV.js on a few smvs photos
   'matconv.test.ts', // ~1 s
+  'near-duplicate-set.test.ts', // ~1.5 s, no model: generated copies of 30 flowers17 photos
   'package-api.test.ts', // ~5 s: three photos through the model
   'thumbnails.test.ts', // ~1 s, no model
   'vector.test.ts', // <1 s, no model

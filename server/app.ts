@@ -101,6 +101,13 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
     res.json({ results: results.map(withThumbnail), tookMs: since(started) });
   });
 
+  app.get('/api/duplicates', (req, res) => {
+    const options = parseParams(VERBS.duplicates, req.query);
+    const started = performance.now();
+    const r = engine.duplicates(options);
+    res.json({ ...r, groups: r.groups.map((g) => ({ ...g, members: g.members.map((m) => ({ ...m, thumbnailUrl: thumbnailUrl(m.id) })) })), tookMs: since(started) });
+  });
+
   app.get('/api/images/:id/similar', (req, res) => {
     const id = idParam(req.params.id);
     const options = parseParams(VERBS.similar, req.query);

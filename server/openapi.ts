@@ -105,6 +105,9 @@ export function openApiDocument(o: OpenApiOptions): Json {
       '/openapi.json': { get: { summary: 'This document.', responses: { 200: json({ type: 'object' }, 'OpenAPI 3 document.') } } },
       '/api/stats': { get: { summary: 'Store, model and index facts.', responses: { 200: json({ type: 'object' }, 'Same fields as `pixdex stats --json`.'), ...errors() } } },
       '/api/labels': { get: { summary: 'Labels with their image counts, most frequent first.', responses: { 200: json({ type: 'object', properties: { labels: { type: 'array', items: { type: 'object', properties: { label: { type: 'string' }, count: { type: 'integer' } } } } } }, 'Labels.'), ...errors() } } },
+      '/api/duplicates': {
+        get: { summary: 'Groups of copies, edits and bursts, best copy first (images not compared yet are compared first).', parameters: query(VERBS.duplicates), responses: { 200: json(ref('DuplicatesResponse'), 'Duplicate groups.'), ...errors('INVALID_PARAMETER') } },
+      },
       '/api/search': {
         post: { summary: 'Images most similar to an uploaded one.', parameters: query(VERBS.search), requestBody: uploadBody(), responses: { 200: results, ...errors(...UPLOAD_ERRORS, 'STORE_MISMATCH') } },
       },

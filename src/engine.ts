@@ -10,6 +10,7 @@
  *   labels (src/labels.ts)           kNN vote, head, propagation and suggestions
  *   training (src/train.ts)          the library's autoencoder
  *   check (src/store/check.ts)       the store's invariants, and their repair
+ *   duplicates (src/duplicates/)     near-duplicate evidence (k-NN graph + verification) and groups
  */
 import path from 'node:path';
 import type { BackendInfo } from './backend.ts';
@@ -27,6 +28,8 @@ import { SCHEMA_VERSION, Store, type ImageRecord, type SpaceInfo } from './store
 import { Records, type LabelCount } from './store/records.ts';
 import { libraryStats, type Stats } from './stats.ts';
 import { VisualWords } from './local/visual-words.ts';
+import { DuplicateFinder } from './duplicates/finder.ts';
+import { duplicateReport, type DuplicateOptions, type DuplicateReport } from './duplicates/report.ts';
 import { trainAutoencoder, type TrainOptions, type TrainReport } from './train.ts';
 import { addUpload, indexFiles, type IndexOptions, type IndexSummary, type UploadOptions } from '../indexer/run.ts';
 
@@ -49,6 +52,8 @@ export class Engine {
     readonly labelling: Labels,
     /** The visual vocabulary and inverted index over local features (issue 14). */
     readonly words: VisualWords,
+    /** Near-duplicate evidence and groups (issue 15). */
+    readonly dupes: DuplicateFinder,
   ) {}
 
   /**
@@ -86,7 +91,8 @@ export class Engine {
       const words = new VisualWords(records);
       const searcher = new Searcher(records, sync, describer, spec, words);
       const labelling = new Labels(records, searcher, () => describer.backendInfo());
-      return new Engine(resolved, spec, records, sync, describer, searcher, labelling, words);
+      const dupes = new DuplicateFinder(records, sync, words);
+      return new Engine(resolved, spec, records, sync, describer, searcher, labelling, words, dupes);
     } catch (err) {
       await store.close();
       throw err;
@@ -136,6 +142,11 @@ export class Engine {
   }
 
   // ---------------------------------------------------------------- queries
+
+  /** Duplicate groups of one kind; images not compared with their neighbours yet are compared first. */
+  duplicates(options: DuplicateOptions = {}): DuplicateReport {
+    return duplicateReport(this.dupes, options);
+  }
 
   /** Nearest images to an encoded query image. */
   search(query: Uint8Array, options: SearchOptions = {}): Promise<SearchResult[]> {

@@ -93,4 +93,30 @@ export const IndexJob = z.object({
 });
 
 /** Every response schema, by the name the OpenAPI document gives it. */
-export const RESPONSES = Object.freeze({ Error: ErrorBody, Result, SearchResponse, ClassifyResponse, Suggestion, PropagateReport, Image, Created, IndexSummary, IndexJob });
+/** One image of a duplicate group. */
+export const DuplicateMember = z.object({
+  id: z.number().int(),
+  path: z.string(),
+  width: z.number().int(),
+  height: z.number().int(),
+  bytes: z.number().int(),
+  mtimeMs: z.number().describe("The file's modification time (ms since 1970; 0 for uploads)."),
+  label: z.string().optional(),
+  thumbnailUrl: z.string(),
+  evidence: z
+    .object({ kind: z.enum(['near', 'similar']), cosine: z.number(), inliers: z.number().int().describe('Geometrically consistent keypoint matches; -1 when either image has no local features.') })
+    .nullable()
+    .optional()
+    .describe("What joins it to the group's first member (absent on the first; null when joined only through another member)."),
+});
+
+export const DuplicatesResponse = z.object({
+  kind: z.enum(['exact', 'near', 'similar']),
+  thresholds: z.object({ nearCosine: z.number(), nearInliers: z.number(), similarCosine: z.number() }),
+  images: z.number().int(),
+  groups: z.array(z.object({ kind: z.enum(['exact', 'near', 'similar']), members: z.array(DuplicateMember).describe('Best copy first: most pixels, then the oldest file.') })),
+  checked: z.object({ checked: z.number().int(), seconds: z.number(), interrupted: z.boolean() }).describe('Images compared with their neighbours by this request (new since the last check).'),
+  tookMs: z.number(),
+});
+
+export const RESPONSES = Object.freeze({ Error: ErrorBody, Result, SearchResponse, ClassifyResponse, Suggestion, PropagateReport, Image, Created, IndexSummary, IndexJob, DuplicateMember, DuplicatesResponse });

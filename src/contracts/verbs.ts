@@ -1,6 +1,6 @@
 /**
  * One schema per verb (zod): the parameters of search, similar, classify, propagate, label, add,
- * index, train, train-classifier and eval, with their defaults and limits (from ./limits.ts). The
+ * index, train, train-classifier, eval and duplicates, with their defaults and limits (from ./limits.ts). The
  * CLI parses its options and the server its query strings and JSON bodies through `parseParams`,
  * which turns the first problem into INVALID_PARAMETER in the voice of `invalidParameter`
  * ("Expected integer between 1 and 1000 for k but received "0" of type string"); server/openapi.ts
@@ -161,6 +161,15 @@ export const evaluate = z.object({
   workers: index.shape.workers,
 });
 
+/** `pixdex duplicates` / `GET /api/duplicates`: groups of copies, edits and bursts (src/duplicates/). */
+export const duplicates = z.object({
+  kind: oneOf(['exact', 'near', 'similar'] as const, 'near', 'exact: the same bytes; near: the same picture resized, re-saved, cropped or edited; similar: the same scene moments apart (default: near).'),
+  threshold: expects(
+    z.preprocess(numeric, z.number().gt(0).max(1)).optional().describe('Cosine a pair needs for this kind (default: the measured threshold; not for exact).'),
+    'number above 0 and at most 1',
+  ),
+});
+
 /** Path parameters of the HTTP API. */
 export const imageId = expects(
   z.string().regex(/^[1-9][0-9]{0,9}$/).transform(Number).pipe(z.number().int().min(1).max(L.MAX_IMAGE_ID)).describe('Image id (positive integer).'),
@@ -169,7 +178,7 @@ export const imageId = expects(
 export const jobId = expects(z.string().regex(/^[0-9a-f]{16}$/).describe('Index job id (16 hex digits, from POST /api/index).'), 'a job id of 16 hex digits (from POST /api/index)');
 
 /** Every verb's schema, by the name the CLI gives it. */
-export const VERBS = Object.freeze({ search, similar, classify, propagate, label, add, index, 'index-job': indexJob, train, 'train-classifier': trainClassifier, eval: evaluate });
+export const VERBS = Object.freeze({ search, similar, classify, propagate, label, add, index, 'index-job': indexJob, train, 'train-classifier': trainClassifier, eval: evaluate, duplicates });
 
 // ------------------------------------------------------------------------------------ parsing
 

@@ -32,6 +32,25 @@ export interface ImageRecord {
   addedAt: number;
 }
 
+/**
+ * An image's near-duplicate evidence (issue 15): the neighbours it was compared with and what the
+ * comparison found. Kept symmetric: an edge a→b is also stored as b→a.
+ */
+export interface DupeRecord {
+  /** Evidence version (edges of another version are recomputed). */
+  v: number;
+  edges: DupeEdge[];
+}
+
+/** One compared pair, seen from one side. */
+export interface DupeEdge {
+  id: number;
+  /** Cosine of the two pooled backbone vectors. */
+  cosine: number;
+  /** Geometrically consistent local-feature matches (−1: not verified, e.g. no local features). */
+  inliers: number;
+}
+
 /** An entry of the change journal replayed into the HNSW index after its last snapshot. */
 export interface JournalEntry {
   op: 'add' | 'remove';
@@ -141,6 +160,8 @@ export class Store {
   readonly features: Database<Buffer, number>;
   /** Visual words per image: uint32 vocabulary version, then one uint32 word per keypoint. */
   readonly words: Database<Buffer, number>;
+  /** Near-duplicate evidence per image: its checked neighbours (src/store/duplicates.ts). */
+  readonly dupes: Database<DupeRecord, number>;
 
   private constructor(readonly file: string) {
     this.root = open({ path: file, maxDbs: 20, compression: false });
@@ -159,6 +180,7 @@ export class Store {
     this.suggestions = this.root.openDB({ name: 'suggestions', keyEncoding: 'uint32' });
     this.features = this.root.openDB({ name: 'features', keyEncoding: 'uint32', encoding: 'binary' });
     this.words = this.root.openDB({ name: 'words', keyEncoding: 'uint32', encoding: 'binary' });
+    this.dupes = this.root.openDB({ name: 'dupes', keyEncoding: 'uint32' });
   }
 
   /**
@@ -344,7 +366,7 @@ export class Store {
   /** Bytes of the pages each named database uses (for `bench/open.ts`). */
   tableBytes(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (const name of ['images', 'paths', 'hashes', 'vectors', 'scales', 'labels', 'meta', 'ann', 'journal', 'features', 'words'] as const) {
+    for (const name of ['images', 'paths', 'hashes', 'vectors', 'scales', 'labels', 'meta', 'ann', 'journal', 'features', 'words', 'dupes'] as const) {
       const s = this[name].getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
       out[name] = s.pageSize * (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages);
     }

@@ -10,6 +10,7 @@ import { MAX_LABEL_LENGTH } from '../contracts/limits.ts';
 import { InvalidParameterError, NotFoundError, PixdexError } from '../errors.ts';
 import type { LibraryDescriptor } from '../library-descriptor.ts';
 import { l2normalize } from '../vector.ts';
+import { DuplicateRecords, dropDupes } from './duplicates.ts';
 import { LocalRecords, dropLocal, putLocal, type LocalToWrite } from './local.ts';
 import { Store, toFloat32, type CodesTable, type ImageRecord, type JournalEntry, type SnapshotMeta, type SpaceInfo, type StoreMeta, type SuggestionRecord } from './lmdb.ts';
 
@@ -69,9 +70,12 @@ export class Records {
 
   /** Local features, visual words and the vocabulary (issue 14). */
   readonly local: LocalRecords;
+  /** Near-duplicate evidence (issue 15). */
+  readonly dupes: DuplicateRecords;
 
   constructor(readonly store: Store) {
     this.local = new LocalRecords(store);
+    this.dupes = new DuplicateRecords(store);
   }
 
   // ------------------------------------------------------------------ library facts
@@ -186,7 +190,10 @@ export class Records {
         if (sameId !== undefined) {
           // This content is stored already (by an earlier run, or earlier in this one).
           const same = store.images.get(sameId)!;
-          if (f.local && !store.features.doesExist(sameId)) putLocal(store, sameId, f.local); // features added to an existing library
+          if (f.local && !store.features.doesExist(sameId)) {
+            putLocal(store, sameId, f.local); // features added to an existing library
+            dropDupes(store, sameId); // its comparisons had no inliers: checked again
+          }
           if (sameId === curId) {
             if (same.path === f.path) store.images.putSync(sameId, { ...same, mtimeMs: f.mtimeMs, bytes: f.bytes });
             result.skipped++;
@@ -210,6 +217,7 @@ export class Records {
         let id: number;
         if (cur && curId !== undefined && cur.path === f.path && this.aliasesOf(curId, cur.path).length === 0) {
           id = curId; // changed content of a file with no identical copies: re-embedded in place
+          dropDupes(store, id);
           if (store.hashes.get(cur.sha256) === id) store.hashes.removeSync(cur.sha256);
           store.countLabel(cur.label, -1);
           result.updated++;
@@ -352,6 +360,7 @@ export class Records {
     store.codes2.removeSync(id); // either table may be the active space's
     store.suggestions.removeSync(id);
     dropLocal(store, id);
+    dropDupes(store, id);
     store.countLabel(rec.label, -1);
     journal.push({ op: 'remove', id });
     return true;

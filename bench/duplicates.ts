@@ -1,0 +1,135 @@
+/**
+ * Near-duplicate quality on a generated set (issue 15): every oxford_flowers17 photo (1,360) plus
+ * `--copies` generated copies (src/eval/near-duplicate-set.ts: resize, re-encode, crop ≤ 20 %,
+ * colour, overlay, format, combined; fixed seed) in one library, indexed by the real engine (local
+ * features on); `engine.dupes.check()` builds the evidence (k-NN graph + verification). Ground
+ * truth: each copy with its source, and flowers17's own pixel-identical photos.
+ *
+ * Prints JSON lines: the evidence of true pairs per transformation and of the closest wrong
+ * pairs; precision/recall over a grid of thresholds (pairs within the same group, as
+ * `engine.duplicates()` forms them); and, for the chosen setting (the highest recall with
+ * precision ≥ 0.98), per-transformation recall and precision, the check's time and rate.
+ *
+ *   node --import tsx bench/duplicates.ts [--copies 350] [--seed 15] [--out DIR] [--workers 2]
+ *
+ * `--out DIR` keeps the copies and the library (a second run reuses them: the check alone).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { DEFAULT_EXTENSIONS } from '../src/config.ts';
+import { groupEdges, type DuplicateThresholds } from '../src/duplicates/groups.ts';
+import { Engine } from '../src/engine.ts';
+import { loadDataset } from '../src/eval/evaluate.ts';
+import { findDuplicates } from '../src/eval/instance-set.ts';
+import { NEAR_TRANSFORMS, buildNearDuplicateSet, nearDuplicateTruth, pairKey, writeNearDuplicateSet } from '../src/eval/near-duplicate-set.ts';
+
+const { values: args } = parseArgs({ options: { copies: { type: 'string', default: '350' }, seed: { type: 'string', default: '15' }, out: { type: 'string' }, workers: { type: 'string', default: '2' } } });
+const DATASETS = path.resolve(process.env.PIXDEX_DATASETS ?? '../shared/datasets');
+const FLOWERS = path.join(DATASETS, 'oxford_flowers17');
+const out = args.out ? path.resolve(args.out) : fs.mkdtempSync(path.join(os.tmpdir(), 'pixdex-dupes-'));
+const r3 = (x: number) => Math.round(x * 1000) / 1000;
+const load = () => os.loadavg().map((x) => Math.round(x * 100) / 100);
+const quantiles = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const q = (p: number) => (s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : NaN);
+  return { n: s.length, min: s[0], p10: q(0.1), p50: q(0.5), p90: q(0.9), max: s.at(-1) };
+};
+
+const sources = loadDataset(FLOWERS, DEFAULT_EXTENSIONS).map((d) => ({ path: d.path }));
+const sourcePaths = sources.map((s) => s.path);
+const copiesDir = path.join(out, 'copies');
+const copies = await buildNearDuplicateSet({ sources, count: Number(args.copies), seed: Number(args.seed) });
+const copyPaths = fs.existsSync(copiesDir) ? copies.map((c) => path.join(copiesDir, `copy-${c.index}-${c.transform}${c.ext}`)) : await writeNearDuplicateSet(copies, copiesDir);
+const identical = await findDuplicates(sourcePaths);
+const truth = nearDuplicateTruth(sourcePaths, copies.map((c, i) => ({ source: c.source, path: copyPaths[i] })), identical);
+const transformOf = new Map(copies.map((c, i) => [copyPaths[i], c.transform]));
+/** The transformation a true pair shows ('identical': flowers17's own pixel-identical photos). */
+const tagOf = (a: string, b: string) => transformOf.get(a) ?? transformOf.get(b) ?? 'identical';
+
+const engine = await Engine.open({ dataDir: path.join(out, 'library'), modelsDir: process.env.PIXDEX_MODELS, backend: process.env.PIXDEX_BACKEND as 'wasm' | undefined, workers: Number(args.workers) });
+try {
+  let t = performance.now();
+  const indexed = await engine.index([FLOWERS, copiesDir]);
+  const indexSeconds = (performance.now() - t) / 1000;
+  t = performance.now();
+  const extra = engine.dupes.check(); // whatever the index run left (nothing, normally)
+  const checkSeconds = (performance.now() - t) / 1000;
+  const pathOf = (id: number) => engine.records.get(id)!.path;
+  const facts = (id: number) => {
+    const r = engine.records.get(id);
+    return r && { id, path: r.path, width: r.width, height: r.height, bytes: r.bytes, mtimeMs: r.mtimeMs };
+  };
+  const all = [...engine.records.dupes.all()];
+  console.log(JSON.stringify({ images: engine.records.count(), copies: copies.length, truthPairs: truth.size, indexed: { added: indexed.added, failed: indexed.failed, seconds: Math.round(indexSeconds) }, extraCheck: extra, checkSeconds: r3(checkSeconds), loadAverage: load() }));
+
+  // Evidence of true and wrong pairs (each edge once).
+  const byTag = new Map<string, { cos: number[]; inl: number[] }>();
+  const wrong: Array<{ a: string; b: string; cosine: number; inliers: number }> = [];
+  const seen = new Set<string>();
+  for (const { id, edges } of all) {
+    for (const e of edges) {
+      const a = pathOf(id), b = pathOf(e.id), key = pairKey(a, b);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (truth.has(key)) {
+        const tag = tagOf(a, b);
+        const v = byTag.get(tag) ?? { cos: [], inl: [] };
+        v.cos.push(e.cosine);
+        v.inl.push(e.inliers);
+        byTag.set(tag, v);
+      } else wrong.push({ a, b, cosine: e.cosine, inliers: e.inliers });
+    }
+  }
+  const truthFound = [...byTag.values()].reduce((n, v) => n + v.cos.length, 0);
+  for (const [tag, v] of byTag) console.log(JSON.stringify({ truePairs: tag, cosine: quantiles(v.cos), inliers: quantiles(v.inl) }));
+  wrong.sort((x, y) => y.cosine - x.cosine);
+  console.log(JSON.stringify({ wrongPairs: wrong.length, cosine: quantiles(wrong.map((w) => w.cosine)), inliers: quantiles(wrong.map((w) => w.inliers)), closest: wrong.slice(0, 12).map((w) => ({ a: path.relative(DATASETS, w.a), b: path.relative(DATASETS, w.b), cosine: w.cosine, inliers: w.inliers })) }));
+  console.log(JSON.stringify({ truePairsAsEdges: truthFound, truePairs: truth.size }));
+
+  // Precision/recall over pairs within the same group.
+  const evaluate = (t: DuplicateThresholds) => {
+    const groups = groupEdges(all, 'near', t, facts);
+    let predicted = 0, right = 0;
+    const perTag = new Map<string, { found: number; wrong: number }>();
+    for (const g of groups) {
+      const ps = g.members.map((m) => m.path);
+      for (let i = 0; i < ps.length; i++) {
+        for (let j = i + 1; j < ps.length; j++) {
+          predicted++;
+          const ok = truth.has(pairKey(ps[i], ps[j]));
+          const tag = ok ? tagOf(ps[i], ps[j]) : transformOf.get(ps[i]) ?? transformOf.get(ps[j]) ?? 'photos';
+          const c = perTag.get(tag) ?? { found: 0, wrong: 0 };
+          if (ok) right++, c.found++;
+          else c.wrong++;
+          perTag.set(tag, c);
+        }
+      }
+    }
+    return { t, precision: predicted ? r3(right / predicted) : 1, recall: r3(right / truth.size), predicted, right, perTag };
+  };
+  const grid = [];
+  for (const nearCosine of [0.7, 0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96]) {
+    for (const nearInliers of [0, 8, 12, 16, 20, 30, 40]) grid.push(evaluate({ nearCosine, nearInliers, similarCosine: nearCosine }));
+  }
+  for (const g of grid) console.log(JSON.stringify({ grid: g.t, precision: g.precision, recall: g.recall, predicted: g.predicted }));
+  const best = grid.filter((g) => g.precision >= 0.98).sort((a, b) => b.recall - a.recall || b.precision - a.precision)[0];
+  if (best) {
+    const truthByTag = new Map<string, number>();
+    for (const key of truth) {
+      const [a, b] = key.split('\u0000');
+      const tag = tagOf(a, b);
+      truthByTag.set(tag, (truthByTag.get(tag) ?? 0) + 1);
+    }
+    const perTransform = Object.fromEntries([...NEAR_TRANSFORMS, 'identical', 'photos'].map((tag) => {
+      const c = best.perTag.get(tag) ?? { found: 0, wrong: 0 };
+      const n = truthByTag.get(tag) ?? 0;
+      return [tag, { truePairs: n, recall: n ? r3(c.found / n) : null, precision: c.found + c.wrong ? r3(c.found / (c.found + c.wrong)) : null }];
+    }));
+    console.log(JSON.stringify({ chosen: best.t, precision: best.precision, recall: best.recall, perTransform, loadAverage: load() }));
+  }
+} finally {
+  await engine.close();
+  if (!args.out) fs.rmSync(out, { recursive: true, force: true });
+}
