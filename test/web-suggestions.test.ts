@@ -170,8 +170,10 @@ describe('web page: label suggestions and classify methods', { skip }, () => {
     assert.match((await page.locator('#pred-conf').textContent()) ?? '', /^\d+% confidence$/);
   });
 
-  it('the tabs (three now) are keyboard operable and the page logged no errors', async () => {
+  it('the tabs (four now) are keyboard operable and the page logged no errors', async () => {
     await page.locator('#tab-search').focus();
+    await page.keyboard.press('ArrowLeft');
+    assert.equal(await page.locator('#tab-duplicates').getAttribute('aria-selected'), 'true');
     await page.keyboard.press('ArrowLeft');
     assert.equal(await page.locator('#tab-suggestions').getAttribute('aria-selected'), 'true');
     assert.equal(await page.evaluate(() => location.hash), '#suggestions');

@@ -1,5 +1,5 @@
-// pixdex web page: search by photo, similar-by-id, classify, labels, library stats, indexing and
-// the review of label suggestions.
+// pixdex web page: search by photo, similar-by-id, classify, labels, library stats, indexing,
+// the review of label suggestions, and duplicates.
 // Plain ES module, no build step; talks to the JSON API under /api (see /openapi.json).
 
 const $ = (id) => document.getElementById(id);
@@ -7,7 +7,7 @@ const TOKEN_KEY = 'pixdex.token';
 const POLL_MS = 500;
 
 const el = {
-  tabs: [$('tab-search'), $('tab-library'), $('tab-suggestions')],
+  tabs: [$('tab-search'), $('tab-library'), $('tab-suggestions'), $('tab-duplicates')],
   alert: $('alert'), alertText: $('alert-text'), alertClose: $('alert-close'),
   tokenBox: $('token-box'), tokenForm: $('token-form'), token: $('token'),
   drop: $('drop'), file: $('file'), k: $('k'), labelFilter: $('label-filter'),
@@ -23,6 +23,8 @@ const el = {
   job: $('index-job'), jobLabel: $('index-progress-label'), progress: $('index-progress'), jobText: $('index-text'), jobErrors: $('index-errors'),
   propagateForm: $('propagate-form'), minConfidence: $('min-confidence'), propagate: $('propagate'), acceptAll: $('accept-all'),
   suggestionsStatus: $('suggestions-status'), suggestions: $('suggestions'), suggestionTemplate: $('suggestion-template'),
+  dupesForm: $('dupes-form'), dupesKind: $('dupes-kind'), dupesThreshold: $('dupes-threshold'),
+  dupesStatus: $('dupes-status'), dupes: $('dupes'), dupeGroupTemplate: $('dupe-group-template'), dupeCardTemplate: $('dupe-card-template'),
 };
 
 /** What the grid currently shows: the uploaded photo, or an indexed image by id. */
@@ -141,6 +143,7 @@ function selectTab(tab, focus = false) {
     resumeJob();
   }
   if (tab.id === 'tab-suggestions') loadSuggestions();
+  if (tab.id === 'tab-duplicates') loadDuplicates();
 }
 
 el.tabs.forEach((tab, i) => {
@@ -832,6 +835,303 @@ el.acceptAll.addEventListener('click', async () => {
     (el.acceptAll.disabled ? el.propagate : el.acceptAll).focus(); // the clicked button may be disabled now
   }
 });
+
+// ---------------------------------------------------------------- duplicates
+
+/** Increases with every load of the groups, so a slow answer never overwrites a newer one. */
+let dupesSeq = 0;
+/** True while a group's copies are being removed or labelled, so two changes never interleave. */
+let dupesBusy = false;
+/** The measured thresholds (from an answer without a threshold of the user's), for the field's placeholder. */
+let dupesDefaults = null;
+
+function setDupesStatus(text) {
+  el.dupesStatus.textContent = text;
+}
+
+/** The threshold field applies to near and similar; its placeholder is the kind's default. */
+function updateThresholdField() {
+  const kind = el.dupesKind.value;
+  el.dupesThreshold.disabled = kind === 'exact';
+  const value = kind === 'near' ? dupesDefaults?.nearCosine : kind === 'similar' ? dupesDefaults?.similarCosine : undefined;
+  el.dupesThreshold.placeholder = kind === 'exact' ? '' : typeof value === 'number' ? String(value) : 'default';
+}
+
+/**
+ * Loads the groups of the chosen kind. `note` (what was just done) leads the status line;
+ * `focusGroup`: after a group was removed, the keyboard focus goes to the group now at that place.
+ */
+async function loadDuplicates({ note = '', focusGroup } = {}) {
+  const kind = el.dupesKind.value;
+  const q = new URLSearchParams({ kind });
+  const threshold = el.dupesThreshold.value.trim();
+  if (threshold !== '' && kind !== 'exact') q.set('threshold', threshold);
+  const seq = ++dupesSeq;
+  const lead = note ? `${note} ` : '';
+  el.dupes.setAttribute('aria-busy', 'true');
+  setDupesStatus(`${lead}Looking for ${kind} duplicates…`);
+  try {
+    const r = await api('GET', `/api/duplicates?${q}`);
+    if (seq !== dupesSeq) return;
+    if (!q.has('threshold')) dupesDefaults = r.thresholds;
+    updateThresholdField();
+    el.dupes.dataset.kind = r.kind;
+    el.dupes.replaceChildren(...r.groups.map((g, i) => dupeGroup(g, i, seq)));
+    const compared = r.checked.checked > 0 ? ` Compared ${countText(r.checked.checked, 'new image')} with their neighbours first.` : '';
+    setDupesStatus(r.groups.length === 0
+      ? `${lead}No ${r.kind} duplicates in the library.${compared}`
+      : `${lead}${countText(r.groups.length, 'group')} of ${r.kind} duplicates, ${countText(r.images, r.kind === 'exact' ? 'path' : 'image')} · ${Math.round(r.tookMs)} ms.${compared}`);
+    if (focusGroup !== undefined && (document.activeElement === document.body || document.activeElement === null)) {
+      const groups = el.dupes.children;
+      const g = groups[Math.min(focusGroup, groups.length - 1)];
+      (g ? g.querySelector('.dupe-cards input:checked') : el.dupesKind)?.focus();
+    }
+  } catch (err) {
+    if (seq !== dupesSeq) return;
+    el.dupes.replaceChildren();
+    delete el.dupes.dataset.kind;
+    showError(err);
+    setDupesStatus(note);
+  } finally {
+    if (seq === dupesSeq) el.dupes.setAttribute('aria-busy', 'false');
+  }
+}
+
+el.dupesKind.addEventListener('change', () => {
+  updateThresholdField();
+  clearError();
+  loadDuplicates();
+});
+el.dupesForm.addEventListener('submit', (e) => {
+  e.preventDefault();
+  clearError();
+  loadDuplicates();
+});
+
+/** One group: its cards side by side, the copy to keep, and what can be done with the others. */
+function dupeGroup(g, i, seq) {
+  const li = el.dupeGroupTemplate.content.firstElementChild.cloneNode(true);
+  const n = i + 1;
+  const uid = `dupe-${seq}-${n}`;
+  const exact = g.kind === 'exact';
+  li.dataset.kind = g.kind;
+  const title = li.querySelector('.dupe-title');
+  title.id = `${uid}-title`;
+  title.textContent = `Group ${n} · ${exact ? `one image under ${g.members.length} paths` : `${g.members.length} ${g.kind === 'near' ? 'copies' : 'similar images'}`}`;
+  li.setAttribute('aria-labelledby', title.id);
+  li.querySelector('legend').textContent = `Copy to keep in group ${n}`;
+  const cards = li.querySelector('.dupe-cards');
+  cards.replaceChildren(...g.members.map((m, j) => dupeCard(g, m, j, uid)));
+  cards.addEventListener('change', () => {
+    for (const c of cards.children) c.classList.toggle('kept', c.querySelector('input').checked);
+  });
+
+  const remove = li.querySelector('.dupe-remove');
+  const form = li.querySelector('.dupe-label-form');
+  const input = form.querySelector('input');
+  const labelButton = form.querySelector('button');
+  input.id = `${uid}-label`;
+  const inputLabel = form.querySelector('label');
+  inputLabel.htmlFor = input.id;
+  inputLabel.textContent = `Label for every image in group ${n}`;
+  const labels = new Set(g.members.map((m) => m.label ?? ''));
+  if (labels.size === 1) input.value = [...labels][0];
+  const result = li.querySelector('.dupe-result');
+  result.id = `${uid}-result`;
+  remove.setAttribute('aria-describedby', title.id);
+  labelButton.setAttribute('aria-describedby', title.id);
+
+  if (exact) {
+    // One stored image under several paths: the API removes and labels images, not paths.
+    const note = li.querySelector('.dupe-note');
+    note.id = `${uid}-note`;
+    note.hidden = false;
+    note.textContent = 'These paths hold the same bytes: the library stores them as one image, so removing one of the paths is not supported, and a label already applies to all of them. To drop a copy, delete or move its file, then index its folder again.';
+    for (const c of [remove, labelButton, input, ...cards.querySelectorAll('input')]) {
+      c.disabled = true;
+      c.setAttribute('aria-describedby', `${title.id} ${note.id}`);
+    }
+    return li;
+  }
+  remove.addEventListener('click', () => removeOthers(li, g, n));
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    labelGroup(li, g, n, input.value.trim());
+  });
+  return li;
+}
+
+/** One member: thumbnail, size, file size, date, evidence, name, label, and its "keep" radio. */
+function dupeCard(g, m, j, uid) {
+  const li = el.dupeCardTemplate.content.firstElementChild.cloneNode(true);
+  const name = shortName(m.path);
+  li.dataset.id = String(m.id);
+  li.dataset.path = m.path;
+  li.dataset.index = String(j);
+  const img = li.querySelector('img');
+  img.src = m.thumbnailUrl;
+  img.alt = `${name}, ${m.width} × ${m.height}`;
+  if (j === 0) {
+    li.classList.add('best-copy');
+    if (g.kind !== 'exact') li.classList.add('kept');
+    li.querySelector('.best').hidden = false;
+  }
+  li.querySelector('.dims').textContent = `${m.width}×${m.height}`;
+  const bytes = li.querySelector('.bytes');
+  bytes.textContent = sizeText(m.bytes);
+  bytes.title = `${m.bytes.toLocaleString()} bytes`;
+  li.querySelector('.dupe-date').replaceChildren(dateNode(m.mtimeMs));
+  const evidence = evidenceText(g, m, j);
+  const ev = li.querySelector('.dupe-evidence');
+  ev.hidden = !evidence;
+  if (evidence) {
+    ev.textContent = evidence.text;
+    ev.title = evidence.title;
+  }
+  const nameEl = li.querySelector('.name');
+  nameEl.textContent = name;
+  nameEl.title = m.path;
+  setDupeChip(li, m.label);
+  const radio = li.querySelector('input');
+  radio.name = `${uid}-keep`;
+  radio.value = String(j);
+  radio.checked = j === 0;
+  radio.setAttribute('aria-label', `Keep this copy: ${name}`);
+  return li;
+}
+
+function setDupeChip(card, label) {
+  const chip = card.querySelector('.label-chip');
+  chip.hidden = !label;
+  chip.textContent = label ?? '';
+  card.dataset.label = label ?? '';
+}
+
+/** What joins a member to the group's best copy, in words; null for the best copy itself. */
+function evidenceText(g, m, j) {
+  if (g.kind === 'exact') return { text: 'same bytes', title: 'The same file content as the other paths: one image in the library' };
+  if (j === 0) return null;
+  const e = m.evidence;
+  if (!e) return { text: 'joined through another copy', title: 'Not compared with the best copy directly: it is a duplicate of another image of this group' };
+  const cosine = e.cosine.toFixed(3);
+  const verified = e.inliers >= 0;
+  return {
+    text: `cosine ${cosine}${verified ? ` · ${e.inliers} ${e.inliers === 1 ? 'inlier' : 'inliers'}` : ''}`,
+    title: `${e.kind === 'near' ? 'A near copy' : 'A similar image'} of the best copy: cosine similarity ${cosine}${verified ? `, ${e.inliers} local features agree on one geometric transform` : ' (not verified: no local features)'}`,
+  };
+}
+
+/** A file size: bytes, KB or MB (1 KB = 1024 bytes). */
+function sizeText(bytes) {
+  if (bytes < 1024) return `${bytes} bytes`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(bytes < 10 * 1024 ? 1 : 0)} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+/** The file's date, or "upload" for an upload (no file date: mtimeMs 0). */
+function dateNode(ms) {
+  if (!ms) {
+    const s = document.createElement('span');
+    s.textContent = 'upload';
+    s.title = 'Uploaded to the server: no file date';
+    return s;
+  }
+  const d = new Date(ms);
+  const t = document.createElement('time');
+  t.dateTime = d.toISOString();
+  t.textContent = d.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' });
+  t.title = `File modified ${d.toLocaleString()}`;
+  return t;
+}
+
+/** Disables a group's controls while it changes; returns a function that enables them and gives the focus back. */
+function busyGroup(groupLi) {
+  dupesBusy = true;
+  const focused = groupLi.contains(document.activeElement) ? document.activeElement : null; // disabling blurs it
+  groupLi.setAttribute('aria-busy', 'true');
+  const controls = [...groupLi.querySelectorAll('button, input')].filter((c) => !c.disabled);
+  controls.forEach((c) => { c.disabled = true; });
+  return () => {
+    dupesBusy = false;
+    groupLi.setAttribute('aria-busy', 'false');
+    controls.forEach((c) => { c.disabled = false; });
+    if (focused && focused.isConnected && (document.activeElement === document.body || document.activeElement === null)) focused.focus();
+  };
+}
+
+function copiesText(n) {
+  return `${n.toLocaleString()} ${n === 1 ? 'copy' : 'copies'}`;
+}
+
+/** Removes every member but the chosen one from the library (the files stay on disk), then loads the groups again. */
+async function removeOthers(groupLi, g, n) {
+  if (dupesBusy || g.kind === 'exact') return;
+  const checked = groupLi.querySelector('.dupe-cards input:checked');
+  const keep = g.members[checked ? Number(checked.value) : 0];
+  const others = g.members.filter((m) => m.id !== keep.id);
+  if (others.length === 0) return;
+  const keptName = shortName(keep.path);
+  const uploads = others.filter((m) => !m.mtimeMs).length;
+  const what = others.length === 1 ? `the other copy (${shortName(others[0].path)})` : `the ${others.length} other copies`;
+  const message = `Remove ${what} of group ${n} from the library, keeping ${keptName}?\n\n`
+    + 'The files on disk are not deleted: they are only taken out of the library, so searches no longer find them (indexing their folder again brings them back).'
+    + (uploads ? `\n\n${uploads === 1 ? 'One of them is an upload' : `${uploads} of them are uploads`}: the server's own stored copy of an upload is deleted with it.` : '');
+  if (!confirm(message)) return;
+  clearError();
+  const result = groupLi.querySelector('.dupe-result');
+  const done = busyGroup(groupLi);
+  let removed = 0;
+  let failed = null;
+  for (const m of others) {
+    result.textContent = `Removing ${removed + 1} of ${others.length} from the library…`;
+    try {
+      await api('DELETE', `/api/images/${m.id}`, { auth: true });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) { // 404: removed elsewhere meanwhile
+        failed = err;
+        break;
+      }
+    }
+    removed++;
+  }
+  const index = [...el.dupes.children].indexOf(groupLi);
+  if (failed) showError(failed);
+  if (removed === 0) {
+    result.textContent = '';
+    done();
+    return;
+  }
+  dupesBusy = false;
+  const note = `Removed ${failed ? `${removed} of ${others.length}` : copiesText(removed)} from group ${n}, kept ${keptName}; the files are still on disk.`;
+  await loadDuplicates({ note, focusGroup: index });
+}
+
+/** Sets the same label on every image of a group. */
+async function labelGroup(groupLi, g, n, label) {
+  if (dupesBusy || g.kind === 'exact' || !label) return;
+  clearError();
+  const ids = [...new Set(g.members.map((m) => m.id))];
+  const result = groupLi.querySelector('.dupe-result');
+  result.classList.remove('ok');
+  const done = busyGroup(groupLi);
+  let labelled = 0;
+  try {
+    for (const id of ids) {
+      result.textContent = `Labelling ${labelled + 1} of ${ids.length}…`;
+      const rec = await api('PUT', `/api/images/${id}/label`, { json: { label }, auth: true });
+      for (const card of groupLi.querySelectorAll(`.dupe-card[data-id="${id}"]`)) setDupeChip(card, rec.label);
+      labelled++;
+    }
+    result.textContent = `Labelled the ${ids.length} images of group ${n} “${label}”.`;
+    result.classList.add('ok');
+  } catch (err) {
+    showError(err);
+    result.textContent = labelled ? `Labelled ${labelled} of the ${ids.length} images of group ${n} “${label}”.` : '';
+  } finally {
+    done();
+    if (labelled) loadLabels().catch(showError);
+  }
+}
 
 // ---------------------------------------------------------------- start
 
