@@ -19,7 +19,7 @@ import { seededRandom } from '../src/random.ts';
 import { CLI, FLOWERS, MODELS, engineOptions, imagesIn, tempDir } from './fixtures.ts';
 import { type TestServer, startServer } from './helpers/browser.ts';
 
-const T: DuplicateThresholds = { nearCosine: 0.9, nearInliers: 12, similarCosine: 0.8 };
+const T: DuplicateThresholds = { nearCosine: 0.9, nearInliers: 12, nearCosineAlone: 0.97, similarCosine: 0.8 };
 
 describe('duplicate groups from pairwise evidence (pure)', () => {
   const facts = (sizes: Record<number, [number, number, number]>) => (id: number): MemberFacts | undefined => {
@@ -29,7 +29,8 @@ describe('duplicate groups from pairwise evidence (pure)', () => {
 
   it('classifies a pair by cosine and, when verified, inliers', () => {
     assert.equal(pairKind({ cosine: 0.95, inliers: 40 }, T), 'near');
-    assert.equal(pairKind({ cosine: 0.95, inliers: -1 }, T), 'near'); // no local features: cosine alone
+    assert.equal(pairKind({ cosine: 0.98, inliers: -1 }, T), 'near'); // no local features: a stricter cosine alone
+    assert.equal(pairKind({ cosine: 0.95, inliers: -1 }, T), 'similar');
     assert.equal(pairKind({ cosine: 0.95, inliers: 3 }, T), 'similar'); // close, but not the same picture
     assert.equal(pairKind({ cosine: 0.85, inliers: 100 }, T), 'similar');
     assert.equal(pairKind({ cosine: 0.79, inliers: 100 }, T), undefined);
@@ -146,6 +147,25 @@ describe('near-duplicates in a library of real photos', { timeout: 300_000 }, ()
     const group = engine.duplicates().groups.find((g) => g.members.some((m) => m.id === id));
     assert.ok(group, 'the upload is in a group');
     assert.deepEqual(group.members.map((m) => m.path), [inLib(originals[6]), path.join(tmp.dir, 'upload.jpg')]);
+  });
+
+  it('pixdex check finds evidence for a gone image or kept on one side only, and repair drops it', () => {
+    assert.equal(engine.check().ok, true, JSON.stringify(engine.check().problems));
+    const store = engine.store;
+    const id = engine.resolve(copies[1]);
+    const [edge] = engine.records.dupes.edges(id);
+    store.write(() => {
+      store.dupes.putSync(999_999, { v: 1, edges: [] }); // no such image
+      const other = store.dupes.get(edge.id)!;
+      store.dupes.putSync(edge.id, { ...other, edges: other.edges.filter((e) => e.id !== id) }); // one side only
+    });
+    const kinds = engine.check().problems.map((p) => p.kind).sort();
+    assert.deepEqual(kinds, ['DUPES_EDGE', 'DUPES_WITHOUT_IMAGE']);
+    const r = engine.repair();
+    assert.equal(r.after.ok, true, JSON.stringify(r.after.problems));
+    assert.equal(engine.records.dupes.checked(id), false); // compared again by the next check
+    assert.ok(engine.duplicates().checked.checked >= 1);
+    assert.ok(groupsOf('near').some((g) => g.includes(copies[1])), 'the crop is back in its group');
   });
 
   it('GET /api/duplicates answers the same groups with thumbnails; a bad kind is a 400', async () => {

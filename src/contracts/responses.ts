@@ -112,7 +112,7 @@ export const DuplicateMember = z.object({
 
 export const DuplicatesResponse = z.object({
   kind: z.enum(['exact', 'near', 'similar']),
-  thresholds: z.object({ nearCosine: z.number(), nearInliers: z.number(), similarCosine: z.number() }),
+  thresholds: z.object({ nearCosine: z.number(), nearInliers: z.number(), nearCosineAlone: z.number(), similarCosine: z.number() }),
   images: z.number().int(),
   groups: z.array(z.object({ kind: z.enum(['exact', 'near', 'similar']), members: z.array(DuplicateMember).describe('Best copy first: most pixels, then the oldest file.') })),
   checked: z.object({ checked: z.number().int(), seconds: z.number(), interrupted: z.boolean() }).describe('Images compared with their neighbours by this request (new since the last check).'),

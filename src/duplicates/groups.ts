@@ -11,17 +11,19 @@ export const DUPLICATE_KINDS = Object.freeze(['exact', 'near', 'similar'] as con
 
 /** Where a pair stops being `near` or `similar` (src/duplicates/thresholds.ts has the measured defaults). */
 export interface DuplicateThresholds {
-  /** near: pooled-vector cosine at least this... */
+  /** near, verified: pooled-vector cosine at least this and... */
   nearCosine: number;
-  /** ...and, when both images have local features, at least this many inliers. */
+  /** ...at least this many inliers (both images have local features). */
   nearInliers: number;
+  /** near, not verifiable (either image has no local features): cosine at least this. */
+  nearCosineAlone: number;
   /** similar: cosine at least this (and not near). */
   similarCosine: number;
 }
 
 /** The kind a compared pair is, or undefined (not a duplicate). `inliers` −1: not verified. */
 export function pairKind(e: { cosine: number; inliers: number }, t: DuplicateThresholds): 'near' | 'similar' | undefined {
-  if (e.cosine >= t.nearCosine && (e.inliers < 0 || e.inliers >= t.nearInliers)) return 'near';
+  if (e.inliers < 0 ? e.cosine >= t.nearCosineAlone : e.cosine >= t.nearCosine && e.inliers >= t.nearInliers) return 'near';
   if (e.cosine >= t.similarCosine) return 'similar';
   return undefined;
 }

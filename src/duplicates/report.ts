@@ -42,7 +42,10 @@ export function thresholdsFor(kind: DuplicateKind, threshold: number | undefined
   if (threshold === undefined) return t;
   if (kind === 'exact') throw new InvalidParameterError('--threshold does not apply to exact duplicates (the same bytes)');
   if (!Number.isFinite(threshold) || threshold <= 0 || threshold > 1) throw new InvalidParameterError(`threshold must be a cosine in (0, 1], but received ${threshold}`);
-  if (kind === 'near') t.nearCosine = threshold;
+  if (kind === 'near') {
+    t.nearCosine = threshold;
+    t.nearCosineAlone = Math.max(threshold, t.nearCosineAlone);
+  }
   else t.similarCosine = Math.min(threshold, t.nearCosine);
   return t;
 }

@@ -9,6 +9,7 @@
  * `pixdex index` of its folder embeds the file again. Autoencoder codes missing for some images
  * need the model: `pixdex train` embeds them again; a repair does not.
  */
+import { applyDupes, planDupes, type DupesProblemKind } from './check-dupes.ts';
 import { applyLocal, planLocal, type LocalProblemKind } from './check-local.ts';
 import { spaceDims, spaceKey, type IndexSync } from '../index-sync.ts';
 import { libraryRegional, type LibraryDescriptor } from '../library-descriptor.ts';
@@ -45,7 +46,8 @@ export type ProblemKind =
   | 'INDEX_EXTRA' // a searchable id is no stored image
   | 'INDEX_STALE' // the index holds another vector for an image than the store
   | 'INDEX_COUNT' // the index's count of searchable vectors is off
-  | LocalProblemKind; // local features, visual words, vocabulary (src/store/check-local.ts)
+  | LocalProblemKind // local features, visual words, vocabulary (src/store/check-local.ts)
+  | DupesProblemKind; // near-duplicate evidence (src/store/check-dupes.ts)
 
 /** One broken invariant. */
 export interface Problem {
@@ -116,7 +118,7 @@ export function checkStore(target: CheckTarget): CheckReport {
   target.sync.refresh();
   const plan = planRepair(target.records.store, target.spec.dims, scalesLength(target));
   const snapshot = snapshotProblems(target);
-  const problems = [...plan.problems, ...snapshot.problems, ...indexProblems(target), ...planLocal(target.records.store).problems];
+  const problems = [...plan.problems, ...snapshot.problems, ...indexProblems(target), ...planLocal(target.records.store).problems, ...planDupes(target.records.store).problems];
   return report(target, plan, problems, snapshot.loaded);
 }
 
@@ -170,6 +172,7 @@ export function repairStore(target: CheckTarget): RepairReport {
     if (plan.meta || journal.length > 0) store.putMeta(meta);
     count('meta fixed', plan.meta ? 1 : 0);
     for (const [what, n] of Object.entries(applyLocal(store, planLocal(store)))) count(what, n);
+    for (const [what, n] of Object.entries(applyDupes(store, planDupes(store).drop))) count(what, n);
   });
   if (store.getMeta()?.local?.enabled) target.words?.maintain();
   // The index is derived data: rebuild it from the vectors and replace the snapshot.
