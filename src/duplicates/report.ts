@@ -46,6 +46,6 @@ export function thresholdsFor(kind: DuplicateKind, threshold: number | undefined
     t.nearCosine = threshold;
     t.nearCosineAlone = Math.max(threshold, t.nearCosineAlone);
   }
-  else t.similarCosine = Math.min(threshold, t.nearCosine);
+  else t.similarCosine = threshold;
   return t;
 }
