@@ -168,6 +168,22 @@ describe('near-duplicates in a library of real photos', { timeout: 300_000 }, ()
     assert.ok(groupsOf('near').some((g) => g.includes(copies[1])), 'the crop is back in its group');
   });
 
+  it('a library from before the duplicate check has every image compared once, then nothing', () => {
+    const before = groupsOf('near');
+    const store = engine.store;
+    store.write(() => {
+      for (const id of store.dupes.getKeys()) store.dupes.removeSync(id);
+      for (const id of store.dupesPending.getKeys()) store.dupesPending.removeSync(id);
+      const { dupes: _d, ...meta } = store.getMeta()!;
+      store.putMeta(meta);
+    });
+    assert.equal(engine.dupes.pending().length, engine.records.count());
+    const r = engine.duplicates();
+    assert.equal(r.checked.checked, engine.records.count());
+    assert.deepEqual(r.groups.map((g) => g.members.map((m) => m.path)), before);
+    assert.equal(engine.duplicates().checked.checked, 0);
+  });
+
   it('GET /api/duplicates answers the same groups with thumbnails; a bad kind is a 400', async () => {
     served = await startServer(engine);
     const r = await fetch(`${served.base}/api/duplicates?kind=near`);

@@ -4,7 +4,7 @@
  * evidence of the images concerned; they are compared with their neighbours again by the next
  * index run or `pixdex duplicates`.
  */
-import { dropDupes } from './duplicates.ts';
+import { dropDupes, recheckDupes } from './duplicates.ts';
 import type { Store } from './lmdb.ts';
 
 export type DupesProblemKind =
@@ -35,11 +35,19 @@ export function planDupes(store: Store): { problems: DupesProblem[]; drop: numbe
       }
     }
   }
+  for (const id of store.dupesPending.getKeys()) {
+    if (store.images.doesExist(id)) continue;
+    problems.push({ kind: 'DUPES_WITHOUT_IMAGE', id, message: `image ${id} is listed for the duplicate check but is no image` });
+    drop.add(id);
+  }
   return { problems, drop: [...drop] };
 }
 
-/** Inside a write: drops the evidence of `drop` (and its edges on the other side). */
+/** Inside a write: drops the evidence of `drop` (and its edges on the other side); existing images are compared again later. */
 export function applyDupes(store: Store, drop: readonly number[]): Record<string, number> {
-  for (const id of drop) dropDupes(store, id);
+  for (const id of drop) {
+    if (store.images.doesExist(id)) recheckDupes(store, id);
+    else dropDupes(store, id);
+  }
   return drop.length ? { 'near-duplicate evidence dropped': drop.length } : {};
 }

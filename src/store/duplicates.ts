@@ -37,36 +37,57 @@ export class DuplicateRecords {
     return n;
   }
 
-  /**
-   * Stores the comparisons of image `id` with its neighbours, on both sides, in one transaction,
-   * and marks `id` checked. Edges written earlier by other images' checks are kept (a neighbour
-   * relation is not symmetric: an older image may have found `id` where `id` did not find it).
-   * False when `id` no longer exists; neighbours that vanished are left out.
-   */
+  /** Stores one image's comparisons (see `putMany`). */
   put(id: number, edges: readonly DupeEdge[]): boolean {
+    return this.putMany([{ id, edges }]) === 1;
+  }
+
+  /**
+   * Stores the comparisons of images with their neighbours, on both sides, in one transaction,
+   * and marks the images checked. Edges written earlier by other images' checks are kept (a
+   * neighbour relation is not symmetric: an older image may have found `id` where `id` did not
+   * find it). Images that no longer exist are skipped, neighbours that vanished left out.
+   * Returns how many were stored.
+   */
+  putMany(batch: ReadonlyArray<{ id: number; edges: readonly DupeEdge[] }>): number {
     const { store } = this;
     return store.write(() => {
-      if (!store.images.doesExist(id)) return false;
-      const kept = edges.filter((e) => e.id !== id && store.images.doesExist(e.id)).map((e) => ({ id: e.id, cosine: e.cosine, inliers: e.inliers }));
-      const merged = new Map((usable(store.dupes.get(id))?.edges ?? []).map((e) => [e.id, e]));
-      for (const e of kept) merged.set(e.id, e);
-      store.dupes.putSync(id, { v: DUPES_VERSION, edges: [...merged.values()].sort((x, y) => x.id - y.id) });
-      for (const e of kept) {
-        const other = usable(store.dupes.get(e.id));
-        const list = (other?.edges ?? []).filter((x) => x.id !== id);
-        list.push({ id, cosine: e.cosine, inliers: e.inliers });
-        // A neighbour not checked itself yet gets a record marked unchecked (v 0): it is still checked later.
-        store.dupes.putSync(e.id, { v: other?.v ?? 0, edges: list.sort((x, y) => x.id - y.id) });
+      let stored = 0;
+      for (const { id, edges } of batch) {
+        if (!store.images.doesExist(id)) continue;
+        const kept = edges.filter((e) => e.id !== id && store.images.doesExist(e.id)).map((e) => ({ id: e.id, cosine: e.cosine, inliers: e.inliers }));
+        const merged = new Map((usable(store.dupes.get(id))?.edges ?? []).map((e) => [e.id, e]));
+        for (const e of kept) merged.set(e.id, e);
+        store.dupes.putSync(id, { v: DUPES_VERSION, edges: [...merged.values()].sort((x, y) => x.id - y.id) });
+        store.dupesPending.removeSync(id);
+        for (const e of kept) {
+          const other = usable(store.dupes.get(e.id));
+          const list = (other?.edges ?? []).filter((x) => x.id !== id);
+          list.push({ id, cosine: e.cosine, inliers: e.inliers });
+          // A neighbour not checked itself yet gets a record marked unchecked (v 0): it is still checked later.
+          store.dupes.putSync(e.id, { v: other?.v ?? 0, edges: list.sort((x, y) => x.id - y.id) });
+        }
+        stored++;
       }
-      return true;
+      return stored;
     });
   }
 
-  /** Ids of the images not checked yet, in id order. */
+  /**
+   * Ids of the images not checked yet, in id order: the `dupesPending` list, which every write of
+   * a new or changed image adds to. A store from before that list gets it filled once, here.
+   */
   unchecked(): number[] {
-    const out: number[] = [];
-    for (const id of this.store.images.getKeys()) if (!this.checked(id)) out.push(id);
-    return out;
+    const { store } = this;
+    if (store.getMeta()?.dupes !== DUPES_VERSION) {
+      store.write(() => {
+        const meta = store.getMeta();
+        if (!meta || meta.dupes === DUPES_VERSION) return;
+        for (const id of store.images.getKeys()) if (store.dupes.get(id)?.v !== DUPES_VERSION) store.dupesPending.putSync(id, true);
+        store.putMeta({ ...meta, dupes: DUPES_VERSION });
+      });
+    }
+    return [...store.dupesPending.getKeys()].filter((id) => store.images.doesExist(id));
   }
 
   /** Images shown by more than one path (identical files stored once), with all their paths sorted. */
@@ -89,6 +110,7 @@ export class DuplicateRecords {
     const { store } = this;
     store.write(() => {
       for (const id of store.dupes.getKeys()) store.dupes.removeSync(id);
+      for (const id of store.images.getKeys()) store.dupesPending.putSync(id, true);
     });
   }
 }
@@ -98,8 +120,15 @@ function usable(r: DupeRecord | undefined): DupeRecord | undefined {
   return r && (r.v === DUPES_VERSION || r.v === 0) ? r : undefined;
 }
 
+/** Inside a write: `id` is new, changed or has new local features: it is compared again. */
+export function recheckDupes(store: Store, id: number): void {
+  dropDupes(store, id);
+  store.dupesPending.putSync(id, true);
+}
+
 /** Inside a write: removes image `id`'s evidence and `id` from its neighbours' lists. */
 export function dropDupes(store: Store, id: number): void {
+  store.dupesPending.removeSync(id);
   const own = store.dupes.get(id);
   if (!own) return;
   for (const e of own.edges) {

@@ -71,6 +71,8 @@ export interface StoreMeta {
    * the visual vocabulary learned from them. Absent in stores made before local features: off.
    */
   local?: LocalFeaturesMeta;
+  /** Version of the near-duplicate evidence `dupesPending` tracks (absent: every image is listed there on first use). */
+  dupes?: number;
   nextId: number;
   /** Last journal sequence number written. */
   seq: number;
@@ -162,6 +164,8 @@ export class Store {
   readonly words: Database<Buffer, number>;
   /** Near-duplicate evidence per image: its checked neighbours (src/store/duplicates.ts). */
   readonly dupes: Database<DupeRecord, number>;
+  /** Images not compared with their neighbours yet (new, changed, or given local features since). */
+  readonly dupesPending: Database<true, number>;
 
   private constructor(readonly file: string) {
     this.root = open({ path: file, maxDbs: 20, compression: false });
@@ -181,6 +185,7 @@ export class Store {
     this.features = this.root.openDB({ name: 'features', keyEncoding: 'uint32', encoding: 'binary' });
     this.words = this.root.openDB({ name: 'words', keyEncoding: 'uint32', encoding: 'binary' });
     this.dupes = this.root.openDB({ name: 'dupes', keyEncoding: 'uint32' });
+    this.dupesPending = this.root.openDB({ name: 'dupesPending', keyEncoding: 'uint32' });
   }
 
   /**

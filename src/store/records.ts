@@ -10,7 +10,7 @@ import { MAX_LABEL_LENGTH } from '../contracts/limits.ts';
 import { InvalidParameterError, NotFoundError, PixdexError } from '../errors.ts';
 import type { LibraryDescriptor } from '../library-descriptor.ts';
 import { l2normalize } from '../vector.ts';
-import { DuplicateRecords, dropDupes } from './duplicates.ts';
+import { DUPES_VERSION, DuplicateRecords, dropDupes, recheckDupes } from './duplicates.ts';
 import { LocalRecords, dropLocal, putLocal, type LocalToWrite } from './local.ts';
 import { Store, toFloat32, type CodesTable, type ImageRecord, type JournalEntry, type SnapshotMeta, type SpaceInfo, type StoreMeta, type SuggestionRecord } from './lmdb.ts';
 
@@ -86,9 +86,9 @@ export class Records {
     return meta;
   }
 
-  /** Creates the library's metadata (a new store). */
+  /** Creates the library's metadata (a new store: every image it gets is listed for the duplicate check). */
   create(meta: StoreMeta): void {
-    this.store.write(() => this.store.putMeta(meta));
+    this.store.write(() => this.store.putMeta({ ...meta, dupes: DUPES_VERSION }));
   }
 
   space(): SpaceInfo {
@@ -192,7 +192,7 @@ export class Records {
           const same = store.images.get(sameId)!;
           if (f.local && !store.features.doesExist(sameId)) {
             putLocal(store, sameId, f.local); // features added to an existing library
-            dropDupes(store, sameId); // its comparisons had no inliers: checked again
+            recheckDupes(store, sameId); // its comparisons had no inliers: checked again
           }
           if (sameId === curId) {
             if (same.path === f.path) store.images.putSync(sameId, { ...same, mtimeMs: f.mtimeMs, bytes: f.bytes });
@@ -217,7 +217,6 @@ export class Records {
         let id: number;
         if (cur && curId !== undefined && cur.path === f.path && this.aliasesOf(curId, cur.path).length === 0) {
           id = curId; // changed content of a file with no identical copies: re-embedded in place
-          dropDupes(store, id);
           if (store.hashes.get(cur.sha256) === id) store.hashes.removeSync(cur.sha256);
           store.countLabel(cur.label, -1);
           result.updated++;
@@ -238,6 +237,7 @@ export class Records {
         if (space.kind === 'autoencoder' && e.code && e.code.length === space.dims) store.putCode(space.codes, id, e.code);
         if (f.local) putLocal(store, id, f.local);
         else dropLocal(store, id);
+        recheckDupes(store, id);
         store.countLabel(rec.label, +1);
         journal.push({ op: 'add', id });
         result.ids.set(i, id);
