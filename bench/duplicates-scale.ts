@@ -357,7 +357,7 @@ async function main(): Promise<void> {
       const loadCheckStart = load();
       const cpu0 = process.cpuUsage();
       t = performance.now();
-      const summary = engine.dupes.check({
+      const summary = await engine.dupes.check({
         onProgress: (p) => {
           peakRss = Math.max(peakRss, process.memoryUsage().rss);
           if (p.done - lastLog >= p.total / 10 || p.done === p.total) {
@@ -406,10 +406,10 @@ async function main(): Promise<void> {
 
       // ----------------------------------------------------------- groups (nothing pending)
       t = performance.now();
-      const first = engine.duplicates({ kind: 'near' });
+      const first = await engine.duplicates({ kind: 'near' });
       const firstSeconds = (performance.now() - t) / 1000;
       t = performance.now();
-      const report = engine.duplicates({ kind: 'near' });
+      const report = await engine.duplicates({ kind: 'near' });
       const secondSeconds = (performance.now() - t) / 1000;
       const groupOf = new Map<number, number>();
       report.groups.forEach((g, i) => g.members.forEach((m) => groupOf.set(m.id, i)));
@@ -501,7 +501,7 @@ async function main(): Promise<void> {
         const id = written.ids.get(0)!;
         added.push(id);
         t = performance.now();
-        const c = engine.dupes.check();
+        const c = await engine.dupes.check();
         inc.checkMs.push(performance.now() - t);
         if (c.checked !== 1) throw new Error(`check() compared ${c.checked} images, not 1`);
         t = performance.now();

@@ -79,7 +79,7 @@ try {
   const indexed = await engine.index([FLOWERS, copiesDir]);
   const indexSeconds = (performance.now() - t) / 1000;
   t = performance.now();
-  const extra = engine.dupes.check(); // whatever the index run left (nothing, normally)
+  const extra = await engine.dupes.check(); // whatever the index run left (nothing, normally)
   const checkSeconds = (performance.now() - t) / 1000;
   const pathOf = (id: number) => engine.records.get(id)!.path;
   const facts = (id: number) => {

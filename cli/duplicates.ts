@@ -45,7 +45,7 @@ export async function duplicates(args: string[]): Promise<number> {
   const engine = await Engine.open(engineOptions(v), { create: false });
   const progress = new ProgressLine(process.stderr);
   try {
-    const report = engine.duplicates({ ...options, onProgress: (p) => progress.update(`comparing ${p.done}/${p.total} images with their neighbours  ${p.rate.toFixed(0)}/s  ETA ${formatEta(p.etaSeconds)}`) });
+    const report = await engine.duplicates({ ...options, onProgress: (p) => progress.update(`comparing ${p.done}/${p.total} images with their neighbours  ${p.rate.toFixed(0)}/s  ETA ${formatEta(p.etaSeconds)}`) });
     progress.done();
     process.stdout.write(v.json ? JSON.stringify(report) + '\n' : describe(report));
     return EXIT.ok;

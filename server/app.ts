@@ -101,10 +101,10 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
     res.json({ results: results.map(withThumbnail), tookMs: since(started) });
   });
 
-  app.get('/api/duplicates', (req, res) => {
+  app.get('/api/duplicates', async (req, res) => {
     const options = parseParams(VERBS.duplicates, req.query);
     const started = performance.now();
-    const r = engine.duplicates(options);
+    const r = await engine.duplicates(options);
     res.json({ ...r, groups: r.groups.map((g) => ({ ...g, members: g.members.map((m) => ({ ...m, thumbnailUrl: thumbnailUrl(m.id) })) })), tookMs: since(started) });
   });
 

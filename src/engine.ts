@@ -144,7 +144,7 @@ export class Engine {
   // ---------------------------------------------------------------- queries
 
   /** Duplicate groups of one kind; images not compared with their neighbours yet are compared first. */
-  duplicates(options: DuplicateOptions = {}): DuplicateReport {
+  duplicates(options: DuplicateOptions = {}): Promise<DuplicateReport> {
     return duplicateReport(this.dupes, options);
   }
 

@@ -21,6 +21,8 @@ export const DUPLICATE_NEIGHBOURS = 10;
 export const CANDIDATE_COSINE = 0.7;
 /** Images whose comparisons are written in one transaction (a commit per image was half the write time at 100k). */
 const CHECK_BATCH = 64;
+/** Longest stretch a check runs without yielding to the event loop. */
+const YIELD_MS = 50;
 /** HNSW beam of the neighbour searches. */
 const NEIGHBOUR_EF = 64;
 
@@ -29,6 +31,11 @@ export interface CheckProgress {
   total: number;
   rate: number;
   etaSeconds: number;
+}
+
+export interface CheckOptions {
+  signal?: AbortSignal;
+  onProgress?: (p: CheckProgress) => void;
 }
 
 export interface CheckSummary {
@@ -49,9 +56,27 @@ export class DuplicateFinder {
     return this.records.dupes.unchecked();
   }
 
-  /** Compares every image not checked yet with its neighbours and stores the evidence. */
-  check(options: { signal?: AbortSignal; onProgress?: (p: CheckProgress) => void } = {}): CheckSummary {
+  /**
+   * Compares every image not checked yet with its neighbours and stores the evidence. Yields to
+   * the event loop every `YIELD_MS` (a server keeps answering during a long first check); one
+   * check at a time per library handle — a second caller waits, then checks what is left.
+   */
+  async check(options: CheckOptions = {}): Promise<CheckSummary> {
+    while (this.running) await this.running.catch(() => undefined);
+    const run = this.run(options);
+    this.running = run;
+    try {
+      return await run;
+    } finally {
+      this.running = undefined;
+    }
+  }
+
+  private running?: Promise<CheckSummary>;
+
+  private async run(options: CheckOptions): Promise<CheckSummary> {
     const started = performance.now();
+    let lastYield = started;
     this.sync.refresh();
     const todo = this.pending();
     let done = 0;
@@ -66,7 +91,13 @@ export class DuplicateFinder {
       batch.push({ id, edges: this.compare(id) });
       done++;
       if (batch.length >= CHECK_BATCH) flush();
-      const now = performance.now();
+      let now = performance.now();
+      if (now - lastYield > YIELD_MS) {
+        flush();
+        await new Promise((resolve) => setImmediate(resolve));
+        this.sync.refresh(); // writes by others meanwhile (an upload, a removal)
+        now = lastYield = performance.now();
+      }
       if (options.onProgress && (now - lastReport > 250 || done === todo.length)) {
         lastReport = now;
         const rate = done / Math.max(1e-3, (now - started) / 1000);

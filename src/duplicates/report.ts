@@ -27,11 +27,11 @@ export interface DuplicateReport {
   checked: CheckSummary;
 }
 
-export function duplicateReport(finder: DuplicateFinder, o: DuplicateOptions = {}): DuplicateReport {
+export async function duplicateReport(finder: DuplicateFinder, o: DuplicateOptions = {}): Promise<DuplicateReport> {
   const kind = o.kind ?? 'near';
   if (!DUPLICATE_KINDS.includes(kind)) throw new InvalidParameterError(`kind must be one of ${DUPLICATE_KINDS.join(', ')}, but received ${JSON.stringify(kind)}`);
   const t = thresholdsFor(kind, o.threshold);
-  const checked = finder.check({ signal: o.signal, onProgress: o.onProgress });
+  const checked = await finder.check({ signal: o.signal, onProgress: o.onProgress });
   const groups = finder.groups(kind, t);
   return { kind, thresholds: t, images: groups.reduce((n, g) => n + g.members.length, 0), groups, checked };
 }
