@@ -109,6 +109,10 @@ export type HeadReport = Awaited<ReturnType<Engine['trainClassifier']>>;
 export type TrainOptions = NonNullable<Parameters<Engine['train']>[0]>;
 /** What `train` reports: the new space, timings, losses, re-embedded and removed images. */
 export type TrainReport = Awaited<ReturnType<Engine['train']>>;
+/** Options of `engine.duplicates()`: kind (exact, near, similar), a cosine threshold, progress. */
+export type DuplicateOptions = NonNullable<Parameters<Engine['duplicates']>[0]>;
+/** Groups of copies, edits and bursts, best copy first, with the thresholds used. */
+export type DuplicateReport = Awaited<ReturnType<Engine['duplicates']>>;
 
 // ------------------------------------------------------------------------------- functions
 
