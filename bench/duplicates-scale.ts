@@ -45,7 +45,7 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { AnnIndex } from '../src/ann.ts';
 import { DEFAULT_ANN } from '../src/config.ts';
-import { CANDIDATE_COSINE, DUPLICATE_NEIGHBOURS } from '../src/duplicates/finder.ts';
+import { CANDIDATE_COSINE, DUPLICATE_NEIGHBOURS, NEIGHBOUR_EF } from '../src/duplicates/finder.ts';
 import { pairKind } from '../src/duplicates/groups.ts';
 import { DEFAULT_THRESHOLDS } from '../src/duplicates/thresholds.ts';
 import { Engine } from '../src/engine.ts';
@@ -75,8 +75,6 @@ const copyShare = Number(values.copies);
 const DIMS = 1280;
 const BACKBONE = 'mobilenet_v2';
 const BATCH = 10_000;
-/** The HNSW beam of the finder's neighbour searches (src/duplicates/finder.ts NEIGHBOUR_EF, not exported). */
-const FINDER_EF = 64;
 const log = (s: string) => process.stderr.write(`[bench:duplicates-scale ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
 const mb = (x: number) => round(x / 2 ** 20, 1);
@@ -469,8 +467,8 @@ async function main(): Promise<void> {
       (out.recall as Record<string, unknown>).missedPairs = s.planted
         .filter(([a, b]) => !engine.records.dupes.edges(a).some((e) => e.id === b))
         .slice(0, 10)
-        .map(([a, b, c]) => ({ a, b, cosine: c, aFindsItself: reaches(a, a, FINDER_EF), bFindsItself: reaches(b, b, FINDER_EF), aFindsBAtEf600: reaches(a, b, DEFAULT_ANN.efSearch), bFindsAAtEf600: reaches(b, a, DEFAULT_ANN.efSearch) }));
-      (out.recall as Record<string, unknown>).plantedImagesFindingThemselves = { [`ef${FINDER_EF}`]: selfFound(FINDER_EF), [`ef${DEFAULT_ANN.efSearch}`]: selfFound(DEFAULT_ANN.efSearch) };
+        .map(([a, b, c]) => ({ a, b, cosine: c, aFindsItself: reaches(a, a, NEIGHBOUR_EF), bFindsItself: reaches(b, b, NEIGHBOUR_EF), aFindsBAtEf600: reaches(a, b, DEFAULT_ANN.efSearch), bFindsAAtEf600: reaches(b, a, DEFAULT_ANN.efSearch) }));
+      (out.recall as Record<string, unknown>).plantedImagesFindingThemselves = { [`ef${NEIGHBOUR_EF}`]: selfFound(NEIGHBOUR_EF), [`ef${DEFAULT_ANN.efSearch}`]: selfFound(DEFAULT_ANN.efSearch) };
       log(`groups: ${JSON.stringify(out.groups)} recall: ${JSON.stringify(out.recall)}`);
 
       // ----------------------------------------------------------- one new image at a time

@@ -24,7 +24,7 @@ const CHECK_BATCH = 64;
 /** Longest stretch a check runs without yielding to the event loop. */
 const YIELD_MS = 50;
 /** HNSW beam of the neighbour searches. */
-const NEIGHBOUR_EF = 64;
+export const NEIGHBOUR_EF = 64;
 
 export interface CheckProgress {
   done: number;

@@ -22,9 +22,10 @@
  * Every query but `jpeg`/`combined` is saved as JPEG quality 90.
  */
 import fs from 'node:fs';
-import sharp, { type Sharp } from 'sharp';
+import sharp from 'sharp';
 import { InvalidParameterError } from '../errors.ts';
 import { seededRandom } from '../random.ts';
+import { type Raw, decodeRaw, jpeg, rawSharp, round3, uniform } from './raw-image.ts';
 
 /** The transformation tags, in the order they are assigned. */
 export const INSTANCE_TRANSFORMS = Object.freeze(['perspective', 'crop', 'rotate', 'scale', 'color', 'blur', 'jpeg', 'clutter', 'combined'] as const);
@@ -159,27 +160,7 @@ export async function buildInstanceSet(options: InstanceSetOptions): Promise<Ins
 // ---------------------------------------------------------------------------------------------
 // Rendering
 
-interface Raw {
-  data: Buffer;
-  width: number;
-  height: number;
-}
-
-const uniform = (rng: () => number, lo: number, hi: number) => lo + (hi - lo) * rng();
 const signed = (rng: () => number, lo: number, hi: number) => (rng() < 0.5 ? -1 : 1) * uniform(rng, lo, hi);
-const round3 = (x: number) => Math.round(x * 1000) / 1000;
-
-async function decodeRaw(input: Buffer | Sharp): Promise<Raw> {
-  const s = Buffer.isBuffer(input) ? sharp(input).rotate() : input;
-  const { data, info } = await s.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  return { data, width: info.width, height: info.height };
-}
-
-const rawSharp = (r: Raw) => sharp(r.data, { raw: { width: r.width, height: r.height, channels: 3 } });
-
-async function jpeg(r: Raw, quality: number): Promise<Buffer> {
-  return rawSharp(r).jpeg({ quality }).toBuffer();
-}
 
 /** Background photo resized to cover w×h. */
 async function backgroundOf(bytes: Buffer, width: number, height: number): Promise<Raw> {

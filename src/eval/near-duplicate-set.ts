@@ -21,10 +21,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import sharp, { type Sharp } from 'sharp';
 import { InvalidParameterError } from '../errors.ts';
 import { seededRandom } from '../random.ts';
 import { seededPermutation } from './instance-set.ts';
+import { type Raw, decodeRaw, jpeg, rawSharp, round3, uniform } from './raw-image.ts';
 
 /** The transformation tags, in the order they are assigned. */
 export const NEAR_TRANSFORMS = Object.freeze(['resize', 'reencode', 'crop', 'color', 'overlay', 'format', 'combined'] as const);
@@ -140,28 +140,7 @@ export function nearDuplicateTruth(
 // ---------------------------------------------------------------------------------------------
 // Rendering
 
-interface Raw {
-  data: Buffer;
-  width: number;
-  height: number;
-}
-
-const uniform = (rng: () => number, lo: number, hi: number) => lo + (hi - lo) * rng();
-const round3 = (x: number) => Math.round(x * 1000) / 1000;
 const pick = <T>(rng: () => number, xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)];
-
-/** Decodes to 8-bit sRGB, 3 channels, EXIF orientation applied. */
-async function decodeRaw(input: Buffer | Sharp): Promise<Raw> {
-  const s = Buffer.isBuffer(input) ? sharp(input).rotate() : input;
-  const { data, info } = await s.removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
-  return { data, width: info.width, height: info.height };
-}
-
-const rawSharp = (r: Raw) => sharp(r.data, { raw: { width: r.width, height: r.height, channels: 3 } });
-
-async function jpeg(r: Raw, quality: number): Promise<Buffer> {
-  return rawSharp(r).jpeg({ quality }).toBuffer();
-}
 
 async function resized(r: Raw, factor: number): Promise<Raw> {
   return decodeRaw(rawSharp(r).resize(Math.max(1, Math.round(r.width * factor)), Math.max(1, Math.round(r.height * factor)), { fit: 'fill' }));
