@@ -2,19 +2,21 @@
  * The records of near-duplicate evidence (issue 15): per image, the neighbours it was compared
  * with (`dupes` table) and what each comparison found (cosine, inliers). Edges are symmetric —
  * checking a new image writes the edge on both sides — so removing an image removes it from its
- * neighbours' lists in the same transaction, and an image without a record is one not checked yet.
+ * neighbours' lists in the same transaction. Which images are still to compare is the
+ * `dupesPending` list alone, written with the image.
  */
 import type { DupeEdge, DupeRecord, Store } from './lmdb.ts';
 
-/** Version of the evidence: records of another version count as unchecked. */
+/** Version of the evidence: records of another version are ignored (and their images listed again). */
 export const DUPES_VERSION = 1;
 
 export class DuplicateRecords {
   constructor(private readonly store: Store) {}
 
-  /** Whether `id` was checked (with this evidence version). */
+  /** Whether `id` was compared with its neighbours (with this evidence version). */
   checked(id: number): boolean {
-    return this.store.dupes.get(id)?.v === DUPES_VERSION;
+    const { store } = this;
+    return store.images.doesExist(id) && store.getMeta()?.dupes === DUPES_VERSION && !store.dupesPending.doesExist(id);
   }
 
   /** The edges of `id`: its own comparisons and those of neighbours checked after it. */
@@ -32,9 +34,7 @@ export class DuplicateRecords {
 
   /** How many images were checked. */
   checkedCount(): number {
-    let n = 0;
-    for (const { value } of this.store.dupes.getRange()) if (value.v === DUPES_VERSION) n++;
-    return n;
+    return this.store.getMeta()?.dupes === DUPES_VERSION ? this.store.images.getCount() - this.store.dupesPending.getCount() : 0;
   }
 
   /** Stores one image's comparisons (see `putMany`). */
@@ -64,8 +64,7 @@ export class DuplicateRecords {
           const other = usable(store.dupes.get(e.id));
           const list = (other?.edges ?? []).filter((x) => x.id !== id);
           list.push({ id, cosine: e.cosine, inliers: e.inliers });
-          // A neighbour not checked itself yet gets a record marked unchecked (v 0): it is still checked later.
-          store.dupes.putSync(e.id, { v: other?.v ?? 0, edges: list.sort((x, y) => x.id - y.id) });
+          store.dupes.putSync(e.id, { v: DUPES_VERSION, edges: list.sort((x, y) => x.id - y.id) });
         }
         stored++;
       }
@@ -83,7 +82,7 @@ export class DuplicateRecords {
       store.write(() => {
         const meta = store.getMeta();
         if (!meta || meta.dupes === DUPES_VERSION) return;
-        for (const id of store.images.getKeys()) if (store.dupes.get(id)?.v !== DUPES_VERSION) store.dupesPending.putSync(id, true);
+        for (const id of store.images.getKeys()) store.dupesPending.putSync(id, true);
         store.putMeta({ ...meta, dupes: DUPES_VERSION });
       });
     }
@@ -115,9 +114,9 @@ export class DuplicateRecords {
   }
 }
 
-/** A record still usable: this version's, or edges left by neighbours on an unchecked image (v 0). */
+/** A record of this evidence version. */
 function usable(r: DupeRecord | undefined): DupeRecord | undefined {
-  return r && (r.v === DUPES_VERSION || r.v === 0) ? r : undefined;
+  return r?.v === DUPES_VERSION ? r : undefined;
 }
 
 /** Inside a write: `id` is new, changed or has new local features: it is compared again. */
