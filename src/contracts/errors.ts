@@ -66,6 +66,12 @@ export const ERRORS = Object.freeze({
   MODEL_NOT_FOUND: { exit: EXIT.environment, status: 503, meaning: 'The models folder or a model file is missing or unreadable.' },
   // 503: as MODEL_NOT_FOUND, for the tfjs backend.
   BACKEND_UNAVAILABLE: { exit: EXIT.environment, status: 503, meaning: 'The requested tfjs backend cannot be loaded.' },
+  // 503: the model files were fetched but are not the pinned bytes; nothing was installed.
+  MODEL_CHECKSUM_MISMATCH: { exit: EXIT.environment, status: 503, meaning: 'A downloaded model file does not have its pinned SHA-256 (nothing was kept).' },
+  // 503: as MODEL_NOT_FOUND, when fetching it from its public origin failed (offline, HTTP error).
+  MODEL_DOWNLOAD_FAILED: { exit: EXIT.environment, status: 503, meaning: 'A missing model could not be downloaded from its origin (offline, HTTP error, cut connection).' },
+  // 400: the file given to `pixdex models import` is not a TFLite model pixdex can convert.
+  UNSUPPORTED_MODEL: { exit: EXIT.badInput, status: 400, meaning: 'A TFLite file that is malformed or uses an op the converter does not support (the message names it).' },
   NOT_READY: { exit: EXIT.environment, status: 503, meaning: 'The model is loading or failed to load, or the server is shutting down.' },
   // ---------------------------------------------------------------- the unexpected
   // 500: the engine rebuilds the index from the stored vectors instead, so a request reaching it is a bug.
