@@ -28,8 +28,28 @@ export interface AnnOptions {
 export interface PixdexConfig {
   /** Data directory holding `pixdex.lmdb` (default: ./data, env PIXDEX_DATA). */
   dataDir: string;
-  /** Directory containing the backbone model folders (env PIXDEX_MODELS, default: ./models). */
+  /**
+   * Folder of the backbone model folders (option/--models or env PIXDEX_MODELS; default:
+   * `<cacheDir>/models`, where missing built-in backbones are downloaded on first use).
+   */
   modelsDir: string;
+  /**
+   * pixdex's cache: downloaded models live in `<cacheDir>/models` (env PIXDEX_CACHE_DIR; default:
+   * `$XDG_CACHE_HOME/pixdex`, else `~/.cache/pixdex`).
+   */
+  cacheDir: string;
+  /**
+   * Whether a missing built-in backbone is downloaded (pinned SHA-256) into `modelsDir`: on for the
+   * cache, off when the models folder was named (a folder the user manages is never written to).
+   */
+  fetchModels: boolean;
+  /**
+   * Base URL of a mirror of the models folder (`<mirror>/<dir>/<file>`) to download from instead
+   * of the public origins: an internal mirror, or the tests' loopback server (env PIXDEX_MODELS_MIRROR).
+   */
+  modelMirror: string | undefined;
+  /** Called while a model downloads (the CLI draws a progress line). */
+  onModelDownload?: (progress: { model: string; file: string; received: number; total: number }) => void;
   /**
    * Backbone id from the registry (env PIXDEX_BACKBONE). Unset: the store's backbone, or
    * `DEFAULT_BACKBONE` for a new store.
@@ -138,9 +158,15 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
     throw invalidParameter('backend', `one of ${BACKENDS.join(', ')}`, backend);
   }
   const dataDir = path.resolve(options.dataDir ?? env.PIXDEX_DATA ?? 'data');
+  const cacheDir = path.resolve(options.cacheDir ?? (env.PIXDEX_CACHE_DIR || path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'pixdex')));
+  const namedModels = options.modelsDir ?? (env.PIXDEX_MODELS || undefined);
   return {
     dataDir,
-    modelsDir: path.resolve(options.modelsDir ?? env.PIXDEX_MODELS ?? 'models'),
+    modelsDir: path.resolve(namedModels ?? path.join(cacheDir, 'models')),
+    cacheDir,
+    fetchModels: options.fetchModels ?? namedModels === undefined,
+    modelMirror: optionalUrl('modelMirror', options.modelMirror ?? (env.PIXDEX_MODELS_MIRROR || undefined)),
+    onModelDownload: options.onModelDownload,
     backbone: options.backbone ?? (env.PIXDEX_BACKBONE || undefined),
     descriptor: optionalDescriptor(options.descriptor ?? (env.PIXDEX_DESCRIPTOR || undefined)),
     localFeatures: options.localFeatures ?? optionalSwitch('localFeatures', env.PIXDEX_LOCAL_FEATURES || undefined),
@@ -154,6 +180,19 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
     ann: { ...DEFAULT_ANN, ...options.ann },
     server: resolveServerConfig(options.server ?? {}, env, dataDir),
   };
+}
+
+/** An http(s) URL, or undefined. */
+function optionalUrl(name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw invalidParameter(name, 'an http:// or https:// URL', value);
+  return value;
 }
 
 /** `on`/`off` (also true/false, 1/0) as a boolean; undefined stays undefined. */

@@ -10,6 +10,7 @@ import type { PixdexConfig } from './config.ts';
 import { PixdexError, StoreMismatchError, BadImageError } from './errors.ts';
 import { decodeImage } from './image/decode.ts';
 import { Backbone, type BackboneSpec } from './models/backbone.ts';
+import { ensureBackbone } from './models/ensure.ts';
 import { ConvAutoencoder } from './models/autoencoder.ts';
 import { embedBatch, type Embedding } from './embed.ts';
 import { libraryRegional, type LibraryDescriptor } from './library-descriptor.ts';
@@ -28,8 +29,12 @@ export const DECODE_CONCURRENCY = 4;
 /** Where an autoencoder's weights come from (the records' `models`). */
 export type WeightsSource = (key: string) => Uint8Array | undefined;
 
+/** How long a failed model download is not retried (see `ensureModel`). */
+const ENSURE_RETRY_MS = 30_000;
+
 export class Describer {
   private backbone?: Promise<Backbone>;
+  private ensured?: Promise<void>;
   private backend?: BackendInfo;
   private autoencoderCache?: { key: string; model: ConvAutoencoder };
 
@@ -47,9 +52,26 @@ export class Describer {
     return this.backend;
   }
 
+  /**
+   * Downloads the backbone into the cache if it is missing there (src/models/ensure.ts). A failure
+   * is remembered for 30 s, so an index run's batches fail at once instead of each waiting for its
+   * own retries; after that the next request tries again (a server recovers when the network does).
+   */
+  private ensureModel(): Promise<void> {
+    this.ensured ??= ensureBackbone(this.config, this.spec.id);
+    const attempt = this.ensured;
+    attempt.catch(() => {
+      setTimeout(() => {
+        if (this.ensured === attempt) this.ensured = undefined;
+      }, ENSURE_RETRY_MS).unref();
+    });
+    return attempt;
+  }
+
   /** The backbone, loaded once and warmed up. */
   model(): Promise<Backbone> {
     this.backbone ??= (async () => {
+      await this.ensureModel();
       Backbone.check(this.config.modelsDir, this.spec.id); // fail fast, before a backend starts
       await this.backendInfo();
       const b = await Backbone.load(this.config.modelsDir, this.spec.id);
@@ -158,8 +180,12 @@ export class Describer {
       (pixels, smallerPixels) => this.embedPixels(pixels, { space, descriptor, smallerPixels }),
       localFeatures ? (grey) => encodeFeatures(extractFeatures(grey)) : undefined,
     );
+    // A backbone still to download comes first: the workers load it from the models folder, and
+    // when the download fails the run stops with its one message instead of failing every file.
+    if (images > 0 && this.config.fetchModels) await this.ensureModel();
     const workers = Math.min(this.config.workers, Math.ceil(images / this.config.batchSize));
     if (workers <= 1) return local;
+    await this.ensureModel();
     try {
       const autoencoder = space.kind === 'autoencoder' ? this.weights(space.model) : undefined;
       return await WorkerPool.start(workers, { modelsDir: this.config.modelsDir, backbone: this.spec.id, descriptor, backend: this.config.backend, maxInputPixels: this.config.maxInputPixels, autoencoder: autoencoder ? new Uint8Array(autoencoder) : undefined, localFeatures });

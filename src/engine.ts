@@ -69,7 +69,7 @@ export class Engine {
       if (meta && meta.schema !== SCHEMA_VERSION) {
         throw new StoreMismatchError(`The store in ${config.dataDir} has schema ${meta.schema}; this pixdex reads schema ${SCHEMA_VERSION}. Use a new --data folder and re-index.`);
       }
-      const spec = backboneSpec(config.backbone ?? meta?.backbone ?? DEFAULT_BACKBONE);
+      const spec = backboneSpec(config.backbone ?? meta?.backbone ?? DEFAULT_BACKBONE, config.modelsDir);
       if (meta && meta.backbone !== spec.id) {
         throw new StoreMismatchError(
           `The store in ${config.dataDir} was built with backbone ${meta.backbone} (${meta.dims}-d), not ${spec.id}. ` +

@@ -7,24 +7,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { tf } from '../backend.ts';
 import { ModelNotFoundError, invalidParameter } from '../errors.ts';
+import { importedBackbones } from './installed.ts';
+import type { BackboneSpec } from './spec.ts';
 
-/** How a backbone is stored and where its features are. */
-export interface BackboneSpec {
-  id: string;
-  /** Folder name under the models directory. */
-  dir: string;
-  /** `graph` = tf.loadGraphModel (node names); `layers` = tf.loadLayersModel (layer names). */
-  format: 'graph' | 'layers';
-  /** Square input side in pixels. */
-  inputSize: number;
-  /** Input range the model was trained with; pixels are mapped from [0,255] to it. */
-  inputRange: readonly [number, number];
-  /** Last spatial feature map (node or layer name) and its shape [h, w, c]. */
-  featureMap: { name: string; shape: readonly [number, number, number] };
-  /** Globally pooled vector (node or layer name); its length is `dims`. */
-  pooled: string;
-  dims: number;
-}
+export type { BackboneSpec } from './spec.ts';
 
 /** Known backbones: see each model's PROVENANCE.md for input range and node names. */
 const SPECS: Record<string, BackboneSpec> = {
@@ -63,11 +49,17 @@ const SPECS: Record<string, BackboneSpec> = {
 /** Known backbones (frozen). */
 export const BACKBONES: Readonly<Record<string, Readonly<BackboneSpec>>> = Object.freeze(SPECS);
 
-/** Looks a backbone up by id, refusing unknown ids with the list of known ones. */
-export function backboneSpec(id: string): BackboneSpec {
+/**
+ * Looks a backbone up by id: a built-in one, or one imported into `modelsDir` (`pixdex models
+ * import`). Unknown ids are refused with the list of known ones.
+ */
+export function backboneSpec(id: string, modelsDir?: string): BackboneSpec {
   const spec = BACKBONES[id];
-  if (!spec) throw invalidParameter('backbone', `one of ${Object.keys(BACKBONES).join(', ')}`, id);
-  return spec;
+  if (spec) return spec;
+  const imported = modelsDir ? importedBackbones(modelsDir) : new Map<string, BackboneSpec>();
+  const found = imported.get(id);
+  if (!found) throw invalidParameter('backbone', `one of ${[...Object.keys(BACKBONES), ...imported.keys()].join(', ')}`, id);
+  return found;
 }
 
 /** What one forward pass gives, per image of the batch. */
@@ -88,7 +80,7 @@ export class Backbone {
 
   /** Throws ModelNotFoundError now (before any backend starts) if the model files are missing. */
   static check(modelsDir: string, id: string): void {
-    const spec = backboneSpec(id);
+    const spec = backboneSpec(id, modelsDir);
     const file = path.join(modelsDir, spec.dir, 'model.json');
     if (!existsSync(file)) {
       throw new ModelNotFoundError(
@@ -100,14 +92,14 @@ export class Backbone {
 
   /** Reads `<modelsDir>/<spec.dir>/model.json` and its weight files; no network. */
   static async load(modelsDir: string, id: string): Promise<Backbone> {
-    const spec = backboneSpec(id);
+    const spec = backboneSpec(id, modelsDir);
     const dir = path.join(modelsDir, spec.dir);
     const handler = await localHandler(dir, spec.id, modelsDir);
     if (spec.format === 'graph') {
       return new Backbone(spec, await tf.loadGraphModel(handler), undefined);
     }
     const full = await tf.loadLayersModel(handler);
-    const outputs = [full.getLayer(spec.featureMap.name).output, full.getLayer(spec.pooled).output] as tf.SymbolicTensor[];
+    const outputs = [full.getLayer(spec.featureMap.name).output, full.getLayer(spec.pooled!).output] as tf.SymbolicTensor[]; // layers models are built-in ones, which all name their pooled layer
     return new Backbone(spec, undefined, tf.model({ inputs: full.inputs, outputs }));
   }
 
@@ -120,7 +112,10 @@ export class Backbone {
       const x = this.input(images, this.spec.inputSize);
       let fmap: tf.Tensor4D;
       let pool: tf.Tensor;
-      if (this.graph) {
+      if (this.graph && !pooled) {
+        fmap = this.graph.execute(x, featureMap.name) as tf.Tensor4D;
+        pool = fmap.mean([1, 2]);
+      } else if (this.graph && pooled) {
         const names = withFeatureMap ? [featureMap.name, pooled] : [pooled];
         const executed = this.graph.execute(x, names);
         const out = Array.isArray(executed) ? executed : [executed];
