@@ -3,6 +3,7 @@ import type { ParseArgsConfig } from 'node:util';
 import type { PixdexOptions } from '../src/config.ts';
 import { checkDescriptor } from '../src/descriptor-kind.ts';
 import { optionalSwitch } from '../src/config.ts';
+import { downloadProgress } from './progress.ts';
 
 export const GLOBAL_OPTIONS = {
   data: { type: 'string' },
@@ -28,5 +29,6 @@ export function engineOptions(v: Values): PixdexOptions {
   if (v['local-features'] !== undefined) o.localFeatures = optionalSwitch('local-features', v['local-features']);
   if (v.backend) o.backend = String(v.backend) as PixdexOptions['backend'];
   if (typeof v.workers === 'number') o.workers = v.workers;
+  o.onModelDownload = downloadProgress();
   return o;
 }

@@ -46,10 +46,13 @@ Commands:
   serve                 HTTP API and web page  [--host 127.0.0.1] [--port 8080] [--token T]
   check                 Verify the store and its index  [--repair]
   duplicates            Groups of copies, edits and bursts, best copy first  [--kind exact|near|similar] [--threshold T]
+  models list|fetch|verify|import   The backbones: downloaded on first use into ~/.cache/pixdex/models
+        (pinned SHA-256); import FILE.tflite --name N brings your own (\`pixdex models --help\`)
 
 Global options:
   --data DIR      data directory (default ./data, env PIXDEX_DATA)
-  --models DIR    folder with the backbone model folders (env PIXDEX_MODELS)
+  --models DIR    folder with the backbone model folders (env PIXDEX_MODELS; default: the cache,
+                  ~/.cache/pixdex/models, where missing ones are downloaded)
   --backbone ID   mobilenet_v2 (default) | mobilenet_v1_0.75 | mobilenet_v1_embedding
   --descriptor D  regional (default) | gem | pooled: how a new library describes images (env PIXDEX_DESCRIPTOR)
   --local-features on|off  keypoints + geometric verification of the same object (default on for a new
@@ -171,6 +174,11 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
     return serve(args);
   },
 
+  /** `pixdex models`: list, fetch, verify and import backbones (src/models/manage.ts). */
+  async models(args) {
+    const { models } = await import('./models.ts');
+    return models(args);
+  },
   /** `pixdex duplicates`: copies, edits and bursts (src/duplicates/). */
   async duplicates(args) {
     const { duplicates } = await import('./duplicates.ts');

@@ -37,3 +37,21 @@ export function formatEta(seconds: number): string {
   const s = Math.round(seconds);
   return s >= 3600 ? `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m` : `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}`;
 }
+
+/** A progress line for model downloads on stderr: bytes, rate, ETA; a line of its own when one ends. */
+export function downloadProgress(stream: NodeJS.WriteStream = process.stderr): (p: { model: string; received: number; total: number }) => void {
+  const line = new ProgressLine(stream, 2000);
+  const started = new Map<string, number>();
+  const mb = (n: number) => (n / 1e6).toFixed(1);
+  return (p) => {
+    if (!started.has(p.model)) started.set(p.model, Date.now());
+    const seconds = Math.max((Date.now() - started.get(p.model)!) / 1000, 1e-3);
+    const rate = p.received / seconds;
+    if (p.received >= p.total) {
+      line.done();
+      line.note(`pixdex: downloaded ${p.model} (${mb(p.total)} MB in ${seconds.toFixed(1)} s)`);
+      return;
+    }
+    line.update(`pixdex: downloading ${p.model}: ${mb(p.received)}/${mb(p.total)} MB  ${mb(rate)} MB/s  ETA ${formatEta((p.total - p.received) / rate)}`);
+  };
+}
