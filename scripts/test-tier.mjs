@@ -2,7 +2,7 @@
 /**
  * Test tiers. `unit`: the fast tier (target: under 60 s on a busy 2-core machine), the test files
  * listed in UNIT below: pure math, parsing, store and index code, and tests that load the model
- * once on a handful of photos. `all`: exactly what `npm test` runs (tsc, then every
+ * once on a handful of photos. `all`: exactly what `npm test` runs (test/preflight.ts, tsc, then every
  * test/*.test.ts one file at a time).
  *
  *   node scripts/test-tier.mjs unit|all [--list]     (npm run test:unit, npm run test:all)
@@ -69,7 +69,8 @@ if (flags.includes('--list')) {
 
 const started = performance.now();
 let status = 0;
-if (tier === 'all') status = run([path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit']);
+status = run(['--import', 'tsx', path.join(REPO, 'test', 'preflight.ts')]); // the models and photos are there, or one message says what is missing
+if (status === 0 && tier === 'all') status = run([path.join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit']);
 if (status === 0) status = run(['--import', 'tsx', '--test', '--test-concurrency=1', ...files]);
 const seconds = (performance.now() - started) / 1000;
 console.error(`test:${tier}: ${files.length} files in ${seconds.toFixed(1)} s${tier === 'unit' && seconds > UNIT_BUDGET_S ? ` (over the ${UNIT_BUDGET_S} s budget: move the slowest files out of UNIT in scripts/test-tier.mjs)` : ''}`);

@@ -1,16 +1,22 @@
 /**
- * Real inputs for the tests, named once. Models and datasets stay in ../shared (never copied):
- * PIXDEX_MODELS and PIXDEX_DATASETS override the defaults below.
+ * Real inputs for the tests, named once. Models and datasets are never copied into the repo: they
+ * are found in PIXDEX_MODELS / PIXDEX_DATASETS, then ../shared, then pixdex's cache
+ * (test/helpers/resources.ts; test/preflight.ts checks they are all there before any test runs).
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_EXTENSIONS } from '../src/config.ts';
+import { testDatasetsDir, testModelsDir } from './helpers/resources.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const MODELS = path.resolve(process.env.PIXDEX_MODELS ?? path.join(REPO, '../shared/models'));
-export const DATASETS = path.resolve(process.env.PIXDEX_DATASETS ?? path.join(REPO, '../shared/datasets'));
+export const MODELS = testModelsDir(REPO).dir;
+export const DATASETS = testDatasetsDir(REPO).dir;
+// CLI and server processes the tests start inherit the same folders (a child without them would
+// look in the user's cache and download there).
+process.env.PIXDEX_MODELS = MODELS;
+process.env.PIXDEX_DATASETS = DATASETS;
 export const HYMENOPTERA = path.join(DATASETS, 'hymenoptera_data');
 export const HYM_TRAIN = path.join(HYMENOPTERA, 'train');
 export const HYM_VAL = path.join(HYMENOPTERA, 'val');
