@@ -24,10 +24,13 @@ const problems: string[] = [];
 
 const config = { ...resolveConfig({ modelsDir: models.dir }), fetchModels: models.from === 'cache', onModelDownload: downloadProgress() };
 const missingModels: string[] = [];
+let offline = false;
 for (const spec of Object.values(BACKBONES)) {
   try {
-    await ensureBackbone(config, spec.id);
+    // After one failed download the others would fail the same way: list them without waiting.
+    await ensureBackbone(offline ? { ...config, fetchModels: false } : config, spec.id);
   } catch (err) {
+    offline ||= (err as { code?: string }).code === 'MODEL_DOWNLOAD_FAILED';
     missingModels.push(`    ${spec.dir} (${(err as Error).message.split('. ')[0]})`);
   }
 }
