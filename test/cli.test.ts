@@ -79,7 +79,7 @@ describe('pixdex CLI', () => {
   it('fails with one line on stderr and a distinct exit code', () => {
     const missingModels = pixdex(['search', files[0], '--data', data, '--models', path.join(tmp.dir, 'nowhere')]);
     assert.equal(missingModels.code, 5);
-    assert.match(missingModels.stderr, /^pixdex: MODEL_NOT_FOUND: .*Models are looked for in .*nowhere/);
+    assert.match(missingModels.stderr, /^pixdex: MODEL_NOT_FOUND: Backbone mobilenet_v2 not found: no model.json in .*nowhere.*Copy the folder mobilenet_v2_1.0_224_quant into .*nowhere/);
     assert.equal(missingModels.stderr.trim().split('\n').length, 1);
 
     const badImage = path.join(tmp.dir, 'notes.jpg');
