@@ -16,10 +16,10 @@ import { embedBatch, type Embedding } from './embed.ts';
 import { libraryRegional, type LibraryDescriptor } from './library-descriptor.ts';
 import { mapLimit } from './pool.ts';
 import { encodeFeatures, extractFeatures, loadOpenCv, QUERY_SIDE, REFERENCE_SIDE } from './local/features.ts';
-import type { LocalFeatures } from './local/types.ts';
 import { describeFsError } from '../indexer/scan.ts';
 import { LocalEmbedder, WorkerPool, type Embedder } from '../indexer/workers/pool.ts';
 import type { SpaceInfo } from './store/lmdb.ts';
+import { QueryPool, type QueryDescription } from './query-pool.ts';
 
 export type { Embedding };
 
@@ -37,6 +37,7 @@ export class Describer {
   private ensured?: Promise<void>;
   private backend?: BackendInfo;
   private autoencoderCache?: { key: string; model: ConvAutoencoder };
+  private queries?: QueryPool;
 
   constructor(
     readonly config: PixdexConfig,
@@ -100,7 +101,7 @@ export class Describer {
     if (this.autoencoderCache?.key !== space.model) {
       await this.backendInfo();
       const bytes = this.weights(space.model);
-      if (!bytes) throw new StoreMismatchError(`The autoencoder ${space.model} of the active space is missing from the store; run \`pixdex train\` again or \`pixdex check --repair\`.`);
+      if (!bytes) missingAutoencoder(space.model);
       this.autoencoderCache?.model.dispose();
       this.autoencoderCache = { key: space.model, model: ConvAutoencoder.fromBytes(bytes) };
     }
@@ -121,8 +122,36 @@ export class Describer {
     return (await this.describeQueryWithFeatures(bytes, space, what, false)).embedding;
   }
 
-  /** `describeQuery` and, with `localFeatures`, the photo's local features (greyscale at `QUERY_SIDE`) from the same decode. */
-  async describeQueryWithFeatures(bytes: Uint8Array, space: SpaceInfo, what: string, localFeatures: boolean): Promise<{ embedding: Embedding; features?: LocalFeatures }> {
+  /**
+   * `describeQuery` and, with `localFeatures`, the photo's local features (greyscale at
+   * `QUERY_SIDE`) from the same decode: in the query pool's workers once `startQueryPool` ran (the
+   * server), else in this thread.
+   */
+  describeQueryWithFeatures(bytes: Uint8Array, space: SpaceInfo, what: string, localFeatures: boolean): Promise<QueryDescription> {
+    const here = () => this.describeQueryHere(bytes, space, what, localFeatures);
+    if (!this.queries) return here();
+    const autoencoder = space.kind === 'autoencoder' ? { key: space.model, weights: () => this.weights(space.model) ?? missingAutoencoder(space.model) } : undefined;
+    return this.queries.describe({ bytes, name: what, localFeatures, autoencoder, here });
+  }
+
+  /**
+   * Moves query photos off this thread (issue 22): `workers` embedding workers behind a queue of
+   * at most `maxQueued` (src/query-pool.ts); 0 workers keeps them here, behind the same queue.
+   * Once per describer (the pool it returns is shared); `dispose` stops it.
+   */
+  startQueryPool(options: { workers: number; maxQueued: number; localFeatures: boolean; log?: (line: string) => void }): QueryPool {
+    this.queries ??= new QueryPool({
+      workers: options.workers,
+      maxQueued: options.maxQueued,
+      init: { modelsDir: this.config.modelsDir, backbone: this.spec.id, descriptor: this.descriptor, backend: this.config.backend, maxInputPixels: this.config.maxInputPixels, localFeatures: options.localFeatures },
+      prepare: () => this.ensureModel(),
+      log: options.log,
+    });
+    return this.queries;
+  }
+
+  /** The main-thread path of `describeQueryWithFeatures`. */
+  private async describeQueryHere(bytes: Uint8Array, space: SpaceInfo, what: string, localFeatures: boolean): Promise<QueryDescription> {
     if (localFeatures) await loadOpenCv();
     const img = await this.decode(bytes, what, undefined, localFeatures ? QUERY_SIDE : undefined);
     const [embedding] = await this.embedPixels([img.pixels], { space, windows: true });
@@ -195,12 +224,17 @@ export class Describer {
     }
   }
 
-  /** Frees the model's memory. */
+  /** Stops the query pool and frees the model's memory. */
   async dispose(): Promise<void> {
+    await this.queries?.close();
     (await this.backbone?.catch(() => undefined))?.dispose();
     this.autoencoderCache?.model.dispose();
     this.autoencoderCache = undefined;
   }
+}
+
+function missingAutoencoder(key: string): never {
+  throw new StoreMismatchError(`The autoencoder ${key} of the active space is missing from the store; run \`pixdex train\` again or \`pixdex check --repair\`.`);
 }
 
 /** Reads an image file, refusing files over `maxBytes` before reading them. */

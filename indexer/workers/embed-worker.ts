@@ -13,8 +13,8 @@ import { embedBatch } from '../../src/embed.ts';
 import { libraryRegional } from '../../src/library-descriptor.ts';
 import { PixdexError } from '../../src/errors.ts';
 import { LocalEmbedder } from './pool.ts';
-import { encodeFeatures, extractFeatures, loadOpenCv, REFERENCE_SIDE } from '../../src/local/features.ts';
-import type { EmbedJob, WorkerInit, WorkerMessage } from './protocol.ts';
+import { encodeFeatures, extractFeatures, loadOpenCv, QUERY_SIDE, REFERENCE_SIDE } from '../../src/local/features.ts';
+import type { EmbedJob, QueryJob, QueryResult, WorkerInit, WorkerMessage } from './protocol.ts';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -34,7 +34,30 @@ try {
     (pixels, smallerPixels) => embedBatch(model, autoencoder, pixels, pixels.length, { descriptor: init.descriptor, smallerPixels }),
     init.localFeatures ? (grey) => encodeFeatures(extractFeatures(grey)) : undefined,
   );
-  port.on('message', (job: EmbedJob) => {
+  // Query photos (the server's query pool): the autoencoder of the space the query names, by key.
+  let queryAutoencoder: { key: string; model: ConvAutoencoder } | undefined;
+  const describeQuery = async (job: QueryJob): Promise<QueryResult> => {
+    try {
+      if (job.autoencoder && queryAutoencoder?.key !== job.autoencoder.key) {
+        if (!job.autoencoder.bytes) throw new PixdexError('WORKER_FAILED', `query worker has no weights for autoencoder ${job.autoencoder.key}`);
+        queryAutoencoder?.model.dispose();
+        queryAutoencoder = { key: job.autoencoder.key, model: ConvAutoencoder.fromBytes(job.autoencoder.bytes) };
+      }
+      if (job.localFeatures) await loadOpenCv();
+      // as Describer.describeQueryWithFeatures: the native side only, windows, grey at QUERY_SIDE
+      const img = await decodeImage(job.bytes, { size, maxInputPixels: init.maxInputPixels, greySide: job.localFeatures ? QUERY_SIDE : undefined }, job.name);
+      const [embedding] = await embedBatch(model, job.autoencoder ? queryAutoencoder!.model : undefined, [img.pixels], 1, { descriptor: init.descriptor, windows: true, smaller: false });
+      return { ok: true, embedding, features: img.grey && extractFeatures(img.grey) };
+    } catch (err) {
+      const e = err as PixdexError;
+      return { ok: false, code: e instanceof PixdexError ? e.code : 'INTERNAL', message: e?.message ?? String(err) };
+    }
+  };
+  port.on('message', (job: EmbedJob | QueryJob) => {
+    if (job.type === 'query') {
+      void describeQuery(job).then((result) => post({ type: 'query-result', jobId: job.jobId, result }, result.ok ? transferables(result) : []));
+      return;
+    }
     embedder.embed(job.items).then(
       (results) => {
         const transfer = results.flatMap((r) => (r.ok ? [r.vector.buffer, ...(r.code ? [r.code.buffer] : []), ...(r.scales ? [r.scales.buffer] : []), ...(r.features ? [r.features.buffer] : [])] : [])) as ArrayBuffer[];
@@ -47,4 +70,12 @@ try {
 } catch (err) {
   const e = err as PixdexError;
   post({ type: 'fatal', code: e.code ?? 'WORKER_FAILED', message: e.message ?? String(err) });
+}
+
+/** The buffers of a query result that can move instead of being copied (each once, only whole ones). */
+function transferables(r: QueryResult & { ok: true }): ArrayBuffer[] {
+  const arrays = [r.embedding.pooled, r.embedding.code, r.embedding.windows, r.embedding.scales, r.features?.keypoints, r.features?.descriptors];
+  const out = new Set<ArrayBuffer>();
+  for (const a of arrays) if (a && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) out.add(a.buffer as ArrayBuffer);
+  return [...out];
 }

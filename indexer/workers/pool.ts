@@ -80,6 +80,24 @@ interface Slot {
 
 const WORKER_URL = new URL('./embed-worker.mjs', import.meta.url);
 
+/**
+ * Starts one embedding worker; `ready` settles with its backend's name once it has loaded and
+ * warmed its model, or rejects (the worker is then dead or dying). Shared by the index pool and
+ * the server's query pool (src/query-pool.ts).
+ */
+export function startWorker(init: WorkerInit): { worker: Worker; ready: Promise<string> } {
+  const worker = new Worker(WORKER_URL, { workerData: init, stdout: false, stderr: false });
+  const ready = new Promise<string>((resolve, reject) => {
+    worker.once('message', (m: WorkerMessage) => {
+      if (m.type === 'ready') resolve(m.backend);
+      else reject(new PixdexError(m.type === 'fatal' ? m.code : 'WORKER_FAILED', m.type === 'fatal' ? m.message : 'embedding worker did not start'));
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new PixdexError('WORKER_FAILED', `embedding worker exited with code ${code} while starting`)));
+  });
+  return { worker, ready };
+}
+
 /** Worker threads, each with its own backend and backbone; batches go to the least busy one. */
 export class WorkerPool implements Embedder {
   private nextJob = 1;
@@ -102,16 +120,9 @@ export class WorkerPool implements Embedder {
       // process-wide TensorFlow state) before the next starts. A tensorflow run in CI once died
       // of SIGSEGV while two workers were starting at once; this costs about a second per worker.
       for (let i = 0; i < n; i++) {
-        const worker = new Worker(WORKER_URL, { workerData: init, stdout: false, stderr: false });
-        slots.push({ worker, pending: new Map() });
-        backends.push(await new Promise<string>((resolve, reject) => {
-          worker.once('message', (m: WorkerMessage) => {
-            if (m.type === 'ready') resolve(m.backend);
-            else reject(new PixdexError(m.type === 'fatal' ? m.code : 'WORKER_FAILED', m.type === 'fatal' ? m.message : 'embedding worker did not start'));
-          });
-          worker.once('error', reject);
-          worker.once('exit', (code) => reject(new PixdexError('WORKER_FAILED', `embedding worker exited with code ${code} while starting`)));
-        }));
+        const started = startWorker(init);
+        slots.push({ worker: started.worker, pending: new Map() });
+        backends.push(await started.ready);
       }
     } catch (err) {
       await Promise.all(slots.map((s) => s.worker.terminate()));

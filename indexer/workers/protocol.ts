@@ -2,6 +2,8 @@
 import type { BackendChoice } from '../../src/config.ts';
 import type { ErrorCode } from '../../src/contracts/errors.ts';
 import type { LibraryDescriptor } from '../../src/library-descriptor.ts';
+import type { Embedding } from '../../src/embed.ts';
+import type { LocalFeatures } from '../../src/local/types.ts';
 
 /** Sent once when a worker starts. */
 export interface WorkerInit {
@@ -29,7 +31,37 @@ export type EmbedItemResult =
   | { ok: true; vector: Float32Array; code?: Float32Array; scales?: Float32Array; width: number; height: number; features?: Uint8Array }
   | { ok: false; code: ErrorCode; message: string };
 
+/**
+ * One query photo (the server's query pool, src/query-pool.ts): decoded at the query side and
+ * described with its windows, as `Describer.describeQueryWithFeatures` does in the main thread.
+ */
+export interface QueryJob {
+  type: 'query';
+  jobId: number;
+  /** Names the photo in error messages. */
+  name: string;
+  /** The encoded photo (transferred). */
+  bytes: Uint8Array;
+  /** Also extract the photo's local features at `QUERY_SIDE` (a library with local features, verification on). */
+  localFeatures: boolean;
+  /**
+   * The active autoencoder space's model key, and its weights when this worker has not loaded
+   * that key yet (the pool remembers what each worker holds); absent in the backbone space.
+   */
+  autoencoder?: { key: string; bytes?: Uint8Array };
+}
+
+/**
+ * A query's description, or its error. Local features travel raw (float keypoints, descriptor
+ * bytes: both transferred), not as the quantised stored record, so verification on the main
+ * thread sees exactly what the main-thread path would.
+ */
+export type QueryResult =
+  | { ok: true; embedding: Embedding; features?: LocalFeatures }
+  | { ok: false; code: ErrorCode; message: string };
+
 export type WorkerMessage =
   | { type: 'ready'; backend: string }
   | { type: 'result'; jobId: number; results: EmbedItemResult[] }
+  | { type: 'query-result'; jobId: number; result: QueryResult }
   | { type: 'fatal'; code: ErrorCode; message: string };

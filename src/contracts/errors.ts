@@ -73,6 +73,8 @@ export const ERRORS = Object.freeze({
   // 400: the file given to `pixdex models import` is not a TFLite model pixdex can convert.
   UNSUPPORTED_MODEL: { exit: EXIT.badInput, status: 400, meaning: 'A TFLite file that is malformed or uses an op the converter does not support (the message names it).' },
   NOT_READY: { exit: EXIT.environment, status: 503, meaning: 'The model is loading or failed to load, or the server is shutting down.' },
+  // 503 with Retry-After: the server is healthy but its photo queries are at their bound; the same request later succeeds.
+  BUSY: { exit: EXIT.environment, status: 503, meaning: 'Too many photo queries are running and waiting (server.maxQueuedQueries): retry after the Retry-After seconds.' },
   // ---------------------------------------------------------------- the unexpected
   // 500: the engine rebuilds the index from the stored vectors instead, so a request reaching it is a bug.
   SNAPSHOT_UNUSABLE: { exit: EXIT.environment, status: 500, meaning: 'The HNSW snapshot is empty, truncated, corrupt or for other dims (the index is rebuilt).' },
