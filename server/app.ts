@@ -39,6 +39,13 @@ export interface AppOptions {
   signal?: AbortSignal;
   /** Receives one line per request (method, path, status, ms) and unexpected errors (default: stderr). */
   log?: (line: string) => void;
+  /**
+   * Worker threads describing query photos (default: config.server.queryWorkers; 0 = the main
+   * thread). The engine keeps the first app's pool and stops it in `engine.close()`.
+   */
+  queryWorkers?: number;
+  /** Photo queries that may wait before the server answers 503 BUSY (default: config.server.maxQueuedQueries). */
+  maxQueuedQueries?: number;
 }
 
 /** A label body is `{"label": "..."}`: 4 KiB is plenty. */
@@ -59,7 +66,19 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
     uploadsDir: path.resolve(options.uploadsDir ?? cfg.uploadsDir),
     log: options.log ?? ((line: string) => void process.stderr.write(line + '\n')),
   };
-  const readiness = trackReadiness(options.ready ?? engine.model());
+  // Query workers start with the server, not on the first query: their start (backend, model,
+  // warm-up: 1–3 s each) is then paid before /readyz says ready instead of by the first users.
+  const queries = engine.describer.startQueryPool({
+    workers: options.queryWorkers ?? cfg.queryWorkers,
+    maxQueued: options.maxQueuedQueries ?? cfg.maxQueuedQueries,
+    localFeatures: engine.records.local.setting().enabled,
+    log: o.log,
+  });
+  const readiness = trackReadiness(Promise.all([options.ready ?? engine.model(), queries.ready]));
+  /** Refuses a photo query before its upload is read when the queue is already full. */
+  const admit: RequestHandler = (_req, _res, next) => {
+    next(queries.refusal());
+  };
   const thumbnails = new Thumbnails({ size: o.thumbnailSize, cacheBytes: o.thumbnailCacheBytes, maxInputPixels: engine.config.maxInputPixels });
   const openapi = openApiDocument({ maxUploadBytes: o.maxUploadBytes, thumbnailSize: o.thumbnailSize, version: VERSION });
   const auth = requireToken(o.token);
@@ -94,7 +113,7 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
   });
 
   // ------------------------------------------------------------------ queries
-  app.post('/api/search', params(VERBS.search), upload, async (req, res) => {
+  app.post('/api/search', params(VERBS.search), admit, upload, async (req, res) => {
     const options = res.locals.params as z.output<typeof VERBS.search>;
     const started = performance.now();
     const results = await engine.search(uploadedImage(req), options);
@@ -116,7 +135,7 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
     res.json({ results: results.map(withThumbnail), tookMs: since(started) });
   });
 
-  app.post('/api/classify', params(VERBS.classify), upload, async (req, res) => {
+  app.post('/api/classify', params(VERBS.classify), admit, upload, async (req, res) => {
     const options = res.locals.params as z.output<typeof VERBS.classify>;
     const started = performance.now();
     const { neighbors, method: _m, ...vote } = await engine.classify(uploadedImage(req), options);

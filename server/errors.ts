@@ -5,6 +5,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { ERRORS, ERROR_CODES, type ErrorCode } from '../src/contracts/errors.ts';
 import { PixdexError } from '../src/errors.ts';
+import { BusyError } from '../src/query-pool.ts';
 
 /** Errors raised by the HTTP layer itself (auth, media types, uploads, routes). */
 export class HttpError extends PixdexError {}
@@ -32,13 +33,18 @@ export interface HttpFailure {
   message: string;
   /** True when the error was not expected (status 500): it gets logged with its stack. */
   unexpected: boolean;
+  /** Seconds for the Retry-After header (BUSY: when the photo-query queue has likely drained). */
+  retryAfter?: number;
 }
 
 /** Maps any thrown value to a status, a stable code and a message safe to show to a client. */
 export function toHttpFailure(err: unknown, limits: { maxUploadBytes: number }): HttpFailure {
   if (err instanceof PixdexError) {
     const status = STATUS_BY_CODE[err.code] as number | undefined; // undefined: a code cast past the type (a bug)
-    return status === undefined ? internal() : { status, code: err.code, message: err.message, unexpected: status === 500 };
+    if (status === undefined) return internal();
+    const f: HttpFailure = { status, code: err.code, message: err.message, unexpected: status === 500 };
+    if (err instanceof BusyError) f.retryAfter = err.retryAfterSeconds;
+    return f;
   }
   const e = err as { name?: string; code?: string; type?: string; status?: number; field?: string; message?: string };
   if (e?.name === 'MulterError' && e.code) {
@@ -90,6 +96,7 @@ export function errorHandler(limits: { maxUploadBytes: number }, log: (line: str
       return;
     }
     if (f.status === 401) res.set('WWW-Authenticate', 'Bearer realm="pixdex"');
+    if (f.retryAfter !== undefined) res.set('Retry-After', String(f.retryAfter));
     res.status(f.status).json({ error: { code: f.code, message: f.message } });
   };
 }

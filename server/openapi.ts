@@ -60,9 +60,12 @@ function errors(...codes: ErrorCode[]): Json {
   }
   return Object.fromEntries([...byStatus].sort(([a], [b]) => a - b).map(([status, list]) => [
     status,
-    { ...json(ref('Error'), list.map((c) => `${c}: ${ERRORS[c].meaning}`).join(' ')), 'x-error-codes': list },
+    { ...json(ref('Error'), list.map((c) => `${c}: ${ERRORS[c].meaning}`).join(' ')), ...(list.includes('BUSY') ? RETRY_AFTER : {}), 'x-error-codes': list },
   ]));
 }
+
+/** The header a BUSY answer carries: seconds until the photo-query queue has likely drained. */
+const RETRY_AFTER: Json = { headers: { 'Retry-After': { description: 'With BUSY: seconds to wait before sending the query again.', schema: { type: 'integer', minimum: 1 } } } };
 
 /** Codes of any route that reads an uploaded image and runs the model on it. */
 const UPLOAD_ERRORS: ErrorCode[] = [
@@ -109,14 +112,14 @@ export function openApiDocument(o: OpenApiOptions): Json {
         get: { summary: 'Groups of copies, edits and bursts, best copy first (images not compared yet are compared first).', parameters: query(VERBS.duplicates), responses: { 200: json(ref('DuplicatesResponse'), 'Duplicate groups.'), ...errors('INVALID_PARAMETER') } },
       },
       '/api/search': {
-        post: { summary: 'Images most similar to an uploaded one.', parameters: query(VERBS.search), requestBody: uploadBody(), responses: { 200: results, ...errors(...UPLOAD_ERRORS, 'STORE_MISMATCH') } },
+        post: { summary: 'Images most similar to an uploaded one.', parameters: query(VERBS.search), requestBody: uploadBody(), responses: { 200: results, ...errors(...UPLOAD_ERRORS, 'STORE_MISMATCH', 'BUSY') } },
       },
       '/api/classify': {
         post: {
           summary: 'Label of an uploaded image: distance-weighted kNN vote over labelled images, the trained head, or both.',
           parameters: query(VERBS.classify),
           requestBody: uploadBody(),
-          responses: { 200: json(ref('ClassifyResponse'), 'The vote.'), ...errors(...UPLOAD_ERRORS, 'NO_CLASSIFIER', 'STORE_MISMATCH') },
+          responses: { 200: json(ref('ClassifyResponse'), 'The vote.'), ...errors(...UPLOAD_ERRORS, 'NO_CLASSIFIER', 'STORE_MISMATCH', 'BUSY') },
         },
       },
       '/api/suggestions': {

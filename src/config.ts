@@ -119,6 +119,21 @@ export interface ServerConfig {
   uploadsDir: string;
   /** Time in-flight requests get on shutdown before their connections are closed (default: 10000 ms). */
   shutdownGraceMs: number;
+  /**
+   * Embedding worker threads for query photos (POST /api/search, /api/classify), each with its own
+   * backend: wasm runs one core per thread, so one per core lets concurrent queries use them all
+   * and keeps inference off the thread that answers every other request. 0 = in the main thread
+   * (default: one per core, env PIXDEX_QUERY_WORKERS).
+   */
+  queryWorkers: number;
+  /**
+   * Photo queries that may wait for a worker; one more gets 503 BUSY with Retry-After. Four per
+   * worker (at least 4): a 1280 px photo takes ~40 ms of one wasm thread, so the last in a full
+   * queue waits about 4 × 40 ms more than it would alone, a burst of (2 running + 4 waiting) ×
+   * workers clients is absorbed, and the uploads held in memory stay bounded
+   * (default: 4 × max(1, queryWorkers)).
+   */
+  maxQueuedQueries: number;
 }
 
 /** Options accepted by `Engine.open` and the CLI: any subset of the config. */
@@ -130,6 +145,8 @@ export const DEFAULT_MAX_UPLOAD_BYTES = 25 * 1024 * 1024;
 export const DEFAULT_THUMBNAIL_SIZE = 256;
 export const DEFAULT_THUMBNAIL_CACHE_BYTES = 32 * 1024 * 1024;
 export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
+/** Photo queries that may wait per query worker (see `ServerConfig.maxQueuedQueries`). */
+export const QUEUED_QUERIES_PER_WORKER = 4;
 
 export const DEFAULT_EXTENSIONS = Object.freeze([
   '.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif',
@@ -213,6 +230,7 @@ function resolveServerConfig(o: Partial<ServerConfig>, env: NodeJS.ProcessEnv, d
   if (token !== undefined && (typeof token !== 'string' || token === '' || /\s/.test(token))) {
     throw invalidParameter('token', 'a non-empty string without spaces', token);
   }
+  const queryWorkers = intParam('queryWorkers', o.queryWorkers ?? (env.PIXDEX_QUERY_WORKERS || coreCount()), 0, 64);
   return {
     host: o.host ?? (env.PIXDEX_HOST || DEFAULT_HOST),
     port: intParam('port', o.port ?? (env.PIXDEX_PORT || DEFAULT_PORT), 0, 65535),
@@ -222,6 +240,8 @@ function resolveServerConfig(o: Partial<ServerConfig>, env: NodeJS.ProcessEnv, d
     thumbnailCacheBytes: intParam('thumbnailCacheBytes', o.thumbnailCacheBytes ?? DEFAULT_THUMBNAIL_CACHE_BYTES, 0, 2 ** 40),
     uploadsDir: path.resolve(o.uploadsDir ?? path.join(dataDir, 'uploads')),
     shutdownGraceMs: intParam('shutdownGraceMs', o.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS, 0, 600_000),
+    queryWorkers,
+    maxQueuedQueries: intParam('maxQueuedQueries', o.maxQueuedQueries ?? QUEUED_QUERIES_PER_WORKER * Math.max(1, queryWorkers), 0, 10_000),
   };
 }
 
