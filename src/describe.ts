@@ -127,9 +127,10 @@ export class Describer {
    * `QUERY_SIDE`) from the same decode: in the query pool's workers once `startQueryPool` ran (the
    * server), else in this thread.
    */
-  describeQueryWithFeatures(bytes: Uint8Array, space: SpaceInfo, what: string, localFeatures: boolean): Promise<QueryDescription> {
+  async describeQueryWithFeatures(bytes: Uint8Array, space: SpaceInfo, what: string, localFeatures: boolean): Promise<QueryDescription> {
     const here = () => this.describeQueryHere(bytes, space, what, localFeatures);
     if (!this.queries) return here();
+    if (localFeatures) await loadOpenCv(); // verification (the caller's next step) runs OpenCV in this thread
     const autoencoder = space.kind === 'autoencoder' ? { key: space.model, weights: () => this.weights(space.model) ?? missingAutoencoder(space.model) } : undefined;
     return this.queries.describe({ bytes, name: what, localFeatures, autoencoder, here });
   }

@@ -13,7 +13,8 @@ import path from 'node:path';
 import { createApp } from '../server/app.ts';
 import { resolveConfig } from '../src/config.ts';
 import { Engine } from '../src/engine.ts';
-import { BACKEND, MODELS, SMVS, imagesIn, tempDir } from './fixtures.ts';
+import { spawn } from 'node:child_process';
+import { BACKEND, CLI, MODELS, SMVS, imagesIn, tempDir } from './fixtures.ts';
 
 const CATEGORIES = ['book_covers', 'museum_paintings'];
 /** References indexed per category (the right one for every query photo below is among them). */
@@ -71,6 +72,32 @@ describe('query photos in worker threads (src/query-pool.ts)', () => {
   });
   after(() => tmp.cleanup());
 
+  it('answers 503 BUSY with Retry-After when the queue is full, and 200 to the rest: never a hang or another 5xx', async () => {
+    const s = await serve(1, 1); // 2 running + 1 waiting
+    try {
+      const replies = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+        const res = await search(s.url, queries[i % queries.length]);
+        return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as any };
+      }));
+      const statuses = replies.map((r) => r.status);
+      assert.ok(statuses.every((x) => x === 200 || x === 503), statuses.join(' '));
+      const busy = replies.filter((r) => r.status === 503);
+      assert.ok(busy.length >= 1 && busy.length <= 9, statuses.join(' '));
+      for (const r of busy) {
+        assert.equal(r.body.error.code, 'BUSY');
+        assert.match(r.body.error.message, /maxQueuedQueries 1/);
+        assert.match(r.retryAfter ?? '', /^[1-9]\d*$/);
+      }
+      // the queue drained: the next query is answered
+      assert.equal((await search(s.url, queries[0])).status, 200);
+      const doc = (await (await fetch(`${s.url}/openapi.json`)).json()) as any;
+      assert.ok(doc.paths['/api/search'].post.responses['503']['x-error-codes'].includes('BUSY'));
+      assert.ok(doc.paths['/api/search'].post.responses['503'].headers['Retry-After']);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('gives the main thread\'s descriptions and results, score for score, with verification on and off', async () => {
     const engine = await open();
     try {
@@ -107,32 +134,6 @@ describe('query photos in worker threads (src/query-pool.ts)', () => {
       await assert.rejects(engine.search(Buffer.alloc(0)), { code: 'EMPTY_IMAGE' });
     } finally {
       await engine.close();
-    }
-  });
-
-  it('answers 503 BUSY with Retry-After when the queue is full, and 200 to the rest: never a hang or another 5xx', async () => {
-    const s = await serve(1, 1); // 2 running + 1 waiting
-    try {
-      const replies = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
-        const res = await search(s.url, queries[i % queries.length]);
-        return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as any };
-      }));
-      const statuses = replies.map((r) => r.status);
-      assert.ok(statuses.every((x) => x === 200 || x === 503), statuses.join(' '));
-      const busy = replies.filter((r) => r.status === 503);
-      assert.ok(busy.length >= 1 && busy.length <= 9, statuses.join(' '));
-      for (const r of busy) {
-        assert.equal(r.body.error.code, 'BUSY');
-        assert.match(r.body.error.message, /maxQueuedQueries 1/);
-        assert.match(r.retryAfter ?? '', /^[1-9]\d*$/);
-      }
-      // the queue drained: the next query is answered
-      assert.equal((await search(s.url, queries[0])).status, 200);
-      const doc = (await (await fetch(`${s.url}/openapi.json`)).json()) as any;
-      assert.ok(doc.paths['/api/search'].post.responses['503']['x-error-codes'].includes('BUSY'));
-      assert.ok(doc.paths['/api/search'].post.responses['503'].headers['Retry-After']);
-    } finally {
-      await s.close();
     }
   });
 
@@ -198,6 +199,32 @@ describe('query photos in worker threads (src/query-pool.ts)', () => {
       assert.equal((await search(s.url, queries[1])).status, 200);
     } finally {
       await s.close();
+    }
+  });
+
+  it('verifies photo queries in `pixdex serve` (a fresh process: OpenCV loads in the workers and in the main thread)', async () => {
+    const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data', dataDir], { env: { ...process.env, PIXDEX_BACKEND: BACKEND, PIXDEX_QUERY_WORKERS: '2' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise((r) => child.on('exit', r));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (d) => {
+          out += d;
+          const m = /listening on (http:\/\/\S+)/.exec(out);
+          if (m) resolve(m[1]);
+        });
+        void exited.then(() => reject(new Error('pixdex serve exited')));
+      });
+      for (let i = 0; i < 600 && (await fetch(`${url}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+      const replies = await Promise.all(queries.slice(0, 4).map(async (q) => {
+        const res = await search(url, q);
+        return { status: res.status, body: (await res.json()) as any };
+      }));
+      assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 200], JSON.stringify(replies.find((r) => r.status !== 200)?.body));
+      assert.ok(replies.some((r) => r.body.results[0].verified === true), 'a photo was verified');
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
     }
   });
 
