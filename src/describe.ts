@@ -151,6 +151,11 @@ export class Describer {
     return this.queries;
   }
 
+  /** The query pool once `startQueryPool` ran (the server), else undefined. */
+  get queryPool(): QueryPool | undefined {
+    return this.queries;
+  }
+
   /** The main-thread path of `describeQueryWithFeatures`. */
   private async describeQueryHere(bytes: Uint8Array, space: SpaceInfo, what: string, localFeatures: boolean): Promise<QueryDescription> {
     if (localFeatures) await loadOpenCv();

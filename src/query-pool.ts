@@ -1,8 +1,10 @@
 /**
  * The server's query pool (issue 22): query photos are decoded and described in embedding worker
- * threads (indexer/workers, the `query` job), one wasm backend each, so concurrent photo queries
- * use every core and the main thread stays free for requests that need no model (similar-by-id,
- * records, thumbnails). In front of it, a bounded FIFO queue: at most `maxQueued` photos wait for
+ * threads (indexer/workers, the `query` job), one wasm backend each, and their candidates are
+ * verified there too (the `verify` job: matching and the Hough vote cost more than the backbone),
+ * so concurrent photo queries use every core and the main thread stays free for requests that
+ * need no model (similar-by-id, records, thumbnails). Verification of an admitted query goes ahead
+ * of new photos. In front of it, a bounded FIFO queue: at most `maxQueued` photos wait for
  * a worker; one more is refused at once with `BusyError` (BUSY: 503 + Retry-After), never queued
  * without bound. A worker that crashes is restarted (its queries are tried once more elsewhere);
  * while no worker runs (starting, restarting, or none configured) queries are described in this
@@ -11,9 +13,10 @@
 import type { Worker } from 'node:worker_threads';
 import type { Embedding } from './embed.ts';
 import { BadImageError, PixdexError, type BadImageReason } from './errors.ts';
+import type { Candidate, VerifiedCandidate } from './local/rerank.ts';
 import type { LocalFeatures } from './local/types.ts';
 import { startWorker } from '../indexer/workers/pool.ts';
-import type { QueryJob, WorkerInit, WorkerMessage } from '../indexer/workers/protocol.ts';
+import type { QueryJob, VerifyJob, WorkerInit, WorkerMessage } from '../indexer/workers/protocol.ts';
 
 /**
  * Queries one worker holds at once: the decode of one (sharp, on libuv's threads) overlaps the
@@ -71,9 +74,23 @@ export interface QueryPoolOptions {
   log?: (line: string) => void;
 }
 
+/** A query's candidates to verify geometrically (`verifyCandidates`). */
+export interface VerifyRequest {
+  query: LocalFeatures;
+  candidates: readonly Candidate[];
+  /** Each candidate's stored local-features record (undefined: none); copied to the worker. */
+  records: ReadonlyArray<Uint8Array | undefined>;
+  /** The same verification in this thread: used while no worker runs. */
+  here: () => VerifiedCandidate[];
+}
+
 interface Job {
-  req: QueryRequest;
-  resolve: (d: QueryDescription) => void;
+  /** Names the query in error messages. */
+  name: string;
+  /** The message for `slot`'s worker (fresh copies each time: a retry needs the bytes again). */
+  build: (slot: Slot, jobId: number) => { message: QueryJob | VerifyJob; transfer: ArrayBuffer[] };
+  here: () => Promise<unknown>;
+  resolve: (v: any) => void;
   reject: (e: Error) => void;
   attempts: number;
 }
@@ -92,6 +109,8 @@ export class QueryPool {
   /** Settles when every worker has started or failed to (never rejects: queries then run here). */
   readonly ready: Promise<void>;
   private readonly queue: Job[] = [];
+  /** Verifications of admitted queries: served before new photos, never refused. */
+  private readonly urgent: Job[] = [];
   private readonly slots: Slot[];
   private here = 0;
   private nextJob = 1;
@@ -105,7 +124,7 @@ export class QueryPool {
     this.ready = this.startAll();
   }
 
-  /** Queries waiting for a worker. */
+  /** Photo queries waiting for a worker. */
   get waiting(): number {
     return this.queue.length;
   }
@@ -142,7 +161,30 @@ export class QueryPool {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
     return new Promise((resolve, reject) => {
-      this.queue.push({ req, resolve, reject, attempts: 0 });
+      const build = (slot: Slot, jobId: number) => {
+        let autoencoder: QueryJob['autoencoder'];
+        const ae = req.autoencoder;
+        if (ae) autoencoder = { key: ae.key, bytes: slot.autoencoder === ae.key ? undefined : new Uint8Array(ae.weights()) };
+        if (autoencoder) slot.autoencoder = autoencoder.key; // messages are handled in order: the next job finds it loaded
+        // A copy is transferred: the caller's buffer stays usable, and a retry has the bytes.
+        const bytes = new Uint8Array(req.bytes);
+        return { message: { type: 'query', jobId, name: req.name, bytes, localFeatures: req.localFeatures, autoencoder } as QueryJob, transfer: [bytes.buffer as ArrayBuffer] };
+      };
+      this.queue.push({ name: req.name, build, here: req.here, resolve, reject, attempts: 0 });
+      this.pump();
+    });
+  }
+
+  /** Verifies an admitted query's candidates in a worker (or here), ahead of the photos waiting. */
+  verify(req: VerifyRequest): Promise<VerifiedCandidate[]> {
+    if (this.closed) return Promise.reject(new PixdexError('NOT_READY', 'The server is shutting down'));
+    return new Promise((resolve, reject) => {
+      const build = (_slot: Slot, jobId: number) => {
+        const records = req.records.map((r) => r && new Uint8Array(r));
+        const transfer = records.flatMap((r) => (r ? [r.buffer as ArrayBuffer] : []));
+        return { message: { type: 'verify', jobId, query: req.query, candidates: req.candidates.map((c) => ({ id: c.id, score: c.score })), records } as VerifyJob, transfer };
+      };
+      this.urgent.push({ name: 'verification', build, here: async () => req.here(), resolve, reject, attempts: 0 });
       this.pump();
     });
   }
@@ -152,7 +194,7 @@ export class QueryPool {
     if (this.closed) return;
     this.closed = true;
     const stopped = new PixdexError('NOT_READY', 'The server is shutting down');
-    for (const job of this.queue.splice(0)) job.reject(stopped);
+    for (const job of [...this.urgent.splice(0), ...this.queue.splice(0)]) job.reject(stopped);
     await Promise.all(this.slots.map(async (s) => {
       s.live = false;
       for (const job of s.pending.values()) job.reject(stopped);
@@ -173,14 +215,15 @@ export class QueryPool {
     return live.some((s) => s.pending.size < QUERIES_PER_WORKER);
   }
 
-  /** Hands waiting queries, oldest first, to the least busy live worker, or to this thread when none runs. */
+  /** Hands waiting jobs (verifications first, then photos, oldest first) to the least busy live worker, or to this thread when none runs. */
   private pump(): void {
-    while (this.queue.length > 0 && !this.closed) {
+    while (this.urgent.length + this.queue.length > 0 && !this.closed) {
+      const next = () => (this.urgent.length > 0 ? this.urgent : this.queue).shift()!;
       const live = this.slots.filter((s) => s.live && s.pending.size < QUERIES_PER_WORKER);
       if (live.length > 0) {
-        this.dispatch(live.reduce((a, b) => (b.pending.size < a.pending.size ? b : a)), this.queue.shift()!);
+        this.dispatch(live.reduce((a, b) => (b.pending.size < a.pending.size ? b : a)), next());
       } else if (this.liveWorkers === 0 && this.here < MAIN_THREAD_QUERIES) {
-        this.runHere(this.queue.shift()!);
+        this.runHere(next());
       } else {
         return;
       }
@@ -190,7 +233,7 @@ export class QueryPool {
   private runHere(job: Job): void {
     this.here++;
     const started = performance.now();
-    job.req.here().then(
+    job.here().then(
       (d) => {
         this.served(started);
         job.resolve(d);
@@ -203,22 +246,17 @@ export class QueryPool {
   }
 
   private dispatch(slot: Slot, job: Job): void {
-    let autoencoder: QueryJob['autoencoder'];
+    const jobId = this.nextJob++;
+    let built: ReturnType<Job['build']>;
     try {
-      const ae = job.req.autoencoder;
-      if (ae) autoencoder = { key: ae.key, bytes: slot.autoencoder === ae.key ? undefined : new Uint8Array(ae.weights()) };
+      built = job.build(slot, jobId);
     } catch (err) {
-      job.reject(err as Error);
+      job.reject(err as Error); // the autoencoder's weights are missing from the store
       return;
     }
-    if (autoencoder) slot.autoencoder = autoencoder.key; // messages are handled in order: the next job finds it loaded
-    const jobId = this.nextJob++;
     job.attempts++;
     slot.pending.set(jobId, { ...job, started: performance.now() });
-    // A copy is transferred: the caller's buffer stays usable, and a retry has the bytes.
-    const bytes = new Uint8Array(job.req.bytes);
-    const message: QueryJob = { type: 'query', jobId, name: job.req.name, bytes, localFeatures: job.req.localFeatures, autoencoder };
-    slot.worker!.postMessage(message, [bytes.buffer as ArrayBuffer]);
+    slot.worker!.postMessage(built.message, built.transfer);
   }
 
   private served(started: number): void {
@@ -226,14 +264,15 @@ export class QueryPool {
   }
 
   private onMessage(slot: Slot, worker: Worker, m: WorkerMessage): void {
-    if (m.type === 'query-result') {
+    if (m.type === 'query-result' || m.type === 'verify-result') {
       const job = slot.pending.get(m.jobId);
       slot.pending.delete(m.jobId);
       slot.failures = 0;
       if (job) {
-        this.served(job.started);
-        if (m.result.ok) job.resolve({ embedding: m.result.embedding, features: m.result.features });
-        else job.reject(toError(m.result.code, m.result.message));
+        if (m.type === 'query-result') this.served(job.started);
+        const r = m.result;
+        if (!r.ok) job.reject(toError(r.code, r.message));
+        else job.resolve('hits' in r ? r.hits : { embedding: r.embedding, features: r.features });
       }
       this.pump();
     } else if (m.type === 'fatal') {
@@ -251,10 +290,10 @@ export class QueryPool {
     const retry: Job[] = [];
     for (const job of slot.pending.values()) {
       if (job.attempts < MAX_ATTEMPTS) retry.push(job);
-      else job.reject(new PixdexError('WORKER_FAILED', `query worker failed while describing ${job.req.name}: ${err.message}`));
+      else job.reject(new PixdexError('WORKER_FAILED', `query worker failed on ${job.name}: ${err.message}`));
     }
     slot.pending.clear();
-    this.queue.unshift(...retry);
+    this.urgent.unshift(...retry); // they were admitted: ahead of the photos still waiting
     if (!this.closed) {
       this.log(`query worker failed (${err.message}); restarting it`);
       slot.failures++;

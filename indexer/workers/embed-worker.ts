@@ -13,8 +13,10 @@ import { embedBatch } from '../../src/embed.ts';
 import { libraryRegional } from '../../src/library-descriptor.ts';
 import { PixdexError } from '../../src/errors.ts';
 import { LocalEmbedder } from './pool.ts';
-import { encodeFeatures, extractFeatures, loadOpenCv, QUERY_SIDE, REFERENCE_SIDE } from '../../src/local/features.ts';
-import type { EmbedJob, QueryJob, QueryResult, WorkerInit, WorkerMessage } from './protocol.ts';
+import { decodeFeatures, encodeFeatures, extractFeatures, loadOpenCv, QUERY_SIDE, REFERENCE_SIDE } from '../../src/local/features.ts';
+import { verifyCandidates } from '../../src/local/rerank.ts';
+import type { LocalFeatures } from '../../src/local/types.ts';
+import type { EmbedJob, QueryJob, QueryResult, VerifyJob, VerifyResult, WorkerInit, WorkerMessage } from './protocol.ts';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -53,9 +55,24 @@ try {
       return { ok: false, code: e instanceof PixdexError ? e.code : 'INTERNAL', message: e?.message ?? String(err) };
     }
   };
-  port.on('message', (job: EmbedJob | QueryJob) => {
+  // Verification of a query's candidates: as Searcher does in the main thread (VisualWords.featuresOf decodes the same records).
+  const verify = async (job: VerifyJob): Promise<VerifyResult> => {
+    try {
+      await loadOpenCv();
+      const refs = new Map<number, LocalFeatures | undefined>(job.candidates.map((c, i) => [c.id, tryDecode(job.records[i])]));
+      return { ok: true, hits: verifyCandidates(job.query, job.candidates, (id) => refs.get(id)) };
+    } catch (err) {
+      const e = err as PixdexError;
+      return { ok: false, code: e instanceof PixdexError ? e.code : 'INTERNAL', message: e?.message ?? String(err) };
+    }
+  };
+  port.on('message', (job: EmbedJob | QueryJob | VerifyJob) => {
     if (job.type === 'query') {
       void describeQuery(job).then((result) => post({ type: 'query-result', jobId: job.jobId, result }, result.ok ? transferables(result) : []));
+      return;
+    }
+    if (job.type === 'verify') {
+      void verify(job).then((result) => post({ type: 'verify-result', jobId: job.jobId, result }));
       return;
     }
     embedder.embed(job.items).then(
@@ -78,4 +95,13 @@ function transferables(r: QueryResult & { ok: true }): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
   for (const a of arrays) if (a && a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) out.add(a.buffer as ArrayBuffer);
   return [...out];
+}
+
+function tryDecode(bytes: Uint8Array | undefined): LocalFeatures | undefined {
+  if (!bytes) return undefined;
+  try {
+    return decodeFeatures(bytes);
+  } catch {
+    return undefined;
+  }
 }

@@ -4,6 +4,7 @@ import type { ErrorCode } from '../../src/contracts/errors.ts';
 import type { LibraryDescriptor } from '../../src/library-descriptor.ts';
 import type { Embedding } from '../../src/embed.ts';
 import type { LocalFeatures } from '../../src/local/types.ts';
+import type { Candidate, VerifiedCandidate } from '../../src/local/rerank.ts';
 
 /** Sent once when a worker starts. */
 export interface WorkerInit {
@@ -60,8 +61,27 @@ export type QueryResult =
   | { ok: true; embedding: Embedding; features?: LocalFeatures }
   | { ok: false; code: ErrorCode; message: string };
 
+/**
+ * Geometric verification of a query's candidates (the server's query pool): the query's features
+ * and each candidate's stored local-features record (transferred; undefined: it has none), so the
+ * matching, the Hough vote and the outlines run off the main thread.
+ */
+export interface VerifyJob {
+  type: 'verify';
+  jobId: number;
+  query: LocalFeatures;
+  candidates: Candidate[];
+  records: Array<Uint8Array | undefined>;
+}
+
+/** The verified candidates in rank order (`verifyCandidates`), or its error. */
+export type VerifyResult =
+  | { ok: true; hits: VerifiedCandidate[] }
+  | { ok: false; code: ErrorCode; message: string };
+
 export type WorkerMessage =
   | { type: 'ready'; backend: string }
   | { type: 'result'; jobId: number; results: EmbedItemResult[] }
   | { type: 'query-result'; jobId: number; result: QueryResult }
+  | { type: 'verify-result'; jobId: number; result: VerifyResult }
   | { type: 'fatal'; code: ErrorCode; message: string };
