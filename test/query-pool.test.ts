@@ -138,10 +138,10 @@ describe('query photos in worker threads (src/query-pool.ts)', () => {
   });
 
   /**
-   * 8 photo queries in flight, then GET similar: how long it takes, and how many photo queries
-   * were still unanswered when it was.
+   * 8 photo queries in flight, and GET similar every 5 ms until they are answered: the similar
+   * requests' latencies, and how many photo queries were still unanswered when the first was.
    */
-  async function similarUnderLoad(s: Served): Promise<{ similarMs: number; photosLeft: number; photosMs: number }> {
+  async function similarUnderLoad(s: Served): Promise<{ firstMs: number; maxMs: number; probes: number; photosLeft: number; photosMs: number }> {
     const [id] = s.engine.records.ids();
     let answered = 0;
     const started = performance.now();
@@ -152,17 +152,23 @@ describe('query photos in worker threads (src/query-pool.ts)', () => {
       answered++;
     }));
     await new Promise((r) => setTimeout(r, 30)); // the uploads are in
-    const t = performance.now();
-    const res = await fetch(`${s.url}/api/images/${id}/similar?k=5`);
-    assert.equal(res.status, 200);
-    await res.json();
-    const similarMs = performance.now() - t;
-    const photosLeft = 8 - answered;
+    const latencies: number[] = [];
+    let photosLeft = -1;
+    while (answered < 8) {
+      const t = performance.now();
+      const res = await fetch(`${s.url}/api/images/${id}/similar?k=5`);
+      assert.equal(res.status, 200);
+      await res.json();
+      latencies.push(performance.now() - t);
+      if (photosLeft < 0) photosLeft = 8 - answered;
+      await new Promise((r) => setTimeout(r, 5));
+    }
     await photos;
-    return { similarMs, photosLeft, photosMs: performance.now() - started };
+    const round = (x: number) => Math.round(x * 10) / 10;
+    return { firstMs: round(latencies[0]), maxMs: round(Math.max(...latencies)), probes: latencies.length, photosLeft, photosMs: round(performance.now() - started) };
   }
 
-  it('answers similar-by-id while 8 photo queries are in flight, before they are done', async () => {
+  it('answers similar-by-id while 8 photo queries are in flight, before they are done, none waiting behind a photo', async () => {
     const main = await serve(0, 8);
     let inThread;
     try {
@@ -175,10 +181,12 @@ describe('query photos in worker threads (src/query-pool.ts)', () => {
     try {
       await similarUnderLoad(s); // warm
       const pooled = await similarUnderLoad(s);
-      process.stderr.write(`# similar under 8 photo queries: workers ${JSON.stringify(pooled)}, main thread ${JSON.stringify(inThread)}\n`);
+      process.stderr.write(`# similar-by-id under 8 photo queries: workers ${JSON.stringify(pooled)}, main thread ${JSON.stringify(inThread)}\n`);
       assert.ok(pooled.photosLeft >= 4, `similar answered after ${8 - pooled.photosLeft} of 8 photo queries`);
-      assert.ok(pooled.similarMs < pooled.photosMs / 4, `similar took ${pooled.similarMs.toFixed(0)} ms of the photos' ${pooled.photosMs.toFixed(0)} ms`);
-      assert.ok(pooled.similarMs < 100, `similar took ${pooled.similarMs.toFixed(0)} ms`);
+      // In the main thread one backbone pass plus one verification blocks every request (the
+      // main-thread run above shows it); in workers no similar request waits that long.
+      assert.ok(pooled.maxMs < 100, `the slowest similar took ${pooled.maxMs} ms`);
+      assert.ok(pooled.maxMs < inThread.maxMs, `slowest similar: ${pooled.maxMs} ms with workers, ${inThread.maxMs} ms in the main thread`);
     } finally {
       await s.close();
     }
