@@ -9,6 +9,10 @@
  *                                               and by --load-index; FILE.truth.json: exact kNN)
  *                        [--load-index FILE]   (skip the build: sweep more ef over a saved index)
  *
+ * The JSON names the hnswlib-node build measured (`annBuild`: native or portable, src/ann-build.ts);
+ * PIXDEX_PORTABLE_ANN=1 runs the portable build instead of the native one, for a before/after at
+ * equal ef on one saved index (--load-index).
+ *
  * Generators (`generatorFor`, also used by bench/open.ts):
  * - `real` (default): MobileNetV2 pooled vectors of the shared datasets (~1.7k photos, embedded
  *   once and cached in the OS temp dir), randomly projected to `dims` (a Gaussian projection keeps
@@ -26,7 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { AnnIndex } from '../src/ann.ts';
+import { AnnIndex, annBuild } from '../src/ann.ts';
 import { DEFAULT_ANN } from '../src/config.ts';
 import { recallAgainstExact } from '../src/classify.ts';
 import { exactKnn, l2normalize } from '../src/vector.ts';
@@ -242,6 +246,7 @@ async function main(): Promise<void> {
   const repeat = Number(values.repeat);
   const log = (s: string) => process.stderr.write(`[bench:ann ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
   const loadStart = load();
+  log(`hnswlib-node build: ${annBuild.build}${annBuild.flags ? ` (${annBuild.flags})` : ''}`);
 
   const gen = await generatorFor(values.gen, dims, Number(values.seed), Number(values.noise), log);
   let t = performance.now();
@@ -348,6 +353,7 @@ async function main(): Promise<void> {
     k,
     m: params.m,
     efConstruction: params.efConstruction,
+    annBuild: { build: annBuild.build, flags: annBuild.flags, vector: annBuild.vector },
     generator: { name: gen.name, description: gen.description, seed: Number(values.seed), noise: Number(values.noise) },
     data: { meanCosTop1: round(cos1), [`meanCosTop${k}`]: round(cosK), meanCosRandom: round(cosRandom) },
     buildSeconds: saved ? null : round(buildSeconds, 1),

@@ -15,6 +15,7 @@ import { loadDataset } from '../src/eval/evaluate.ts';
 import { evaluateLibrary } from '../src/eval/evaluate-library.ts';
 import { evaluatePairs, formatPairsReport, imageFilesIn } from '../src/eval/pairs.ts';
 import { checkDescriptor } from '../src/library-descriptor.ts';
+import { describeBuildLine } from '../src/ann-build.ts';
 import path from 'node:path';
 import { EXIT, errorLine, exitCodeFor, exitCodeForCode } from './exit.ts';
 import { GLOBAL_OPTIONS, engineOptions, type Values } from './args.ts';
@@ -385,6 +386,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
         `space     ${s.spaceInfo.kind === 'backbone' ? `backbone (${s.descriptor} ${s.dims}-d)` : `autoencoder ${s.spaceInfo.dims}-d, trained ${s.spaceInfo.trainedAt} on ${s.spaceInfo.samples} images, ${s.spaceInfo.epochs} epochs, final loss ${s.spaceInfo.finalLoss.toFixed(4)}`}`,
         `backend   ${s.backend} (${s.backendReason})`,
         `index     hnsw cosine M=${s.index.m} efConstruction=${s.index.efConstruction} ef=${s.index.efSearch}, ${s.index.size} vectors, ${s.index.pendingChanges} changes since snapshot`,
+        `ann       hnswlib-node ${describeBuildLine(s.ann)}`,
         `local     ${s.localFeatures.enabled ? `on, ${s.localFeatures.images} images with local features, ${s.localFeatures.vocabulary ? `vocabulary of ${s.localFeatures.vocabulary.words} words (${s.localFeatures.vocabulary.images} images, ${s.localFeatures.vocabulary.learnedAt})` : 'no vocabulary yet'}` : 'off'}${s.localFeatures.hint ? ` — ${s.localFeatures.hint}` : ''}`,
         `store     ${(s.storeBytes / 1048576).toFixed(1)} MiB in ${s.dataDir}`,
       ].join('\n'));

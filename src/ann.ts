@@ -11,14 +11,18 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import hnswlib from 'hnswlib-node';
 import type { AnnOptions } from './config.ts';
 import { InvalidParameterError, SnapshotUnusableError, invalidParameter } from './errors.ts';
 import { MAX_U32, MIN_CAPACITY, bytesPerElement, inspectSnapshot } from './ann-snapshot.ts';
+import { loadHnswlib, type AnnBuild } from './ann-build.ts';
 
 export { MAX_U32, MIN_CAPACITY, inspectSnapshot, type SnapshotInfo } from './ann-snapshot.ts';
 
-const { HierarchicalNSW } = hnswlib;
+const loaded = loadHnswlib();
+const { HierarchicalNSW } = loaded.hnswlib;
+
+/** Which hnswlib-node build this process runs: native or portable (src/ann-build.ts), checked on load. */
+export const annBuild: AnnBuild = loaded.build;
 
 /** One search hit. */
 export interface Hit {

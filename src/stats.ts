@@ -12,6 +12,8 @@ import type { SpaceKind } from './search.ts';
 import type { SpaceInfo } from './store/lmdb.ts';
 import type { Records } from './store/records.ts';
 import type { PixdexConfig } from './config.ts';
+import { annBuild } from './ann.ts';
+import type { AnnBuild } from './ann-build.ts';
 
 /** What `stats` reports (DESIGN.md). */
 export interface Stats {
@@ -40,6 +42,8 @@ export interface Stats {
     snapshotBytes: number | null;
     pendingChanges: number;
   };
+  /** The hnswlib-node build running: native (flags) or portable (src/ann-build.ts, issue 22). */
+  ann: AnnBuild;
   storeBytes: number;
   dataDir: string;
   /** Pending label suggestions. */
@@ -98,6 +102,7 @@ export async function libraryStats(lib: StatsSource): Promise<Stats> {
       snapshotBytes: snap?.bytes ?? null,
       pendingChanges: lib.sync.pending(),
     },
+    ann: annBuild,
     storeBytes: lib.records.sizeOnDisk(),
     dataDir: lib.config.dataDir,
     suggestions: lib.labelling.suggestions().length,
