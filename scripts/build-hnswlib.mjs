@@ -4,9 +4,10 @@
  *
  * hnswlib-node's own install compiles it portably (no AVX: its distance kernels pick SSE/AVX/
  * AVX-512 at compile time). This script compiles it again with `PIXDEX_ANN_FLAGS` (default
- * `-O3 -march=native`) passed to node-gyp's make as CXXFLAGS/CFLAGS, in a staging copy, checks
- * the result in a child process (it loads, and HNSW answers a small search like exact search
- * does), and only then puts it in place of build/Release/addon.node. Anything else (no compiler,
+ * `-O3 -march=native`) passed to node-gyp's make as CXXFLAGS/CFLAGS, in a staging copy beside it
+ * (node_modules/.pixdex-hnswlib-*, removed after), checks the result in a child process (it
+ * loads, and HNSW answers a small search like exact search does), and only then puts it in place
+ * of build/Release/addon.node. Anything else (no compiler,
  * a flag the compiler rejects, a failed or slow build, an addon that does not load or answers
  * wrongly) keeps or restores the portable build. It never fails the install: exit code 0 always.
  *
@@ -286,7 +287,8 @@ function main() {
     const t0 = performance.now();
     if (!ok || ok.error) {
       from = 'compiled';
-      staging = fs.mkdtempSync(path.join(os.tmpdir(), 'pixdex-hnswlib-'));
+      // Beside the package, not in the OS temp dir: it may be mounted noexec (the check loads it).
+      staging = fs.mkdtempSync(path.join(path.dirname(pkg), '.pixdex-hnswlib-'));
       const c = compile(pkg, staging, flags);
       if (c.error) return keepPortable(c.error, { compiler: cc.version });
       built = c.built;
