@@ -131,7 +131,7 @@ export interface ServerConfig {
    * worker (at least 4): a 1280 px photo takes ~40 ms of one wasm thread, so the last in a full
    * queue waits about 4 × 40 ms more than it would alone, a burst of (2 running + 4 waiting) ×
    * workers clients is absorbed, and the uploads held in memory stay bounded
-   * (default: 4 × max(1, queryWorkers)).
+   * (default: 4 × max(1, queryWorkers), env PIXDEX_MAX_QUEUED_QUERIES).
    */
   maxQueuedQueries: number;
 }
@@ -241,7 +241,7 @@ function resolveServerConfig(o: Partial<ServerConfig>, env: NodeJS.ProcessEnv, d
     uploadsDir: path.resolve(o.uploadsDir ?? path.join(dataDir, 'uploads')),
     shutdownGraceMs: intParam('shutdownGraceMs', o.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS, 0, 600_000),
     queryWorkers,
-    maxQueuedQueries: intParam('maxQueuedQueries', o.maxQueuedQueries ?? QUEUED_QUERIES_PER_WORKER * Math.max(1, queryWorkers), 0, 10_000),
+    maxQueuedQueries: intParam('maxQueuedQueries', o.maxQueuedQueries ?? (env.PIXDEX_MAX_QUEUED_QUERIES || QUEUED_QUERIES_PER_WORKER * Math.max(1, queryWorkers)), 0, 10_000),
   };
 }
 

@@ -236,14 +236,16 @@ describe('query photos in worker threads (src/query-pool.ts)', () => {
     }
   });
 
-  it('takes its size from config: one worker per core, four waiting per worker, PIXDEX_QUERY_WORKERS', () => {
+  it('takes its size from config: one worker per core, four waiting per worker, PIXDEX_QUERY_WORKERS and PIXDEX_MAX_QUEUED_QUERIES', () => {
     const d = resolveConfig({}, {}).server;
     assert.ok(d.queryWorkers >= 1);
     assert.equal(d.maxQueuedQueries, 4 * d.queryWorkers);
     assert.deepEqual(pick(resolveConfig({}, { PIXDEX_QUERY_WORKERS: '3' }).server), { queryWorkers: 3, maxQueuedQueries: 12 });
     assert.deepEqual(pick(resolveConfig({}, { PIXDEX_QUERY_WORKERS: '0' }).server), { queryWorkers: 0, maxQueuedQueries: 4 });
     assert.deepEqual(pick(resolveConfig({ server: { queryWorkers: 1, maxQueuedQueries: 0 } }, { PIXDEX_QUERY_WORKERS: '3' }).server), { queryWorkers: 1, maxQueuedQueries: 0 });
+    assert.deepEqual(pick(resolveConfig({}, { PIXDEX_QUERY_WORKERS: '2', PIXDEX_MAX_QUEUED_QUERIES: '20' }).server), { queryWorkers: 2, maxQueuedQueries: 20 });
     assert.throws(() => resolveConfig({}, { PIXDEX_QUERY_WORKERS: 'many' }), { code: 'INVALID_PARAMETER', message: /queryWorkers/ });
+    assert.throws(() => resolveConfig({}, { PIXDEX_MAX_QUEUED_QUERIES: '-1' }), { code: 'INVALID_PARAMETER', message: /maxQueuedQueries/ });
   });
 });
 
