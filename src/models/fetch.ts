@@ -5,15 +5,14 @@
  * model), and an atomic install (the finished folder is renamed into place; a half-written model
  * is never visible). TFLite sources are converted to tfjs after download.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import { PixdexError } from '../errors.ts';
 import { downloadBytes, type ModelSource, type PinnedFile } from './catalog.ts';
 import { convertTflite, writeConverted } from './tflite/convert.ts';
-import { writeManifest } from './installed.ts';
+import { sha256, writeManifest } from './installed.ts';
 
 /** What a download reports while it runs (bytes of the whole model). */
 export interface DownloadProgress {
@@ -186,11 +185,4 @@ async function fetchInto(url: string, part: string, file: PinnedFile, progress: 
   }
   progress.update(file.path, received, true);
   if (received < file.bytes) throw new Error(`the connection ended after ${received} of ${file.bytes} bytes`);
-}
-
-/** SHA-256 of a file, hex. */
-export async function sha256(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }

@@ -5,7 +5,7 @@
  * ../shared/models) have no manifest and are checked against the pins alone.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { BackboneSpec } from './spec.ts';
@@ -60,8 +60,15 @@ export async function hashFolder(dir: string): Promise<Record<string, string>> {
     .filter((e) => e.isFile() && !e.name.startsWith('.') && e.name !== MANIFEST)
     .map((e) => path.relative(dir, path.join(e.parentPath, e.name)).split(path.sep).join('/'))
     .sort();
-  for (const p of paths) files[p] = createHash('sha256').update(await fs.readFile(path.join(dir, p))).digest('hex');
+  for (const p of paths) files[p] = await sha256(path.join(dir, p));
   return files;
+}
+
+/** SHA-256 of a file, hex (streamed: model files can be large). */
+export async function sha256(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 /** Total bytes of the files under `dir`. */

@@ -10,8 +10,8 @@ import { NotFoundError, PixdexError, invalidParameter } from '../errors.ts';
 import { BACKBONES, backboneSpec, type BackboneSpec } from './backbone.ts';
 import { downloadBytes, modelSource, modelSources } from './catalog.ts';
 import { ensureBackbone } from './ensure.ts';
-import { isInstalled, sha256 } from './fetch.ts';
-import { folderBytes, hashFolder, importedBackbones, readManifest, writeManifest } from './installed.ts';
+import { isInstalled } from './fetch.ts';
+import { folderBytes, importedBackbones, readManifest, sha256, writeManifest } from './installed.ts';
 import { convertTflite, writeConverted, type ConvertedModel } from './tflite/convert.ts';
 
 type ModelsConfig = Pick<PixdexConfig, 'modelsDir' | 'fetchModels' | 'modelMirror' | 'onModelDownload'>;
@@ -99,12 +99,12 @@ export async function verifyModel(config: ModelsConfig, id: string): Promise<Ver
     if (actual !== file.sha256) result.problems.push(`${file.path} has SHA-256 ${actual}, pinned ${file.sha256}`);
   }
   if (manifest) {
-    const now = await hashFolder(folder);
     for (const [file, hash] of Object.entries(manifest.files)) {
       if (pinned.has(file)) continue;
       result.checked++;
-      if (now[file] === undefined) result.problems.push(`${file} is missing`);
-      else if (now[file] !== hash) result.problems.push(`${file} changed since it was installed`);
+      const p = path.join(folder, file);
+      if (!existsSync(p)) result.problems.push(`${file} is missing`);
+      else if ((await sha256(p)) !== hash) result.problems.push(`${file} changed since it was installed`);
     }
   } else if (source?.kind === 'tflite') {
     const tflite = path.join(folder, source.files[0].path);

@@ -88,7 +88,9 @@ export async function startMirror(root: string): Promise<Mirror> {
       if (i + step >= limit) break;
     }
     if (entry.bytes < body.length) {
-      res.socket?.destroy(); // the connection drops mid-file
+      // The connection closes mid-file. A graceful close (FIN after the bytes written) rather than
+      // destroy(): a reset can discard bytes still in flight, and the test counts what arrived.
+      res.socket?.end();
       return;
     }
     res.end();
