@@ -216,6 +216,7 @@ describe('web page layout on phones and wide screens', { skip }, () => {
       const first = cards().first();
       assert.equal(await first.locator('.name').textContent(), `ants/${LONG_NAME}`);
       assert.equal(await first.locator('.name').getAttribute('title'), longFile);
+      assert.equal(await first.locator('.open').getAttribute('href'), `/api/images/${await first.getAttribute('data-id')}/original`);
       const long = page.locator(`#grid .card[data-label="${LONG_LABEL}"]`);
       await long.first().waitFor();
       assert.equal(await long.first().locator('.label-chip').textContent(), LONG_LABEL);

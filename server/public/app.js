@@ -502,6 +502,9 @@ function card(r) {
   li.querySelector('.name').textContent = name;
   li.querySelector('.name').title = r.path;
   setCardLabel(li, r.label, name);
+  const original = li.querySelector('.open');
+  original.href = `/api/images/${r.id}/original`;
+  original.setAttribute('aria-label', `Open the original of ${name}`);
   if (r.takenAt) {
     const taken = li.querySelector('.taken');
     taken.replaceChildren(takenNode(r.takenAt));
