@@ -17,9 +17,11 @@ import { openApiDocument } from './openapi.ts';
 import { requireToken, securityHeaders } from './security.ts';
 import { THUMBNAIL_TYPES, Thumbnails, type ThumbnailFormat } from './thumbnails.ts';
 import { formField, imageUpload, uploadedImage } from './upload.ts';
+import { mountBrowse } from './browse.ts';
 import { mountIndexJobs } from './jobs.ts';
+import { methodNotAllowed } from './methods.ts';
 import { mountSuggestions } from './suggestions.ts';
-import { webPage } from './web.ts';
+import { pagePaths, webPage } from './web.ts';
 
 /** Options of `createApp`; the limits default to the engine's `config.server`. */
 export interface AppOptions {
@@ -55,7 +57,7 @@ const UPLOAD_EXTENSIONS: Readonly<Record<string, string>> = Object.freeze({ jpeg
 
 const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
-/** Builds the app: security headers, request log, routes, index jobs, the web page, JSON 404, the one error handler. */
+/** Builds the app: security headers, request log, routes, index jobs, the web page, 405 and JSON 404, the one error handler. */
 export function createApp(engine: Engine, options: AppOptions = {}): Express {
   const cfg = engine.config.server;
   const o = {
@@ -181,9 +183,10 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
   // `app.locals.indexJobs.stop()` cancels a running job and waits for it (before engine.close()).
   app.locals.indexJobs = mountIndexJobs(app, engine, { auth, signal: options.signal, log: o.log });
   mountSuggestions(app, engine, { auth, idParam, thumbnailUrl });
+  mountBrowse(app, engine, { idParam, toImage });
   app.use(webPage()); // after the routes: a file never shadows an API path
 
-  app.use(routeNotFound);
+  app.use(methodNotAllowed(app, pagePaths()), routeNotFound);
   app.use(errorHandler({ maxUploadBytes: o.maxUploadBytes }, o.log));
   return app;
 }

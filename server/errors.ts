@@ -10,6 +10,17 @@ import { BusyError } from '../src/query-pool.ts';
 /** Errors raised by the HTTP layer itself (auth, media types, uploads, routes). */
 export class HttpError extends PixdexError {}
 
+/** A known path asked with a method it does not take: 405 with an `Allow` header. */
+export class MethodNotAllowedError extends HttpError {
+  constructor(
+    /** The methods the path takes, for the Allow header. */
+    readonly allow: readonly string[],
+    message: string,
+  ) {
+    super('METHOD_NOT_ALLOWED', message);
+  }
+}
+
 /** HTTP status of every error code pixdex emits, from the one table (src/contracts/errors.ts). */
 export const STATUS_BY_CODE: Readonly<Record<ErrorCode, number>> = Object.freeze(
   Object.fromEntries(ERROR_CODES.map((c) => [c, ERRORS[c].status])) as Record<ErrorCode, number>,
@@ -35,6 +46,8 @@ export interface HttpFailure {
   unexpected: boolean;
   /** Seconds for the Retry-After header (BUSY: when the photo-query queue has likely drained). */
   retryAfter?: number;
+  /** The Allow header (METHOD_NOT_ALLOWED: the methods the path takes). */
+  allow?: string;
 }
 
 /** Maps any thrown value to a status, a stable code and a message safe to show to a client. */
@@ -44,6 +57,7 @@ export function toHttpFailure(err: unknown, limits: { maxUploadBytes: number }):
     if (status === undefined) return internal();
     const f: HttpFailure = { status, code: err.code, message: err.message, unexpected: status === 500 };
     if (err instanceof BusyError) f.retryAfter = err.retryAfterSeconds;
+    if (err instanceof MethodNotAllowedError) f.allow = err.allow.join(', ');
     return f;
   }
   const e = err as { name?: string; code?: string; type?: string; status?: number; field?: string; message?: string };
@@ -79,7 +93,7 @@ function internal(): HttpFailure {
   return { status: STATUS_BY_CODE.INTERNAL, code: 'INTERNAL', message: 'Internal error; the server log has the details', unexpected: true };
 }
 
-/** JSON 404 for anything no route matched. */
+/** JSON 404 for anything no route matched (after `methodNotAllowed`: no route or page file has the path at all). */
 export const routeNotFound: RequestHandler = (req, _res, next) => {
   next(new HttpError('ROUTE_NOT_FOUND', `No route ${req.method} ${req.path}. GET /openapi.json lists the routes.`));
 };
@@ -97,6 +111,7 @@ export function errorHandler(limits: { maxUploadBytes: number }, log: (line: str
     }
     if (f.status === 401) res.set('WWW-Authenticate', 'Bearer realm="pixdex"');
     if (f.retryAfter !== undefined) res.set('Retry-After', String(f.retryAfter));
+    if (f.allow !== undefined) res.set('Allow', f.allow);
     res.status(f.status).json({ error: { code: f.code, message: f.message } });
   };
 }

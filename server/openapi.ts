@@ -100,7 +100,7 @@ export function openApiDocument(o: OpenApiOptions): Json {
     info: {
       title: 'pixdex',
       version: o.version,
-      description: 'Image similarity search over a local library. Errors are `{ "error": { "code", "message" } }`, the code one of the table in src/contracts/errors.ts. When the server has a token, mutating routes need `Authorization: Bearer <token>`.',
+      description: 'Image similarity search over a local library. Errors are `{ "error": { "code", "message" } }`, the code one of the table in src/contracts/errors.ts; a path asked with a method it does not take answers 405 METHOD_NOT_ALLOWED with an `Allow` header. When the server has a token, mutating routes need `Authorization: Bearer <token>`.',
     },
     paths: {
       '/healthz': { get: { summary: 'Liveness: the process answers.', responses: { 200: json({ type: 'object', properties: { status: { type: 'string', enum: ['ok'] } } }, 'Alive.') } } },
@@ -140,6 +140,11 @@ export function openApiDocument(o: OpenApiOptions): Json {
         post: { summary: 'Drop the suggestion; this label is not suggested for this image again.', ...secured, parameters: [id], responses: { 200: json({ type: 'object', properties: { id: { type: 'integer' }, rejected: { type: 'string' } } }, 'Rejected.'), ...errors('INVALID_PARAMETER', 'UNAUTHORIZED', 'NOT_FOUND') } },
       },
       '/api/images': {
+        get: {
+          summary: "The library page by page, in the order images were added: all images, or one label's.",
+          parameters: query(VERBS.images),
+          responses: { 200: json(ref('ImagesPage'), 'One page of images.'), ...errors('INVALID_PARAMETER') },
+        },
         post: {
           summary: 'Add an image (kept under the data folder), with an optional label.',
           ...secured,
@@ -179,6 +184,16 @@ export function openApiDocument(o: OpenApiOptions): Json {
           parameters: [id, { name: 'format', in: 'query', description: 'Overrides the Accept header (default: WebP when Accept names it, else JPEG).', schema: { type: 'string', enum: ['jpeg', 'webp'] } }],
           responses: {
             200: { description: 'The thumbnail.', content: { 'image/jpeg': { schema: { type: 'string', format: 'binary' } }, 'image/webp': { schema: { type: 'string', format: 'binary' } } } },
+            ...errors('INVALID_PARAMETER', 'NOT_FOUND'),
+          },
+        },
+      },
+      '/api/images/{id}/original': {
+        get: {
+          summary: 'The original file of an indexed image, while it holds the content that was indexed (never a path the library does not record).',
+          parameters: [id, ...query(VERBS.original)],
+          responses: {
+            200: { description: 'The file, with its sniffed image type; `Content-Disposition` inline (attachment with download=true) and the file name.', content: { 'image/*': { schema: { type: 'string', format: 'binary' } } } },
             ...errors('INVALID_PARAMETER', 'NOT_FOUND'),
           },
         },

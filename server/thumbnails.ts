@@ -1,13 +1,11 @@
 /**
  * Thumbnails of indexed images, made with sharp from the indexed file (EXIF-rotated) and kept in
- * a byte-bounded LRU (lru-cache). The file is always the one recorded for the id: no route takes a path.
+ * a byte-bounded LRU (lru-cache). The file is read through server/indexed-file.ts: the one recorded
+ * for the id (no route takes a path), with the content that was indexed.
  */
-import { createHash } from 'node:crypto';
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { LRUCache } from 'lru-cache';
 import sharp from 'sharp';
-import { NotFoundError } from '../src/errors.ts';
+import { readIndexedFile, type IndexedFile } from './indexed-file.ts';
 
 /** Formats thumbnails come in, by the MIME type a client asks for. */
 export type ThumbnailFormat = 'jpeg' | 'webp';
@@ -26,13 +24,8 @@ export interface ThumbnailOptions {
   maxInputPixels: number;
 }
 
-/** What the thumbnail of one image is made from. */
-export interface ThumbnailSource {
-  id: number;
-  path: string;
-  /** Content hash: a re-indexed file with new content gets a new cache entry. */
-  sha256: string;
-}
+/** What the thumbnail of one image is made from (a re-indexed file with new content gets a new cache entry). */
+export type ThumbnailSource = IndexedFile;
 
 /** Makes and caches thumbnails; concurrent requests for the same one share a single encode. */
 export class Thumbnails {
@@ -65,20 +58,8 @@ export class Thumbnails {
   }
 
   private async make(src: ThumbnailSource, format: ThumbnailFormat): Promise<Buffer> {
-    if (!path.isAbsolute(src.path)) {
-      throw new NotFoundError(`Image ${src.id} has no file to make a thumbnail from.`);
-    }
-    let input: Buffer;
-    try {
-      input = await fs.readFile(src.path);
-    } catch {
-      throw new NotFoundError(`The file of image ${src.id} is no longer readable; re-index its folder or delete the image.`);
-    }
-    // Only the content that was indexed is served: not whatever the path holds now (another
-    // image, or a symlink to a non-image swapped in for it).
-    if (createHash('sha256').update(input).digest('hex') !== src.sha256) {
-      throw new NotFoundError(`The file of image ${src.id} has changed since it was indexed; re-index its folder.`);
-    }
+    // Only the content that was indexed is made into a thumbnail (server/indexed-file.ts).
+    const input = await readIndexedFile(src, 'to make a thumbnail from');
     const size = this.options.size;
     const img = sharp(input, { limitInputPixels: this.options.maxInputPixels, failOn: 'none' })
       .rotate()

@@ -4,6 +4,7 @@
  * allows exactly what they use, all same-origin; every other response keeps the API's
  * `default-src 'none'` from server/security.ts.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type RequestHandler } from 'express';
@@ -40,4 +41,10 @@ export function webPage(): RequestHandler {
       res.setHeader('Cache-Control', 'no-cache');
     },
   });
+}
+
+/** The URL paths the page's files answer GET at (`/` and `/<file>`), for 405 on other methods. */
+export function pagePaths(): Set<string> {
+  const files = fs.readdirSync(PUBLIC_DIR, { withFileTypes: true }).filter((e) => e.isFile() && !e.name.startsWith('.'));
+  return new Set(['/', ...files.map((e) => `/${e.name}`)]);
 }

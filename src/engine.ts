@@ -11,6 +11,7 @@
  *   training (src/train.ts)          the library's autoencoder
  *   check (src/store/check.ts)       the store's invariants, and their repair
  *   duplicates (src/duplicates/)     near-duplicate evidence (k-NN graph + verification) and groups
+ *   browse (src/browse.ts)           the library page by page, all or one label's
  */
 import path from 'node:path';
 import type { BackendInfo } from './backend.ts';
@@ -20,6 +21,7 @@ import { NotFoundError, StoreMismatchError } from './errors.ts';
 import { IndexSync } from './index-sync.ts';
 import { Labels, type Classification, type ClassifyOptions, type PropagateOptions, type PropagateReport, type Suggestion } from './labels.ts';
 import { DEFAULT_DESCRIPTOR, type LibraryDescriptor } from './library-descriptor.ts';
+import { browse, type BrowseOptions, type BrowsePage } from './browse.ts';
 import { backboneSpec, type Backbone, type BackboneSpec } from './models/backbone.ts';
 import type { HeadOptions, HeadReport } from './models/head.ts';
 import { Searcher, type SearchOptions, type SearchResult, type SpaceKind } from './search.ts';
@@ -36,6 +38,7 @@ import { addUpload, indexFiles, type IndexOptions, type IndexSummary, type Uploa
 export type { IndexOptions, IndexProgress, IndexSummary } from '../indexer/run.ts';
 export type { SearchOptions, SearchResult, SpaceKind } from './search.ts';
 export type { Stats } from './stats.ts';
+export type { BrowseOptions, BrowsePage } from './browse.ts';
 export { MAX_EXPAND, MAX_K } from './search.ts';
 export { checkLabel } from './store/records.ts';
 
@@ -210,6 +213,11 @@ export class Engine {
     const id = this.resolve(ref);
     this.records.setLabel(id, label ?? undefined);
     return this.get(id);
+  }
+
+  /** A page of the library in the order images were added, all or one label's (src/browse.ts). */
+  images(options: BrowseOptions = {}): BrowsePage {
+    return browse(this.records, options);
   }
 
   /** Labels with their image counts, most frequent first. */

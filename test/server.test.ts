@@ -114,9 +114,12 @@ describe('HTTP server over hymenoptera train (245 labelled photos)', () => {
       assert.equal(r.headers.get('access-control-allow-origin'), null);
     });
 
-    it('answers unknown routes and methods with a JSON 404', async () => {
+    it('answers unknown paths with a JSON 404, a known path with the wrong method with 405 and Allow', async () => {
       assertError(await call('GET', '/nope'), 404, 'ROUTE_NOT_FOUND');
-      assertError(await call('PATCH', '/api/images/1'), 404, 'ROUTE_NOT_FOUND');
+      assertError(await call('PATCH', '/nope'), 404, 'ROUTE_NOT_FOUND');
+      const wrongMethod = await call('PATCH', '/api/images/1');
+      assertError(wrongMethod, 405, 'METHOD_NOT_ALLOWED');
+      assert.equal(wrongMethod.headers.get('allow'), 'DELETE, GET, HEAD, OPTIONS');
       assertError(await call('GET', '/api/images/1/../../../../etc/passwd'), 404, 'ROUTE_NOT_FOUND');
     });
   });

@@ -270,6 +270,7 @@ describe('web page: the Duplicates tab', { skip, timeout: 300_000 }, () => {
     assert.match((await page.locator('#alert-text').textContent()) ?? '', /Enter the server token under “Token”/);
     assert.equal((await getJson(`/api/images/${idOf(A)}`)).label, null, 'nothing labelled');
 
+    await page.locator('#alert-token').click();
     await page.locator('#token').fill(TOKEN);
     await page.locator('#token-form button[type="submit"]').click();
     await group.locator('.dupe-label-form input').press('Enter'); // the keyboard submits the form

@@ -164,7 +164,9 @@ describe('web page in headless Chromium', { skip }, () => {
     await input.press('Enter');
     await page.locator('#alert').waitFor();
     assert.match((await alertText()) ?? '', /token/i);
+    assert.equal(await page.locator('#token-box').evaluate((d: HTMLDetailsElement) => d.open), false, 'the Token box does not open over the message');
 
+    await page.locator('#alert-token').click();
     await page.locator('#token').fill(TOKEN);
     await page.locator('#token-form button[type=submit]').click();
     await target.locator('.label-form button[type=submit]').click();
@@ -177,7 +179,7 @@ describe('web page in headless Chromium', { skip }, () => {
     assert.equal(await page.locator('#label-filter option[value="wasps"]').textContent(), 'wasps (1)');
   });
 
-  it('shows the server’s message for a PDF upload, and keeps working', async () => {
+  it('shows the server’s message for a PDF upload in place of the results, and keeps working', async () => {
     const photo = libraryFiles.find((f) => f.includes(`${path.sep}bees${path.sep}`))!;
     await page.locator('#file').setInputFiles(photo);
     await page.waitForFunction((p) => (document.querySelector('#grid .card') as HTMLElement | null)?.dataset.path === p, photo);
@@ -189,9 +191,12 @@ describe('web page in headless Chromium', { skip }, () => {
     assert.equal(await alertText(), direct.error.message.charAt(0).toUpperCase() + direct.error.message.slice(1));
     assert.match(direct.error.message, /not an image in a supported format|pdf format/);
     assert.equal(await page.locator('#alert').getAttribute('data-code'), 'UNSUPPORTED_IMAGE');
-    assert.equal(await cards().first().getAttribute('data-path'), photo, 'the previous results stay');
+    assert.equal(await cards().count(), 0, 'the error replaces the results of the previous photo');
+    assert.equal(await page.locator('#query').isHidden(), true);
     await page.locator('#alert-close').click();
     assert.equal(await page.locator('#alert').isHidden(), true);
+    await page.locator('#back').click(); // back to the last photo that was searched
+    await page.waitForFunction((p) => (document.querySelector('#grid .card') as HTMLElement | null)?.dataset.path === p, photo);
   });
 
   it('shows library stats and indexes a folder with a progress bar that reaches 100%', async () => {
@@ -218,10 +223,10 @@ describe('web page in headless Chromium', { skip }, () => {
   });
 
   it('tabs are keyboard operable and the page logged no errors (no CSP violations)', async () => {
-    await page.locator('#tab-library').focus();
+    await page.locator('#tab-browse').focus();
     await page.keyboard.press('ArrowLeft');
     assert.equal(await page.locator('#tab-search').getAttribute('aria-selected'), 'true');
-    assert.equal(await page.locator('#view-library').isHidden(), true);
+    assert.equal(await page.locator('#view-browse').isHidden(), true);
     assert.equal(await page.evaluate(() => document.activeElement?.id), 'tab-search');
     assert.deepEqual(consoleErrors, []);
   });

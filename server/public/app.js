@@ -1,16 +1,17 @@
 // pixdex web page: search by photo, similar-by-id, classify, labels, library stats, indexing,
-// the review of label suggestions, and duplicates.
-// Plain ES module, no build step; talks to the JSON API under /api (see /openapi.json).
+// the review of label suggestions, and duplicates; the Browse view is in browse.js.
+// Plain ES modules, no build step; talks to the JSON API under /api (see /openapi.json).
+import { initBrowse } from './browse.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'pixdex.token';
 const POLL_MS = 500;
 
 const el = {
-  tabs: [$('tab-search'), $('tab-library'), $('tab-suggestions'), $('tab-duplicates')],
-  alert: $('alert'), alertText: $('alert-text'), alertClose: $('alert-close'),
+  tabs: [$('tab-search'), $('tab-browse'), $('tab-library'), $('tab-suggestions'), $('tab-duplicates')],
+  alert: $('alert'), alertText: $('alert-text'), alertClose: $('alert-close'), alertToken: $('alert-token'),
   tokenBox: $('token-box'), tokenForm: $('token-form'), token: $('token'),
-  drop: $('drop'), file: $('file'), k: $('k'), labelFilter: $('label-filter'),
+  drop: $('drop'), file: $('file'), camera: $('camera'), k: $('k'), labelFilter: $('label-filter'),
   query: $('query'), queryImg: $('query-img'), queryCaption: $('query-caption'), back: $('back'),
   queryOutline: $('query-outline'), queryFound: $('query-found'),
   classify: $('classify'), classifyMethod: $('classify-method'), classifyResult: $('classify-result'), classifyError: $('classify-error'),
@@ -56,8 +57,11 @@ class ApiError extends Error {
   }
 }
 
-/** Calls the API; resolves to the JSON body, or throws ApiError with the server's message. */
-async function api(method, url, { body, json, auth = false } = {}) {
+/**
+ * Calls the API; resolves to the JSON body (with `withStatus`, plus the HTTP `status`), or throws
+ * ApiError with the server's message.
+ */
+async function api(method, url, { body, json, auth = false, withStatus = false } = {}) {
   const headers = {};
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (auth && token) headers.authorization = `Bearer ${token}`;
@@ -76,7 +80,7 @@ async function api(method, url, { body, json, auth = false } = {}) {
     const e = data && data.error;
     throw new ApiError(res.status, e ? e.code : 'HTTP_' + res.status, e ? e.message : `The server answered ${res.status} ${res.statusText}`);
   }
-  return data;
+  return withStatus ? { ...data, status: res.status } : data;
 }
 
 function upload(url, file) {
@@ -93,15 +97,21 @@ function errorText(err) {
   return text.charAt(0).toUpperCase() + text.slice(1); // server messages may start with a file name or "query image"
 }
 
+/**
+ * Shows an error in the alert. A 401 says where the token goes and offers a button to open the
+ * Token box: it never opens by itself (it would cover the end of the message).
+ */
 function showError(err) {
   let text = errorText(err);
-  if (err instanceof ApiError && err.status === 401) {
-    text += '. Enter the server token under “Token” (top right), then try again.';
-    el.tokenBox.open = true;
-  }
+  const unauthorized = err instanceof ApiError && err.status === 401;
+  if (unauthorized) text += '. Enter the server token under “Token” (top right), then try again.';
+  el.alertToken.hidden = !unauthorized;
   el.alertText.textContent = text;
   el.alert.dataset.code = err instanceof ApiError ? err.code : 'ERROR';
   el.alert.hidden = false;
+  // On a phone the page is often scrolled far below the message: bring it into view.
+  const box = el.alert.getBoundingClientRect();
+  if (box.top < 0 || box.bottom > innerHeight) el.alert.scrollIntoView({ block: 'nearest' });
 }
 
 function clearError() {
@@ -114,6 +124,10 @@ function setStatus(text) {
 }
 
 el.alertClose.addEventListener('click', clearError);
+el.alertToken.addEventListener('click', () => {
+  el.tokenBox.open = true;
+  el.token.focus();
+});
 
 // ---------------------------------------------------------------- token
 
@@ -142,6 +156,7 @@ function selectTab(tab, focus = false) {
     loadLibrary();
     resumeJob();
   }
+  if (tab.id === 'tab-browse') browse.show();
   if (tab.id === 'tab-suggestions') loadSuggestions();
   if (tab.id === 'tab-duplicates') loadDuplicates();
 }
@@ -166,6 +181,7 @@ async function loadLabels() {
   for (const { label, count } of labels) el.labelFilter.add(new Option(`${label} (${count})`, label));
   el.labelFilter.value = labels.some((l) => l.label === chosen) ? chosen : '';
   el.labelOptions.replaceChildren(...labels.map(({ label }) => new Option(label)));
+  browse.setLabels(labels);
   el.labelsBody.replaceChildren(...labels.map(({ label, count }) => {
     const tr = document.createElement('tr');
     const name = document.createElement('td');
@@ -233,8 +249,8 @@ async function searchFile(file) {
   if (seq !== querySeq) return;
   el.grid.setAttribute('aria-busy', 'false');
   if (search.status === 'rejected') {
+    clearResults();
     showError(search.reason);
-    setStatus(current ? el.status.dataset.last || '' : 'Drop a photo to find similar images in your library.');
     return;
   }
   if (lastUpload) URL.revokeObjectURL(lastUpload.url);
@@ -266,10 +282,30 @@ async function searchById(id) {
     renderResults(r.results, `${r.results.length} images similar to ${shortName(rec.path)} · ${Math.round(r.tookMs)} ms`);
     el.grid.querySelector('.thumb')?.focus({ preventScroll: true });
   } catch (err) {
-    if (seq === querySeq) showError(err);
+    if (seq === querySeq) {
+      clearResults();
+      showError(err);
+    }
   } finally {
     if (seq === querySeq) el.grid.setAttribute('aria-busy', 'false');
   }
+}
+
+/**
+ * A failed query: the error replaces what was shown (results, query photo, vote), so nothing
+ * stale sits under the message as if it answered the new photo. The last upload stays for "Back".
+ */
+function clearResults() {
+  current = null;
+  resetOutlines([]);
+  el.grid.replaceChildren();
+  delete el.status.dataset.last;
+  setStatus('No results: see the message above. Drop another photo to search again.');
+  el.query.hidden = true;
+  el.queryImg.removeAttribute('src');
+  el.back.hidden = !lastUpload;
+  renderVote(null);
+  drawOutline();
 }
 
 function rerun() {
@@ -466,6 +502,14 @@ function card(r) {
   li.querySelector('.name').textContent = name;
   li.querySelector('.name').title = r.path;
   setCardLabel(li, r.label, name);
+  const original = li.querySelector('.open');
+  original.href = `/api/images/${r.id}/original`;
+  original.setAttribute('aria-label', `Open the original of ${name}`);
+  if (r.takenAt) {
+    const taken = li.querySelector('.taken');
+    taken.replaceChildren(takenNode(r.takenAt));
+    taken.hidden = false;
+  }
 
   const edit = li.querySelector('.edit');
   const form = li.querySelector('.label-form');
@@ -544,11 +588,13 @@ el.labelFilter.addEventListener('change', rerun);
 
 // ---------------------------------------------------------------- drop, pick, paste
 
-el.file.addEventListener('change', () => {
-  const f = el.file.files && el.file.files[0];
-  if (f) searchFile(f);
-  el.file.value = ''; // picking the same file again searches again
-});
+for (const input of [el.file, el.camera]) {
+  input.addEventListener('change', () => {
+    const f = input.files && input.files[0];
+    if (f) searchFile(f);
+    input.value = ''; // picking the same file again searches again
+  });
+}
 
 function imageFrom(dataTransfer) {
   if (!dataTransfer) return null;
@@ -560,20 +606,27 @@ function imageFrom(dataTransfer) {
 }
 
 let dragDepth = 0;
+/** Photos dropped on the Browse view are added to the library; anywhere else, the first is searched for. */
+const browsing = () => !$('view-browse').hidden;
+const dropZone = () => (browsing() ? browse.dropZone : el.drop);
 document.addEventListener('dragenter', (e) => {
   if (!e.dataTransfer || ![...e.dataTransfer.types].includes('Files')) return;
   dragDepth++;
-  el.drop.classList.add('over');
+  dropZone().classList.add('over');
 });
 document.addEventListener('dragleave', () => {
   dragDepth = Math.max(0, dragDepth - 1);
-  if (dragDepth === 0) el.drop.classList.remove('over');
+  if (dragDepth === 0) dropZone().classList.remove('over');
 });
 document.addEventListener('dragover', (e) => e.preventDefault());
 document.addEventListener('drop', (e) => {
   e.preventDefault();
   dragDepth = 0;
-  el.drop.classList.remove('over');
+  dropZone().classList.remove('over');
+  if (browsing()) {
+    browse.addFiles(e.dataTransfer ? e.dataTransfer.files : []);
+    return;
+  }
   const f = imageFrom(e.dataTransfer);
   if (!f) return;
   selectTab(el.tabs[0]);
@@ -1021,6 +1074,21 @@ function evidenceText(g, m, j) {
   };
 }
 
+/** When a photo was taken (`takenAt`, ISO 8601, from its capture metadata) as a date; the time in its tooltip. */
+function takenNode(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) {
+    const s = document.createElement('span');
+    s.textContent = `Taken ${iso}`;
+    return s;
+  }
+  const t = document.createElement('time');
+  t.dateTime = iso;
+  t.textContent = `Taken ${d.toLocaleDateString(undefined, { year: 'numeric', month: 'short', day: 'numeric' })}`;
+  t.title = `Taken ${d.toLocaleString()}`;
+  return t;
+}
+
 /** A file size: bytes, KB or MB (1 KB = 1024 bytes). */
 function sizeText(bytes) {
   if (bytes < 1024) return `${bytes} bytes`;
@@ -1133,8 +1201,25 @@ async function labelGroup(groupLi, g, n, label) {
   }
 }
 
+// ---------------------------------------------------------------- browse (browse.js)
+
+const browse = initBrowse({
+  api, ApiError, showError, clearError, shortName, countText, takenNode,
+  similar: (id) => {
+    selectTab(el.tabs[0]);
+    searchById(id);
+  },
+  labelsChanged: () => loadLabels().catch(showError),
+});
+
 // ---------------------------------------------------------------- start
 
 loadLabels().catch(showError);
-const startTab = el.tabs.find((t) => location.hash === `#${t.id.slice(4)}`);
+/** The tab a URL's hash names (#browse, #library...), if any. */
+const tabOfHash = () => el.tabs.find((t) => location.hash === `#${t.id.slice(4)}`);
+const startTab = tabOfHash();
 if (startTab && startTab !== el.tabs[0]) selectTab(startTab);
+window.addEventListener('hashchange', () => {
+  const tab = tabOfHash();
+  if (tab && tab.getAttribute('aria-selected') !== 'true') selectTab(tab);
+});

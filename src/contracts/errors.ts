@@ -39,7 +39,9 @@ export const ERRORS = Object.freeze({
   UNAUTHORIZED: { exit: EXIT.usage, status: 401, meaning: 'A mutating route without the bearer token the server was started with.' },
   // ---------------------------------------------------------------- what was named does not exist
   NOT_FOUND: { exit: EXIT.notFound, status: 404, meaning: 'An id, path, label, job or library the caller named does not exist.' },
-  ROUTE_NOT_FOUND: { exit: EXIT.notFound, status: 404, meaning: 'No HTTP route matches the method and path.' },
+  ROUTE_NOT_FOUND: { exit: EXIT.notFound, status: 404, meaning: 'No HTTP route or page file has this path.' },
+  // 405, not 404: the path exists, so the client has the method wrong; the Allow header names the right ones.
+  METHOD_NOT_ALLOWED: { exit: EXIT.usage, status: 405, meaning: 'The HTTP path exists but does not take this method; the Allow header lists the methods it takes.' },
   // ---------------------------------------------------------------- the input is not a usable image
   EMPTY_IMAGE: { exit: EXIT.badInput, status: 400, meaning: 'The input is 0 bytes.' },
   TRUNCATED_IMAGE: { exit: EXIT.badInput, status: 400, meaning: 'The data ends before the image does.' },

@@ -57,5 +57,11 @@ export const MAX_INDEX_PATHS = 64;
 export const MAX_EVAL_INSTANCES = 100_000;
 export const MAX_SEED = 2 ** 31 - 1;
 
+/**
+ * Browsing the library (`GET /api/images`): images per page (default: 48, a few screens of
+ * thumbnails on a phone, one or two on a desktop; at most 500, since each one costs the page a thumbnail request).
+ */
+export const PAGE_LIMIT: IntRange = Object.freeze({ min: 1, max: 500, default: 48 });
+
 /** Image ids are uint32s; 0 is never used. */
 export const MAX_IMAGE_ID = 0xffff_ffff;

@@ -62,6 +62,14 @@ export const Image = z.object({
 
 export const Created = z.object({ id: z.number().int() });
 
+/** `GET /api/images`: one page of the library, in the order images were added. */
+export const ImagesPage = z.object({
+  images: z.array(Image),
+  total: z.number().int().describe('Images in the library, or with the label when filtered: the page after the last has none.'),
+  offset: z.number().int(),
+  limit: z.number().int(),
+});
+
 /** `pixdex index --json`, and an index job's summary. */
 export const IndexSummary = z.object({
   added: z.number().int(),
@@ -119,4 +127,4 @@ export const DuplicatesResponse = z.object({
   tookMs: z.number(),
 });
 
-export const RESPONSES = Object.freeze({ Error: ErrorBody, Result, SearchResponse, ClassifyResponse, Suggestion, PropagateReport, Image, Created, IndexSummary, IndexJob, DuplicateMember, DuplicatesResponse });
+export const RESPONSES = Object.freeze({ Error: ErrorBody, Result, SearchResponse, ClassifyResponse, Suggestion, PropagateReport, Image, Created, ImagesPage, IndexSummary, IndexJob, DuplicateMember, DuplicatesResponse });

@@ -170,6 +170,18 @@ export const duplicates = z.object({
   ),
 });
 
+/** `GET /api/images`: the library page by page, in the order images were added, all or one label's. */
+export const images = z.object({
+  offset: int({ min: 0, max: L.MAX_IMAGE_ID }, 0, 'Images to skip (default: 0).'),
+  limit: range(L.PAGE_LIMIT, 'Images per page'),
+  label: expects(Label.optional().describe("Only this label's images."), LABEL_EXPECTED),
+});
+
+/** `GET /api/images/:id/original`: the original file, shown in the browser or downloaded. */
+export const original = z.object({
+  download: flag('Send it as an attachment, to save, rather than to show in the browser'),
+});
+
 /** Path parameters of the HTTP API. */
 export const imageId = expects(
   z.string().regex(/^[1-9][0-9]{0,9}$/).transform(Number).pipe(z.number().int().min(1).max(L.MAX_IMAGE_ID)).describe('Image id (positive integer).'),
@@ -178,7 +190,7 @@ export const imageId = expects(
 export const jobId = expects(z.string().regex(/^[0-9a-f]{16}$/).describe('Index job id (16 hex digits, from POST /api/index).'), 'a job id of 16 hex digits (from POST /api/index)');
 
 /** Every verb's schema, by the name the CLI gives it. */
-export const VERBS = Object.freeze({ search, similar, classify, propagate, label, add, index, 'index-job': indexJob, train, 'train-classifier': trainClassifier, eval: evaluate, duplicates });
+export const VERBS = Object.freeze({ search, similar, classify, propagate, label, add, index, 'index-job': indexJob, train, 'train-classifier': trainClassifier, eval: evaluate, duplicates, images, original });
 
 // ------------------------------------------------------------------------------------ parsing
 

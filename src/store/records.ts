@@ -107,9 +107,9 @@ export class Records {
     return this.store.images.getKeys();
   }
 
-  /** Every image with its record, in id order. */
-  *images(): Iterable<{ id: number; rec: ImageRecord }> {
-    for (const { key, value } of this.store.images.getRange()) yield { id: key, rec: value };
+  /** Every image with its record, in id order (or `limit` of them after skipping `offset`). */
+  *images(range: { offset?: number; limit?: number } = {}): Iterable<{ id: number; rec: ImageRecord }> {
+    for (const { key, value } of this.store.images.getRange(range)) yield { id: key, rec: value };
   }
 
   get(id: number): ImageRecord | undefined {

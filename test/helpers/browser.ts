@@ -50,3 +50,11 @@ export async function openBrowser(dir: string, errors: string[]): Promise<{ cont
   page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
   return { context, page };
 }
+
+/** Closes what a browser test opened, browser first (any of them may be missing when `before` failed). */
+export async function closeAll(o: { context?: BrowserContext; served?: TestServer; engine?: Engine; tmp: { cleanup(): void } }): Promise<void> {
+  await o.context?.close();
+  await o.served?.close();
+  await o.engine?.close();
+  o.tmp.cleanup();
+}
