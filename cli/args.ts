@@ -1,20 +1,34 @@
 /** Options every `pixdex` command takes, and how they become engine options (one place). */
-import type { ParseArgsConfig } from 'node:util';
 import type { PixdexOptions } from '../src/config.ts';
 import { checkDescriptor } from '../src/descriptor-kind.ts';
 import { optionalSwitch } from '../src/config.ts';
 import { downloadProgress } from './progress.ts';
 
-export const GLOBAL_OPTIONS = {
-  data: { type: 'string' },
-  models: { type: 'string' },
-  backbone: { type: 'string' },
-  descriptor: { type: 'string' },
-  'local-features': { type: 'string' },
-  backend: { type: 'string' },
-  json: { type: 'boolean', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-} as const satisfies ParseArgsConfig['options'];
+/**
+ * One command-line option: how node:util parseArgs reads it and what `--help` says about it.
+ * `field` names the verb parameter it fills (src/contracts/verbs.ts), `negates` for `--no-X`.
+ */
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  short?: string;
+  /** The value's placeholder in help (`N`, `DIR`, `knn|head|both`); none for a boolean. */
+  value?: string;
+  /** What it does, with its default. */
+  help: string;
+  field?: string;
+  negates?: boolean;
+}
+
+export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = Object.freeze({
+  data: { type: 'string', value: 'DIR', help: 'Data directory of the library (default: ./data, env PIXDEX_DATA).' },
+  models: { type: 'string', value: 'DIR', help: 'Folder with the backbone model folders (env PIXDEX_MODELS; default: the cache ~/.cache/pixdex/models, where missing ones are downloaded).' },
+  backbone: { type: 'string', value: 'ID', help: 'Backbone of a new library: mobilenet_v2 (default), mobilenet_v1_0.75, mobilenet_v1_embedding or an imported one.' },
+  descriptor: { type: 'string', value: 'regional|gem|pooled', help: 'How a new library describes images (default: regional, env PIXDEX_DESCRIPTOR).' },
+  'local-features': { type: 'string', value: 'on|off', help: 'Keypoints and geometric verification of the same object (default: on for a new library; on an existing one, on adds them at the next index run and off drops them; env PIXDEX_LOCAL_FEATURES).' },
+  backend: { type: 'string', value: 'auto|tensorflow|wasm|cpu', help: 'Where the model runs (default: auto, env PIXDEX_BACKEND).' },
+  json: { type: 'boolean', help: 'Machine-readable output on stdout.' },
+  help: { type: 'boolean', short: 'h', help: 'This command\'s usage, options and examples.' },
+});
 
 /** Parsed option values as node:util parseArgs returns them (plus numbers the CLI derives). */
 export type Values = Record<string, string | number | boolean | undefined>;

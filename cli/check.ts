@@ -5,44 +5,16 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { checkStore, repairStore, type CheckReport } from '../src/store/check.ts';
 import { resolveConfig } from '../src/config.ts';
 import { Engine } from '../src/engine.ts';
 import { NotFoundError } from '../src/errors.ts';
 import { EXIT } from './exit.ts';
-import { GLOBAL_OPTIONS, engineOptions } from './args.ts';
-
-const USAGE = `Usage: pixdex check [--repair] [--json] [--data DIR]
-
-Verifies the store: no duplicate paths or contents, every image with its vector and every vector
-with its image, lookups and label counts right, ids below meta.nextId, and the HNSW index (as
-loaded from its snapshot and journal) holding exactly the stored images. Writes nothing.
-
-  --repair   drop orphans and duplicates, rewrite lookups and label counts, rebuild the index
-             from the vectors and save a fresh snapshot (stop other pixdex processes first);
-             images without a vector are removed: index their folder again to re-add them
-  --json     {"ok", "images", "vectors", "paths", "labels", "index", "problems", "counts"}
-             (with --repair: {"before", "fixed", "after"})
-
-Exit code 0 when no problem remains, 5 when some do.
-`;
+import { engineOptions } from './args.ts';
+import type { Parsed } from './spec.ts';
 
 /** Runs `pixdex check`; returns the exit code. */
-export async function check(args: string[]): Promise<number> {
-  const { values: v } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      ...GLOBAL_OPTIONS,
-      repair: { type: 'boolean', default: false },
-    },
-  });
-  if (v.help) {
-    process.stdout.write(USAGE);
-    return EXIT.ok;
-  }
+export async function check({ values: v }: Parsed): Promise<number> {
   const options = engineOptions(v);
   const dataDir = resolveConfig(options).dataDir;
   if (!fs.existsSync(path.join(dataDir, 'pixdex.lmdb'))) {
@@ -74,7 +46,7 @@ export async function check(args: string[]): Promise<number> {
   return EXIT.environment;
 }
 
-function print(json: boolean | undefined, value: unknown, text: string): void {
+function print(json: unknown, value: unknown, text: string): void {
   process.stdout.write(json ? JSON.stringify(value) + '\n' : text + '\n');
 }
 

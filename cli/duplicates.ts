@@ -3,45 +3,17 @@
  * and bursts (src/duplicates/), best copy first. Images not compared with their neighbours yet
  * (indexed before duplicates existed, or interrupted) are compared first, with progress.
  */
-import { parseArgs } from 'node:util';
-import { parseParams, VERBS } from '../src/contracts/verbs.ts';
+import type { z } from 'zod';
+import type { VERBS } from '../src/contracts/verbs.ts';
 import type { DuplicateReport } from '../src/duplicates/report.ts';
 import { Engine } from '../src/engine.ts';
-import { InvalidParameterError } from '../src/errors.ts';
 import { EXIT } from './exit.ts';
-import { GLOBAL_OPTIONS, engineOptions } from './args.ts';
+import { engineOptions } from './args.ts';
+import type { Parsed } from './spec.ts';
 import { ProgressLine, formatEta } from './progress.ts';
 
-const USAGE = `Usage: pixdex duplicates [--kind exact|near|similar] [--threshold T] [--json] [--data DIR]
-
-Groups of the same picture in the library, best copy first (most pixels, then the oldest file):
-  exact     the same bytes under several paths (stored once)
-  near      the same picture resized, re-saved, cropped (up to ~20 %), colour-edited, watermarked
-            or in another format (default)
-  similar   the same scene moments apart: bursts, a step to the side (includes near copies)
-
-  --threshold T  the cosine (0..1] a pair needs for near or similar (default: the measured one)
-  --json         {"kind", "thresholds", "images", "groups": [{"kind", "members": [{"id", "path",
-                 "width", "height", "bytes", "mtimeMs", "label", "evidence": {"kind", "cosine",
-                 "inliers"}}]}], "checked"}
-
-pixdex never deletes files: \`pixdex remove <path|id>\` takes a copy out of the library only.
-`;
-
 /** Runs `pixdex duplicates`; returns the exit code. */
-export async function duplicates(args: string[]): Promise<number> {
-  const { values: v, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: { ...GLOBAL_OPTIONS, kind: { type: 'string' }, threshold: { type: 'string' } },
-  });
-  if (v.help) {
-    process.stdout.write(USAGE);
-    return EXIT.ok;
-  }
-  if (positionals.length > 0) throw new InvalidParameterError(`pixdex duplicates takes no arguments, but received ${positionals.map((p) => JSON.stringify(p)).join(' ')}; see pixdex duplicates --help`);
-  const options = parseParams(VERBS.duplicates, { kind: v.kind, threshold: v.threshold }, { names: 'cli' });
+export async function duplicates({ values: v, params: options }: Parsed<z.output<typeof VERBS.duplicates>>): Promise<number> {
   const engine = await Engine.open(engineOptions(v), { create: false });
   const progress = new ProgressLine(process.stderr);
   try {

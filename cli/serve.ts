@@ -5,52 +5,20 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseArgs } from 'node:util';
 import type { PixdexOptions, ServerConfig } from '../src/config.ts';
 import { Engine } from '../src/engine.ts';
 import { PixdexError, intParam, numberParam } from '../src/errors.ts';
 import { createApp } from '../server/app.ts';
 import { EXIT } from './exit.ts';
-import { GLOBAL_OPTIONS, engineOptions } from './args.ts';
-
-const USAGE = `Usage: pixdex serve [options]
-
-Serves the HTTP API (GET /openapi.json lists the routes).
-
-Options:
-  --host H            interface to bind (default 127.0.0.1, env PIXDEX_HOST)
-  --port N            TCP port, 0 = any free one (default 8080, env PIXDEX_PORT)
-  --token T           bearer token required on mutating routes (env PIXDEX_TOKEN,
-                      preferred: a flag is visible to other users in ps)
-  --max-upload-mb N   largest upload in MiB (default 25)
-  --data DIR          data directory (default ./data, env PIXDEX_DATA)
-  --models DIR        folder with the backbone model folders (env PIXDEX_MODELS)
-  --backbone ID       backbone for a new store
-  --backend NAME      auto (default) | tensorflow | wasm | cpu (env PIXDEX_BACKEND)
-`;
+import { engineOptions } from './args.ts';
+import type { Parsed } from './spec.ts';
 
 /** Runs the server until SIGINT/SIGTERM; returns the exit code. */
-export async function serve(args: string[]): Promise<number> {
-  const { values: v } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      host: { type: 'string' },
-      port: { type: 'string' },
-      token: { type: 'string' },
-      'max-upload-mb': { type: 'string' },
-      ...GLOBAL_OPTIONS,
-    },
-  });
-  if (v.help) {
-    process.stdout.write(USAGE);
-    return EXIT.ok;
-  }
+export async function serve({ values: v }: Parsed): Promise<number> {
   const server: Partial<ServerConfig> = {};
-  if (v.host !== undefined) server.host = v.host;
+  if (v.host !== undefined) server.host = String(v.host);
   if (v.port !== undefined) server.port = intParam('port', v.port, 0, 65535);
-  if (v.token !== undefined) server.token = v.token;
+  if (v.token !== undefined) server.token = String(v.token);
   if (v['max-upload-mb'] !== undefined) server.maxUploadBytes = Math.max(1, Math.round(numberParam('max-upload-mb', v['max-upload-mb'], 0, 2047) * 1024 * 1024));
   const options: PixdexOptions = { ...engineOptions(v), server };
 

@@ -88,7 +88,7 @@ describe('pixdex exit codes (issue 21)', () => {
     const nowhere = path.join(tmp.dir, 'no-models');
     const r = pixdex(['index', photos, '--data', lib, '--models', nowhere, '--workers', '1']);
     assert.equal(r.code, 5, r.stderr); // MODEL_NOT_FOUND, shared by every failure
-    assert.match(r.stdout, /^0 added, 0 updated, 0 unchanged, 2 failed, 0 removed of 2 files/);
+    assert.match(r.stdout, /^0 added, 0 updated, 0 skipped, 2 failed, 0 removed of 2 files/);
     assert.match(r.stdout, /failed: .*a\.jpg: MODEL_NOT_FOUND/);
     assert.match(r.stderr, /^pixdex: MODEL_NOT_FOUND: none of the inputs could be indexed: 2 failed/m);
 

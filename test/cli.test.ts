@@ -36,6 +36,18 @@ describe('pixdex CLI', () => {
     const s = r.json();
     assert.deepEqual(Object.keys(s).sort(), ['added', 'errors', 'failed', 'removed', 'seconds', 'skipped', 'total', 'updated']);
     assert.deepEqual({ ...s, seconds: 0 }, { added: files.length, updated: 0, skipped: 0, failed: 0, removed: 0, total: files.length, seconds: 0, errors: [] });
+    // The progress line (stderr, off a TTY: the first update at least) counts in the summary's words.
+    const progress = /^indexed (\d+)\/(\d+) .*\((\d+) added, (\d+) updated, (\d+) skipped, (\d+) failed\)$/m.exec(r.stderr);
+    assert.ok(progress, r.stderr);
+    assert.equal(Number(progress[2]), files.length);
+    assert.equal(Number(progress[3]) + Number(progress[6]), Number(progress[1]), 'added + failed = done in a new library');
+  });
+
+  it('index text summary says what --json says, in the same words', () => {
+    const r = pixdex(['index', lib, '--data', data]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^0 added, 0 updated, ${files.length} skipped, 0 failed, 0 removed of ${files.length} files in [\\d.]+s\n$`));
+    assert.doesNotMatch(r.stdout + r.stderr, /unchanged|\(\+\d/);
   });
 
   it('search --json returns the query photo first with its label and score >= 0.999', () => {
@@ -91,6 +103,79 @@ describe('pixdex CLI', () => {
     assert.equal(pixdex(['search', files[0], '--k', '0', '--data', data]).code, 2);
     assert.equal(pixdex(['frobnicate']).code, 2);
     assert.equal(pixdex(['remove', '999999', '--data', data]).code, 3);
+    const unknown = pixdex(['search', files[0], '--data', data, '--top', '3']);
+    assert.equal(unknown.code, 2);
+    assert.equal(unknown.stderr, 'pixdex: USAGE: pixdex search has no option --top. Run `pixdex search --help` for usage.\n');
+  });
+
+  it('label sets a label and --clear removes it (by path and by id)', () => {
+    const target = path.join(lib, 'bees', path.basename(files.at(-1)!));
+    const before = pixdex(['stats', '--data', data, '--json']).json().labels;
+    const set = pixdex(['label', target, 'wasp', '--data', data, '--json']);
+    assert.equal(set.code, 0, set.stderr);
+    const { id, label } = set.json();
+    assert.equal(label, 'wasp');
+    assert.deepEqual(pixdex(['stats', '--data', data, '--json']).json().labels, { ...before, bees: before.bees - 1, wasp: 1 });
+
+    const cleared = pixdex(['label', String(id), '--clear', '--data', data]);
+    assert.equal(cleared.code, 0, cleared.stderr);
+    assert.equal(cleared.stdout, `${target}: label cleared\n`);
+    assert.deepEqual(pixdex(['stats', '--data', data, '--json']).json().labels, { ...before, bees: before.bees - 1 });
+    const [top] = pixdex(['search', target, '--k', '1', '--data', data, '--json']).json().results;
+    assert.equal(top.path, target);
+    assert.equal(top.label, null);
+    // clearing an unlabelled image is not an error; an unknown one is NOT_FOUND
+    assert.equal(pixdex(['label', target, '--clear', '--data', data]).code, 0);
+    assert.equal(pixdex(['label', '999999', '--clear', '--data', data]).code, 3);
+  });
+
+  it('stats text shows every field of stats --json, the trained classifier included', () => {
+    const untrained = pixdex(['stats', '--data', data]);
+    assert.equal(untrained.code, 0, untrained.stderr);
+    assert.match(untrained.stdout, /^classifier +none \(`pixdex train-classifier`/m);
+    assert.equal(pixdex(['train-classifier', '--data', data]).code, 0);
+
+    const text = pixdex(['stats', '--data', data]).stdout;
+    const s = pixdex(['stats', '--data', data, '--json']).json();
+    const line = (name: string): string => {
+      const m = new RegExp(`^${name} +(.*)$`, 'm').exec(text);
+      assert.ok(m, `no "${name}" line in:\n${text}`);
+      return m[1];
+    };
+    // One check per field of --json: a new field fails here until the text shows it.
+    const checks: Record<string, () => void> = {
+      images: () => assert.equal(line('images'), String(s.images)),
+      labels: () => assert.equal(line('labels'), Object.entries(s.labels).map(([l, n]) => `${l} ${n}`).join(', ')),
+      suggestions: () => assert.match(line('suggestions'), new RegExp(`^${s.suggestions} pending`)),
+      classifier: () => {
+        const c = s.classifier;
+        assert.ok(c, 'trained');
+        const l = line('classifier');
+        for (const part of [`head on ${c.classes.length} labels (${c.classes.join(', ')})`, `held-out accuracy ${c.heldOutAccuracy.toFixed(3)} on ${c.heldOutImages} images`, `trained on ${c.trainImages} images in ${c.epochs} epochs`, new Date(c.trainedAt).toISOString()]) {
+          assert.ok(l.includes(part), `${part} in ${l}`);
+        }
+      },
+      backbone: () => assert.ok(line('backbone').startsWith(`${s.backbone} (`)),
+      dims: () => assert.ok(line('backbone').includes(`(${s.dims}-d)`)),
+      descriptor: () => assert.ok(line('backbone').endsWith(`descriptor ${s.descriptor}`)),
+      backend: () => assert.ok(line('backend').startsWith(`${s.backend} `)),
+      backendReason: () => assert.ok(line('backend').includes(`(${s.backendReason})`)),
+      space: () => assert.ok(line('space').startsWith(s.space)),
+      spaceInfo: () => assert.equal(s.spaceInfo.kind, s.space), // backbone: nothing more to show
+      index: () => {
+        const l = line('index');
+        const ix = s.index;
+        for (const part of [`${ix.type} ${ix.metric}`, `M=${ix.m}`, `efConstruction=${ix.efConstruction}`, `ef=${ix.efSearch}`, `${ix.size} vectors of ${ix.dims}-d`, `capacity ${ix.capacity}`, `${ix.pendingChanges} changes since the snapshot`, ix.snapshotSeq === null ? 'no snapshot yet' : `snapshot at journal ${ix.snapshotSeq}`]) {
+          assert.ok(l.includes(part), `${part} in ${l}`);
+        }
+      },
+      ann: () => assert.ok(line('ann').startsWith(`hnswlib-node ${s.ann.build}`)),
+      storeBytes: () => assert.ok(line('store').startsWith(`${(s.storeBytes / 1048576).toFixed(1)} MiB`)),
+      dataDir: () => assert.ok(line('store').endsWith(s.dataDir)),
+      localFeatures: () => assert.ok(line('local').startsWith(`on, ${s.localFeatures.images} images with local features`)),
+    };
+    assert.deepEqual(Object.keys(s).sort(), Object.keys(checks).sort(), 'every --json field has a check');
+    for (const check of Object.values(checks)) check();
   });
 });
 

@@ -1,0 +1,39 @@
+/** `pixdex train` (the autoencoder) and `pixdex train-classifier` (the softmax head). */
+import type { z } from 'zod';
+import type { VERBS } from '../../src/contracts/verbs.ts';
+import { EXIT } from '../exit.ts';
+import { ProgressLine } from '../progress.ts';
+import { out, withEngine } from '../run.ts';
+import type { Parsed } from '../spec.ts';
+
+export async function train({ values: v, params }: Parsed<z.output<typeof VERBS.train>>): Promise<number> {
+  return withEngine(v, async (engine) => {
+    const progress = new ProgressLine(process.stderr);
+    const report = await engine.train({
+      ...params,
+      onProgress: (p) => {
+        if (p.phase === 'features') progress.update(`feature maps ${p.done}/${p.total}`);
+        else if (p.phase === 'train') progress.note(`epoch ${p.epoch}/${p.epochs}  loss ${p.loss.total.toFixed(4)} (reconstruction ${p.loss.reconstruction.toFixed(4)}, similarity ${p.loss.similarity.toFixed(4)})  ${p.loss.seconds.toFixed(1)}s`);
+        else if (p.phase === 'embed') progress.update(`re-embedding ${p.done}/${p.total}`);
+      },
+    });
+    progress.done();
+    const s = report.space;
+    out(v, report, [
+      `trained a ${params.dim}-d autoencoder in ${report.trainSeconds}s (features ${report.featureSeconds}s), re-embedded ${report.reembedded} images in ${report.embedSeconds}s; search now uses it (${report.bytesPerImage} bytes per image)`,
+      ...(s.kind === 'autoencoder' ? [`final loss ${s.finalLoss.toFixed(4)}; compare with: pixdex eval DATASET --space backbone|autoencoder`] : []),
+      ...report.removed.map((r) => `  removed: ${r.path}: ${r.error}`),
+    ].join('\n'));
+    return EXIT.ok;
+  }, { create: true });
+}
+
+export async function trainClassifier({ values: v, params }: Parsed<z.output<typeof VERBS['train-classifier']>>): Promise<number> {
+  return withEngine(v, async (engine) => {
+    const progress = new ProgressLine(process.stderr);
+    const report = await engine.trainClassifier(params, (epoch, loss, valLoss) => progress.update(`epoch ${epoch}  loss ${loss.toFixed(4)}  held-out loss ${valLoss.toFixed(4)}`));
+    progress.done();
+    out(v, report, `trained on ${report.trainImages} images (${report.classes.length} labels) in ${report.seconds}s, ${report.epochs} epochs; held-out accuracy ${report.heldOutAccuracy.toFixed(3)} on ${report.heldOutImages} images. Use: pixdex classify <image> --method head|both`);
+    return EXIT.ok;
+  });
+}
