@@ -26,6 +26,7 @@ const USAGE = `Usage: pixdex <command> [options]
 Commands:
   index <dir|file>...   Index images (recursive, incremental, resumable)
         [--label-from-folder] [--workers N (default: one per core)]
+        [--watch (then keep following the folders' changes until Ctrl-C)]
   search <image>        Most similar indexed images  [--k ${DEFAULT_K}] [--label L] [--space backbone|autoencoder] [--expand 0..${MAX_EXPAND}]
         [--no-verify (visual ranking only, no geometric verification)]
   classify <image>      Label by neighbours or head  [--k ${DEFAULT_K}] [--min-confidence ${DEFAULT_CLASSIFY_MIN_CONFIDENCE}] [--method knn|head|both]
@@ -44,7 +45,7 @@ Commands:
         file name (smvs/<category>/query|reference); queries without one are listed and skipped  [--workers N]
   train                 Train the library's autoencoder and switch search to it  [--dim ${TRAIN_DIM.default}] [--epochs ${TRAIN_EPOCHS.default}] [--sample ${TRAIN_SAMPLE.default}]
   stats                 Store, model and index facts
-  serve                 HTTP API and web page  [--host 127.0.0.1] [--port 8080] [--token T]
+  serve                 HTTP API and web page  [--host 127.0.0.1] [--port 8080] [--token T] [--watch DIR]...
   check                 Verify the store and its index  [--repair]
   duplicates            Groups of copies, edits and bursts, best copy first  [--kind exact|near|similar] [--threshold T]
   models list|fetch|verify|import   The backbones: downloaded on first use into ~/.cache/pixdex/models
@@ -193,9 +194,14 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   },
 
   async index(args) {
-    const { values: v, pos } = parse(args, { 'label-from-folder': { type: 'boolean', default: false }, workers: { type: 'string' } }, [1, Infinity], 'index');
-    const { labelFromFolder, workers } = parseParams(VERBS.index, { labelFromFolder: v['label-from-folder'], workers: v.workers }, CLI_NAMES);
+    const { values: v, pos } = parse(args, { 'label-from-folder': { type: 'boolean', default: false }, workers: { type: 'string' }, watch: { type: 'boolean', default: false } }, [1, Infinity], 'index');
+    const { labelFromFolder, workers, watch } = parseParams(VERBS.index, { labelFromFolder: v['label-from-folder'], workers: v.workers, watch: v.watch }, CLI_NAMES);
     await checkInputsExist(pos);
+    if (watch) {
+      const { watchFolders, watchRoots } = await import('./watch.ts');
+      const roots = await watchRoots(pos);
+      return withEngine({ ...v, workers }, (engine) => watchFolders(engine, roots, { labelFromFolder, json: Boolean(v.json) }), { create: true });
+    }
     return withEngine({ ...v, workers }, async (engine) => {
       const progress = new ProgressLine(process.stderr);
       const summary: IndexSummary = await interruptible(progress, 'stopping after the current batch (Ctrl-C again to quit at once; the store stays consistent)', (signal) =>
@@ -389,6 +395,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
         `ann       hnswlib-node ${describeBuildLine(s.ann)}`,
         `local     ${s.localFeatures.enabled ? `on, ${s.localFeatures.images} images with local features, ${s.localFeatures.vocabulary ? `vocabulary of ${s.localFeatures.vocabulary.words} words (${s.localFeatures.vocabulary.images} images, ${s.localFeatures.vocabulary.learnedAt})` : 'no vocabulary yet'}` : 'off'}${s.localFeatures.hint ? ` — ${s.localFeatures.hint}` : ''}`,
         `store     ${(s.storeBytes / 1048576).toFixed(1)} MiB in ${s.dataDir}`,
+        ...(s.watch.length > 0 ? s.watch.map((await import('./watch.ts')).statusLine) : []),
       ].join('\n'));
       return EXIT.ok;
     });

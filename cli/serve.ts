@@ -10,6 +10,10 @@ import type { PixdexOptions, ServerConfig } from '../src/config.ts';
 import { Engine } from '../src/engine.ts';
 import { PixdexError, intParam, numberParam } from '../src/errors.ts';
 import { createApp } from '../server/app.ts';
+import type { IndexJobs } from '../server/jobs.ts';
+import type { FolderWatcher } from '../indexer/watch.ts';
+import { runWatchPass } from '../indexer/watch-pass.ts';
+import { passLine, startWatcher, watchRoots } from './watch.ts';
 import { EXIT } from './exit.ts';
 import { GLOBAL_OPTIONS, engineOptions } from './args.ts';
 
@@ -23,6 +27,8 @@ Options:
   --token T           bearer token required on mutating routes (env PIXDEX_TOKEN,
                       preferred: a flag is visible to other users in ps)
   --max-upload-mb N   largest upload in MiB (default 25)
+  --watch DIR         keep the library in step with DIR (repeatable): new, changed, moved and
+                      deleted files are indexed within seconds, as index jobs (GET /api/index)
   --data DIR          data directory (default ./data, env PIXDEX_DATA)
   --models DIR        folder with the backbone model folders (env PIXDEX_MODELS)
   --backbone ID       backbone for a new store
@@ -40,6 +46,7 @@ export async function serve(args: string[]): Promise<number> {
       port: { type: 'string' },
       token: { type: 'string' },
       'max-upload-mb': { type: 'string' },
+      watch: { type: 'string', multiple: true },
       ...GLOBAL_OPTIONS,
     },
   });
@@ -52,11 +59,14 @@ export async function serve(args: string[]): Promise<number> {
   if (v.port !== undefined) server.port = intParam('port', v.port, 0, 65535);
   if (v.token !== undefined) server.token = v.token;
   if (v['max-upload-mb'] !== undefined) server.maxUploadBytes = Math.max(1, Math.round(numberParam('max-upload-mb', v['max-upload-mb'], 0, 2047) * 1024 * 1024));
-  const options: PixdexOptions = { ...engineOptions(v), server };
+  const { watch, ...rest } = v;
+  const options: PixdexOptions = { ...engineOptions(rest), server };
+  const watchDirs = watch === undefined ? [] : await watchRoots(watch); // before the store is opened: a typo creates nothing
 
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const engine = await Engine.open(options);
   let app: ReturnType<typeof createApp> | undefined;
+  let watcher: FolderWatcher | undefined;
   try {
     const cfg = engine.config.server;
     const shutdown = new AbortController();
@@ -69,6 +79,7 @@ export async function serve(args: string[]): Promise<number> {
     if (!isLoopback(address) && !cfg.token) {
       log(`warning: bound to ${address} without a token: anyone who can reach it can add and delete images (set PIXDEX_TOKEN)`);
     }
+    if (watchDirs.length > 0) watcher = await watchAsJobs(engine, app.locals.indexJobs as IndexJobs, watchDirs, log);
     ready.then(
       async () => {
         const s = await engine.stats();
@@ -94,11 +105,22 @@ export async function serve(args: string[]): Promise<number> {
     process.off('SIGTERM', force);
     await ready.catch(() => undefined);
   } finally {
+    await watcher?.stop(); // its pass in flight stops after its batch, before the store closes
     await (app?.locals.indexJobs as { stop(): Promise<void> } | undefined)?.stop(); // its last batch must land before the store closes
     await engine.close();
   }
   log('stopped');
   return EXIT.ok;
+}
+
+/** Watches `roots`; each pass runs as an index job (server/jobs.ts), taking turns with POST /api/index. */
+async function watchAsJobs(engine: Engine, jobs: IndexJobs, roots: string[], log: (line: string) => void): Promise<FolderWatcher> {
+  const watcher = await startWatcher(engine, roots, log, (pass, signal) => jobs.runWatchPass(roots, signal, (o) => runWatchPass(engine, pass, o)), (report, summary) => {
+    log(passLine(report));
+    for (const e of summary.errors) log(`watch: ${e.path}: ${e.error}`);
+  });
+  log(`watching ${roots.join(', ')}`);
+  return watcher;
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<void> {
