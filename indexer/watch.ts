@@ -215,13 +215,23 @@ export class FolderWatcher {
       this.status.passes++;
       this.status.lastPass = report;
       this.o.onPass?.(report, summary);
+      if (summary.interrupted && !this.stopped) {
+        // Cancelled from outside (DELETE /api/index/:jobId): what it did not do is not lost.
+        this.o.log(`watch: the pass was cancelled; the folders get a full (incremental) pass in ${Math.round(this.o.config.maxWaitMs / 1000)} s`);
+        this.retryInFull();
+      }
     } catch (err) {
       // Nothing is lost: the folders get a full pass (incremental) when the next change comes or the retry is due.
       this.o.log(`watch: the pass failed, retrying in ${Math.round(this.o.config.maxWaitMs / 1000)} s with a full pass: ${err instanceof Error ? err.message : String(err)}`);
-      for (const r of this.roots) this.full.add(r.path);
-      this.maxTimer ??= setTimeout(() => this.fire(), this.o.config.maxWaitMs);
+      this.retryInFull();
     }
     this.setState(this.pending.size > 0 || this.full.size > 0 ? 'pending' : 'idle');
+  }
+
+  /** Every folder gets a full pass after `maxWaitMs` (after a failed or cancelled pass). */
+  private retryInFull(): void {
+    for (const r of this.roots) this.full.add(r.path);
+    this.maxTimer ??= setTimeout(() => this.fire(), this.o.config.maxWaitMs);
   }
 
   /** How long a removal waits for the add of a rename: the write-finish wait and its polls, and a margin. */
