@@ -17,6 +17,8 @@ export interface OptionSpec {
   help: string;
   field?: string;
   negates?: boolean;
+  /** May be given more than once (`--watch A --watch B`): the value is an array. */
+  multiple?: boolean;
 }
 
 export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = Object.freeze({
@@ -31,7 +33,7 @@ export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = Object.freez
 });
 
 /** Parsed option values as node:util parseArgs returns them (plus numbers the CLI derives). */
-export type Values = Record<string, string | number | boolean | undefined>;
+export type Values = Record<string, string | string[] | number | boolean | undefined>;
 
 /** The engine options named by the global flags (the rest comes from env and defaults). */
 export function engineOptions(v: Values): PixdexOptions {

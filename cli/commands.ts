@@ -15,7 +15,7 @@ export const COMMANDS: readonly CommandSpec[] = Object.freeze([
       'added = new images, updated = changed files re-embedded, skipped = unchanged since the last run\n' +
       '(not read again), failed = unreadable or not images (listed at the end). The summary and --json\n' +
       'use the same words. Ctrl-C stops after the current batch; the next run resumes.',
-    examples: ['pixdex index ~/Pictures', 'pixdex index ~/Pictures/pets --label-from-folder  # parent folder name becomes the label', 'pixdex index a.jpg b.jpg --json'],
+    examples: ['pixdex index ~/Pictures', 'pixdex index ~/Pictures/pets --label-from-folder  # parent folder name becomes the label', 'pixdex index ~/Pictures --watch  # then follow new, changed, moved and deleted files until Ctrl-C'],
     run: async (p) => (await import('./commands/indexing.ts')).index(p),
   }),
   command({
@@ -126,9 +126,10 @@ export const COMMANDS: readonly CommandSpec[] = Object.freeze([
       port: { type: 'string', value: 'N', help: 'TCP port, 0 = any free one (default: 8080, env PIXDEX_PORT).' },
       token: { type: 'string', value: 'TOKEN', help: 'Bearer token required on mutating routes (env PIXDEX_TOKEN, preferred: a flag is visible to other users in ps).' },
       'max-upload-mb': { type: 'string', value: 'N', help: 'Largest upload in MiB (default: 25).' },
+      watch: { type: 'string', value: 'DIR', multiple: true, help: 'Keep the library in step with DIR (repeatable): new, changed, moved and deleted files are indexed within seconds, each pass an index job (GET /api/index).' },
     },
     summary: 'The HTTP API and the web page (GET /openapi.json lists the routes)',
-    examples: ['pixdex serve', 'PIXDEX_TOKEN=secret pixdex serve --host 0.0.0.0 --port 8080'],
+    examples: ['pixdex serve', 'PIXDEX_TOKEN=secret pixdex serve --host 0.0.0.0 --port 8080', 'pixdex serve --watch ~/Pictures  # index new photos as they arrive'],
     run: async (p) => (await import('./serve.ts')).serve(p),
   }),
   command({

@@ -38,7 +38,7 @@ function table(rows: [string, string][]): string {
 }
 
 function optionRows(options: Record<string, OptionSpec>): [string, string][] {
-  return Object.entries(options).map(([name, o]) => [`${o.short ? `-${o.short}, ` : ''}--${name}${o.value ? ` ${o.value}` : ''}`, o.help]);
+  return Object.entries(options).map(([name, o]) => [`${o.short ? `-${o.short}, ` : ''}--${name}${o.value ? ` ${o.value}` : ''}${o.multiple ? '...' : ''}`, o.help]);
 }
 
 /** `pixdex --help`: every command in a line, the global options, where to read more. */

@@ -9,6 +9,10 @@ import type { PixdexOptions, ServerConfig } from '../src/config.ts';
 import { Engine } from '../src/engine.ts';
 import { PixdexError, intParam, numberParam } from '../src/errors.ts';
 import { createApp } from '../server/app.ts';
+import type { IndexJobs } from '../server/jobs.ts';
+import type { FolderWatcher } from '../indexer/watch.ts';
+import { runWatchPass } from '../indexer/watch-pass.ts';
+import { passLine, startWatcher, watchRoots } from './watch.ts';
 import { EXIT } from './exit.ts';
 import { engineOptions } from './args.ts';
 import type { Parsed } from './spec.ts';
@@ -21,10 +25,12 @@ export async function serve({ values: v }: Parsed): Promise<number> {
   if (v.token !== undefined) server.token = String(v.token);
   if (v['max-upload-mb'] !== undefined) server.maxUploadBytes = Math.max(1, Math.round(numberParam('max-upload-mb', v['max-upload-mb'], 0, 2047) * 1024 * 1024));
   const options: PixdexOptions = { ...engineOptions(v), server };
+  const watchDirs = Array.isArray(v.watch) ? await watchRoots(v.watch) : []; // before the store is opened: a typo creates nothing
 
   const log = (line: string): void => void process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   const engine = await Engine.open(options);
   let app: ReturnType<typeof createApp> | undefined;
+  let watcher: FolderWatcher | undefined;
   try {
     const cfg = engine.config.server;
     const shutdown = new AbortController();
@@ -37,6 +43,7 @@ export async function serve({ values: v }: Parsed): Promise<number> {
     if (!isLoopback(address) && !cfg.token) {
       log(`warning: bound to ${address} without a token: anyone who can reach it can add and delete images (set PIXDEX_TOKEN)`);
     }
+    if (watchDirs.length > 0) watcher = await watchAsJobs(engine, app.locals.indexJobs as IndexJobs, watchDirs, log);
     ready.then(
       async () => {
         const s = await engine.stats();
@@ -62,11 +69,22 @@ export async function serve({ values: v }: Parsed): Promise<number> {
     process.off('SIGTERM', force);
     await ready.catch(() => undefined);
   } finally {
+    await watcher?.stop(); // its pass in flight stops after its batch, before the store closes
     await (app?.locals.indexJobs as { stop(): Promise<void> } | undefined)?.stop(); // its last batch must land before the store closes
     await engine.close();
   }
   log('stopped');
   return EXIT.ok;
+}
+
+/** Watches `roots`; each pass runs as an index job (server/jobs.ts), taking turns with POST /api/index. */
+async function watchAsJobs(engine: Engine, jobs: IndexJobs, roots: string[], log: (line: string) => void): Promise<FolderWatcher> {
+  const watcher = await startWatcher(engine, roots, log, (pass, signal) => jobs.runWatchPass(roots, signal, (o) => runWatchPass(engine, pass, o)), (report, summary) => {
+    log(passLine(report));
+    for (const e of summary.errors) log(`watch: ${e.path}: ${e.error}`);
+  });
+  log(`watching ${roots.join(', ')}`);
+  return watcher;
 }
 
 function listen(server: http.Server, port: number, host: string): Promise<void> {

@@ -94,7 +94,7 @@ export function parseCommand(spec: CommandSpec, args: string[]): Parsed {
   const own = optionsOf(spec);
   const all = { ...GLOBAL_OPTIONS, ...own };
   const config: NonNullable<ParseArgsConfig['options']> = {};
-  for (const [name, o] of Object.entries(all)) config[name] = o.short ? { type: o.type, short: o.short } : { type: o.type };
+  for (const [name, o] of Object.entries(all)) config[name] = { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) };
   let parsed;
   try {
     parsed = parseArgs({ args, options: config, allowPositionals: true, strict: true });

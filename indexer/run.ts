@@ -57,6 +57,8 @@ export interface IndexOptions {
   onVocabulary?: (p: VocabularyProgress) => void;
   /** Comparing the new images with their neighbours for near-duplicates (after the files). */
   onDuplicates?: (p: CheckProgress) => void;
+  /** Leave out files and folders whose name starts with a dot (watch mode ignores them too). */
+  skipHidden?: boolean;
 }
 
 /** What an index run works with. */
@@ -94,7 +96,7 @@ export async function indexFiles(ctx: IndexContext, inputs: readonly string[], o
     summary.failed++;
     summary.errors.push({ path: p, error });
   };
-  const scan = await scanInputs(inputs, config.extensions);
+  const scan = await scanInputs(inputs, config.extensions, { skipHidden: options.skipHidden });
   for (const e of scan.errors) fail(e.path, `UNREADABLE_FILE: ${e.error}`); // like every error: "CODE: message"
   summary.total = scan.files.length;
 

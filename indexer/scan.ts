@@ -19,8 +19,11 @@ export interface ScanResult {
   errors: Array<{ path: string; error: string }>;
 }
 
-/** Walks `inputs` and returns the files whose extension is in `extensions`, sorted by path. */
-export async function scanInputs(inputs: readonly string[], extensions: readonly string[]): Promise<ScanResult> {
+/**
+ * Walks `inputs` and returns the files whose extension is in `extensions`, sorted by path.
+ * `skipHidden`: files and folders whose name starts with a dot are left out (watch mode).
+ */
+export async function scanInputs(inputs: readonly string[], extensions: readonly string[], { skipHidden = false }: { skipHidden?: boolean } = {}): Promise<ScanResult> {
   const exts = new Set(extensions.map((e) => e.toLowerCase()));
   const result: ScanResult = { files: [], roots: [], errors: [] };
   const seenDirs = new Set<string>();
@@ -60,6 +63,7 @@ export async function scanInputs(inputs: readonly string[], extensions: readonly
     }
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const entry of entries) {
+      if (skipHidden && entry.name.startsWith('.')) continue;
       const full = path.join(dir, entry.name);
       if (entry.isDirectory()) {
         await walk(full);

@@ -1,14 +1,15 @@
 /**
  * Index jobs: `POST /api/index` runs `engine.index` in the background over folders the server
  * can read, one job at a time, and `GET /api/index/:jobId` reports its progress, so the web page
- * can show a live progress bar. Jobs live in memory: a restart forgets them (the store keeps what
- * was indexed, and indexing again skips it).
+ * can show a live progress bar. The passes of `pixdex serve --watch` run as jobs too (`origin:
+ * "watch"`), taking turns with requested jobs. Jobs live in memory: a restart forgets them (the
+ * store keeps what was indexed, and indexing again skips it).
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import express, { type Express, type RequestHandler } from 'express';
-import type { Engine, IndexProgress, IndexSummary } from '../src/engine.ts';
+import type { Engine, IndexOptions, IndexProgress, IndexSummary } from '../src/engine.ts';
 import { InvalidParameterError, NotFoundError, PixdexError } from '../src/errors.ts';
 import { VERBS, jobId as jobIdSchema, parseParam, parseParams } from '../src/contracts/verbs.ts';
 import { describeFsError } from '../indexer/scan.ts';
@@ -20,6 +21,8 @@ export type IndexJobState = 'running' | 'done' | 'failed' | 'cancelled';
 /** What `GET /api/index/:jobId` answers. */
 export interface IndexJobStatus {
   jobId: string;
+  /** `request`: POST /api/index; `watch`: a pass of the server's folder watcher. */
+  origin: 'request' | 'watch';
   state: IndexJobState;
   paths: string[];
   labelFromFolder: boolean;
@@ -51,6 +54,9 @@ const MAX_REPORTED_ERRORS = 100;
 /** A body names paths, not data: 64 KiB is plenty. */
 const JSON_LIMIT = '64kb';
 
+/** What a job runs: by default `engine.index`; a watch pass runs its own (indexer/watch-pass.ts). */
+export type JobWork = (options: IndexOptions) => Promise<IndexSummary>;
+
 interface Job {
   status: IndexJobStatus;
   controller: AbortController;
@@ -72,11 +78,12 @@ export class IndexJobs {
     return this.running?.status;
   }
 
-  /** Starts a job; the caller has checked `current` and the paths. */
-  start(paths: string[], labelFromFolder: boolean): IndexJobStatus {
+  /** Starts a job (by default `engine.index` over `paths`); the caller has checked `current` and the paths. */
+  start(paths: string[], labelFromFolder: boolean, work?: JobWork, origin: IndexJobStatus['origin'] = 'request'): IndexJobStatus {
     if (this.running) throw new Error('an index job is already running');
     const status: IndexJobStatus = {
       jobId: randomBytes(8).toString('hex'),
+      origin,
       state: 'running',
       paths,
       labelFromFolder,
@@ -99,8 +106,8 @@ export class IndexJobs {
       status.etaSeconds = Math.round(p.etaSeconds);
       status.summary = capErrors(p.summary);
     };
-    const finished = this.engine
-      .index(paths, { labelFromFolder, signal: controller.signal, onProgress, onWarning: (m) => status.warnings.push(m) })
+    const options: IndexOptions = { labelFromFolder, signal: controller.signal, onProgress, onWarning: (m) => status.warnings.push(m) };
+    const finished = (work ? work(options) : this.engine.index(paths, options))
       .then(
         (summary) => {
           status.summary = capErrors(summary);
@@ -127,6 +134,28 @@ export class IndexJobs {
     this.jobs.set(status.jobId, job);
     this.running = job;
     return status;
+  }
+
+  /**
+   * Runs one pass of the server's watcher as a job once no other job runs (the watcher and POST
+   * /api/index take turns, never write at once), and resolves with its summary. Cancelling the job
+   * (DELETE) or aborting `signal` stops it after its batches in flight.
+   */
+  async runWatchPass(roots: string[], signal: AbortSignal, work: JobWork): Promise<IndexSummary> {
+    while (this.running) await this.running.finished;
+    let result: IndexSummary | undefined;
+    let failure: unknown;
+    const status = this.start(roots, false, async (o) => {
+      try {
+        return (result = await work({ ...o, signal: AbortSignal.any([o.signal!, signal]) }));
+      } catch (err) {
+        failure = err;
+        throw err;
+      }
+    }, 'watch');
+    await this.jobs.get(status.jobId)?.finished;
+    if (!result) throw failure;
+    return result;
   }
 
   /** A job by id, or NotFoundError. */
@@ -197,7 +226,8 @@ export function mountIndexJobs(app: Express, engine: Engine, o: IndexJobRouteOpt
     for (const p of paths) await checkReadable(p);
     const running = jobs.current;
     if (running) {
-      throw new HttpError(JOB_RUNNING, `Index job ${running.jobId} is still running (${running.done}/${running.total ?? '?'} files); wait for it or cancel it with DELETE /api/index/${running.jobId}`);
+      const what = running.origin === 'watch' ? 'a pass of the folder watcher, usually over in seconds' : `${running.done}/${running.total ?? '?'} files`;
+      throw new HttpError(JOB_RUNNING, `Index job ${running.jobId} is still running (${what}); wait for it or cancel it with DELETE /api/index/${running.jobId}`);
     }
     const status = jobs.start(paths, labelFromFolder);
     res.status(202).location(`/api/index/${status.jobId}`).json({ jobId: status.jobId, statusUrl: `/api/index/${status.jobId}` });

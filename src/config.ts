@@ -96,6 +96,26 @@ export interface PixdexConfig {
   ann: AnnOptions;
   /** HTTP server options (`pixdex serve`, `createApp`). */
   server: ServerConfig;
+  /** Watch mode (`pixdex index --watch`, `pixdex serve --watch`; indexer/watch.ts). */
+  watch: WatchConfig;
+}
+
+/** Timings of watch mode: how changes are gathered into passes, and how roots are checked. */
+export interface WatchConfig {
+  /**
+   * A pass starts after this long without a new change: a copy of a folder arrives as a burst of
+   * events, and one pass over the burst embeds it in full batches (default: 1000 ms, env PIXDEX_WATCH_QUIET_MS).
+   */
+  quietMs: number;
+  /** ...or at the latest this long after the first change waiting, so a steady trickle is not held back (default: 5000 ms). */
+  maxWaitMs: number;
+  /**
+   * A new or changed file is taken once its size has not changed for this long, so a file still
+   * being copied is not indexed half-written (default: 500 ms).
+   */
+  stableMs: number;
+  /** How often each watched folder is checked for having gone (unmounted) or come back (default: 2000 ms). */
+  rootPollMs: number;
 }
 
 /** Options of the HTTP server (server/, `pixdex serve`). */
@@ -137,7 +157,7 @@ export interface ServerConfig {
 }
 
 /** Options accepted by `Engine.open` and the CLI: any subset of the config. */
-export type PixdexOptions = Partial<Omit<PixdexConfig, 'ann' | 'server'>> & { ann?: Partial<AnnOptions>; server?: Partial<ServerConfig> };
+export type PixdexOptions = Partial<Omit<PixdexConfig, 'ann' | 'server' | 'watch'>> & { ann?: Partial<AnnOptions>; server?: Partial<ServerConfig>; watch?: Partial<WatchConfig> };
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 8080;
@@ -196,6 +216,12 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
     snapshotEvery: intParam('snapshotEvery', options.snapshotEvery ?? (env.PIXDEX_SNAPSHOT_EVERY || DEFAULT_SNAPSHOT_EVERY), 1, 2 ** 31 - 1),
     ann: { ...DEFAULT_ANN, ...options.ann },
     server: resolveServerConfig(options.server ?? {}, env, dataDir),
+    watch: {
+      quietMs: intParam('watch.quietMs', options.watch?.quietMs ?? (env.PIXDEX_WATCH_QUIET_MS || 1000), 0, 600_000),
+      maxWaitMs: intParam('watch.maxWaitMs', options.watch?.maxWaitMs ?? 5000, 0, 3_600_000),
+      stableMs: intParam('watch.stableMs', options.watch?.stableMs ?? 500, 50, 600_000),
+      rootPollMs: intParam('watch.rootPollMs', options.watch?.rootPollMs ?? 2000, 50, 600_000),
+    },
   };
 }
 

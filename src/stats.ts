@@ -14,6 +14,7 @@ import type { Records } from './store/records.ts';
 import type { PixdexConfig } from './config.ts';
 import { annBuild } from './ann.ts';
 import type { AnnBuild } from './ann-build.ts';
+import { readWatchStatuses, type WatchStatus } from './watch-status.ts';
 
 /** What `stats` reports (DESIGN.md). */
 export interface Stats {
@@ -60,6 +61,8 @@ export interface Stats {
     /** What to do when they are off, or missing from some images. */
     hint: string | null;
   };
+  /** Processes watching folders into this library (`index --watch`, `serve --watch`): roots, state, pending changes, last pass; empty when none. */
+  watch: WatchStatus[];
 }
 
 /** What `stats` reads. */
@@ -108,6 +111,7 @@ export async function libraryStats(lib: StatsSource): Promise<Stats> {
     suggestions: lib.labelling.suggestions().length,
     classifier: lib.labelling.headInfo(),
     localFeatures: localStats(lib.records),
+    watch: readWatchStatuses(lib.config.dataDir),
   };
 }
 

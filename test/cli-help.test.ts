@@ -23,7 +23,7 @@ function pixdex(args: string[]) {
 
 /** Each command's own options, written out here (not read from the code): help must show at least these. */
 const OWN: Record<string, string[]> = {
-  index: ['--label-from-folder', '--workers'],
+  index: ['--label-from-folder', '--workers', '--watch'],
   search: ['--k', '--label', '--space', '--expand', '--no-verify'],
   classify: ['--k', '--min-confidence', '--method', '--space'],
   label: ['--clear'],
@@ -38,7 +38,7 @@ const OWN: Record<string, string[]> = {
   eval: ['--space', '--instance', '--seed', '--backgrounds', '--queries', '--references', '--workers'],
   duplicates: ['--kind', '--threshold'],
   check: ['--repair'],
-  serve: ['--host', '--port', '--token', '--max-upload-mb'],
+  serve: ['--host', '--port', '--token', '--max-upload-mb', '--watch'],
   models: ['--name', '--feature-node', '--input-range'],
 };
 

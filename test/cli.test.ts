@@ -173,6 +173,10 @@ describe('pixdex CLI', () => {
       storeBytes: () => assert.ok(line('store').startsWith(`${(s.storeBytes / 1048576).toFixed(1)} MiB`)),
       dataDir: () => assert.ok(line('store').endsWith(s.dataDir)),
       localFeatures: () => assert.ok(line('local').startsWith(`on, ${s.localFeatures.images} images with local features`)),
+      watch: () => {
+        assert.deepEqual(s.watch, [], 'no process watches this library');
+        assert.doesNotMatch(text, /^watch /m); // test/watch.test.ts checks the line of a watching process
+      },
     };
     assert.deepEqual(Object.keys(s).sort(), Object.keys(checks).sort(), 'every --json field has a check');
     for (const check of Object.values(checks)) check();

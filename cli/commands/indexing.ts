@@ -17,8 +17,13 @@ export function countsText(s: Pick<IndexSummary, 'added' | 'updated' | 'skipped'
 }
 
 export async function index({ values: v, pos, params }: Parsed<z.output<typeof VERBS.index>>): Promise<number> {
-  const { labelFromFolder, workers } = params;
+  const { labelFromFolder, workers, watch } = params;
   await checkInputsExist(pos);
+  if (watch) {
+    const { watchFolders, watchRoots } = await import('../watch.ts');
+    const roots = await watchRoots(pos);
+    return withEngine({ ...v, workers }, (engine) => watchFolders(engine, roots, { labelFromFolder, json: Boolean(v.json) }), { create: true });
+  }
   return withEngine({ ...v, workers }, async (engine) => {
     const progress = new ProgressLine(process.stderr);
     const summary: IndexSummary = await interruptible(progress, 'stopping after the current batch (Ctrl-C again to quit at once; the store stays consistent)', (signal) =>

@@ -1,5 +1,6 @@
 /** `pixdex stats` and `pixdex remove`: what the library holds, and taking an image out of it. */
 import type { Stats } from '../../src/stats.ts';
+import type { WatchStatus } from '../../src/watch-status.ts';
 import { describeBuildLine } from '../../src/ann-build.ts';
 import { EXIT } from '../exit.ts';
 import { out, withEngine } from '../run.ts';
@@ -36,6 +37,7 @@ export function statsText(s: Stats): string {
     ['ann', `hnswlib-node ${describeBuildLine(s.ann)}`],
     ['local', `${lf.enabled ? `on, ${lf.images} images with local features, ${lf.vocabulary ? `vocabulary of ${lf.vocabulary.words} words (${lf.vocabulary.images} images, ${lf.vocabulary.learnedAt})` : 'no vocabulary yet'}` : 'off'}${lf.hint ? ` — ${lf.hint}` : ''}`],
     ['store', `${mib(s.storeBytes)} in ${s.dataDir}`],
+    ...s.watch.map((w): [string, string] => ['watch', watchStatusText(w)]),
   ];
   return rows.map(([k, text]) => `${k.padEnd(12)}${text}`).join('\n');
 }
@@ -47,4 +49,12 @@ export async function remove({ values: v, pos }: Parsed): Promise<number> {
     out(v, { removed: rec.id, path: rec.path }, `removed ${rec.path} (id ${rec.id})`);
     return EXIT.ok;
   });
+}
+
+/** A watching process in words: its folders, state, pending changes and last pass. */
+function watchStatusText(s: WatchStatus): string {
+  const roots = s.roots.map((r) => (r.state === 'missing' ? `${r.path} (missing: images kept)` : r.path)).join(', ');
+  const p = s.lastPass;
+  const last = p ? `; last pass ${p.finishedAt}: ${p.added} added, ${p.updated} updated, ${p.removed} removed, ${p.failed} failed in ${p.seconds}s` : '';
+  return `${roots}: ${s.state}, ${s.pending} pending, ${s.passes} passes${last} (pid ${s.pid})`;
 }

@@ -17,7 +17,7 @@ const el = {
   classify: $('classify'), classifyMethod: $('classify-method'), classifyResult: $('classify-result'), classifyError: $('classify-error'),
   predLabel: $('pred-label'), predConf: $('pred-conf'), votes: $('votes'),
   status: $('status'), grid: $('grid'), cardTemplate: $('card-template'), labelOptions: $('label-options'),
-  facts: { images: $('fact-images'), labels: $('fact-labels'), backbone: $('fact-backbone'), space: $('fact-space'), backend: $('fact-backend') },
+  facts: { images: $('fact-images'), labels: $('fact-labels'), backbone: $('fact-backbone'), space: $('fact-space'), backend: $('fact-backend'), watch: $('fact-watch') },
   labelsBody: $('labels-body'),
   indexForm: $('index-form'), indexPath: $('index-path'), indexLabelFolder: $('index-label-folder'),
   indexStart: $('index-start'), indexCancel: $('index-cancel'),
@@ -212,9 +212,20 @@ async function loadLibrary() {
     el.facts.space.textContent = spaceText(stats.spaceInfo ?? stats.space);
     el.facts.backend.textContent = stats.backend;
     el.facts.backend.title = stats.backendReason || '';
+    el.facts.watch.textContent = watchText(stats.watch);
   } catch (err) {
     showError(err);
   }
+}
+
+/** Folders watched by `serve --watch` / `index --watch`: state, pending changes, the last pass. */
+function watchText(watchers) {
+  if (!watchers || watchers.length === 0) return 'no folder';
+  return watchers.map((w) => {
+    const roots = w.roots.map((r) => (r.state === 'missing' ? `${r.path} (missing: images kept)` : r.path)).join(', ');
+    const last = w.lastPass ? `; last pass ${new Date(w.lastPass.finishedAt).toLocaleTimeString()}: +${w.lastPass.added} −${w.lastPass.removed}${w.lastPass.failed ? ` (${w.lastPass.failed} failed)` : ''}` : '';
+    return `${roots}: ${w.state}${w.pending ? `, ${w.pending} changes pending` : ''}${last}`;
+  }).join(' · ');
 }
 
 /** The embedding space: a name, or `{kind, dims, trainedAt...}` once an autoencoder is trained. */

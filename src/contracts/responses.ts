@@ -85,6 +85,7 @@ export const IndexSummary = z.object({
 
 export const IndexJob = z.object({
   jobId: z.string(),
+  origin: z.enum(['request', 'watch']).describe('request: POST /api/index; watch: a pass of `pixdex serve --watch`.'),
   state: z.enum(['running', 'done', 'failed', 'cancelled']),
   paths: z.array(z.string()),
   labelFromFolder: z.boolean(),

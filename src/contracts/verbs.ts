@@ -111,6 +111,7 @@ export const add = z.object({
 export const index = z.object({
   labelFromFolder: expects(z.boolean().default(false).describe("Label each image with its parent folder's name (default: false)."), 'a boolean'),
   workers: int({ min: 1, max: L.MAX_WORKERS }, undefined, `Embedding worker threads (1..${L.MAX_WORKERS}, default: one per core).`),
+  watch: expects(z.boolean().optional().describe('After indexing, keep following the folders: new, changed, moved and deleted files are picked up within seconds, until Ctrl-C (default: false).'), 'a boolean'),
 });
 
 /** An absolute path on the server: relative paths have no meaning to a server. */
