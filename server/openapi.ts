@@ -80,7 +80,7 @@ export function openApiDocument(o: OpenApiOptions): Json {
   const secured = { security: [{ bearer: [] }] };
   const uploadBody = (extra: Json = {}): Json => ({
     required: true,
-    description: `The image: a multipart field \`image\` (one file) or a raw image/* body, at most ${o.maxUploadBytes} bytes. JPEG, PNG, WebP, GIF, TIFF or AVIF.`,
+    description: `The image: a multipart field \`image\` (one file) or a raw image/* body, at most ${o.maxUploadBytes} bytes. JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIC/HEIF.`,
     content: {
       'multipart/form-data': { schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', format: 'binary' }, ...extra } } },
       'image/*': { schema: { type: 'string', format: 'binary' } },

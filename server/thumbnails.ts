@@ -1,5 +1,6 @@
 /**
- * Thumbnails of indexed images, made with sharp from the indexed file (EXIF-rotated) and kept in
+ * Thumbnails of indexed images, made with sharp from the indexed file (EXIF-rotated; a HEIC decoded
+ * first by src/image/heic.ts) and kept in
  * a byte-bounded LRU (lru-cache). The file is always the one recorded for the id: no route takes a path.
  */
 import { createHash } from 'node:crypto';
@@ -8,6 +9,7 @@ import path from 'node:path';
 import { LRUCache } from 'lru-cache';
 import sharp from 'sharp';
 import { NotFoundError } from '../src/errors.ts';
+import { openHeic } from '../src/image/heic.ts';
 
 /** Formats thumbnails come in, by the MIME type a client asks for. */
 export type ThumbnailFormat = 'jpeg' | 'webp';
@@ -80,7 +82,8 @@ export class Thumbnails {
       throw new NotFoundError(`The file of image ${src.id} has changed since it was indexed; re-index its folder.`);
     }
     const size = this.options.size;
-    const img = sharp(input, { limitInputPixels: this.options.maxInputPixels, failOn: 'none' })
+    const heic = await openHeic(input, this.options.maxInputPixels, `the file of image ${src.id}`);
+    const img = (heic?.pipeline() ?? sharp(input, { limitInputPixels: this.options.maxInputPixels, failOn: 'none' }))
       .rotate()
       .resize(size, size, { fit: 'inside', withoutEnlargement: true });
     return format === 'webp' ? img.webp(ENCODE.webp).toBuffer() : img.jpeg(ENCODE.jpeg).toBuffer();
