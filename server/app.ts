@@ -171,6 +171,10 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
     res.json(toImage(engine.label(id, label)));
   });
 
+  app.post('/api/preview', upload, async (req, res) => {
+    res.type('image/jpeg').send(await thumbnails.preview(uploadedImage(req)));
+  });
+
   app.get('/api/images/:id/thumbnail', async (req, res) => {
     const rec = engine.get(idParam(req.params.id));
     const format = thumbnailFormat(req);

@@ -173,6 +173,16 @@ export function openApiDocument(o: OpenApiOptions): Json {
           responses: { 200: json(ref('Image'), 'The updated image.'), ...errors('INVALID_PARAMETER', 'BAD_REQUEST_BODY', 'UNAUTHORIZED', 'NOT_FOUND', 'UNSUPPORTED_MEDIA_TYPE', 'UPLOAD_TOO_LARGE') },
         },
       },
+      '/api/preview': {
+        post: {
+          summary: `JPEG thumbnail (longest side ${o.thumbnailSize} px) of an uploaded HEIC/HEIF photo, which most browsers cannot show; nothing is stored. Other formats: 415.`,
+          requestBody: uploadBody(),
+          responses: {
+            200: { description: 'The thumbnail.', content: { 'image/jpeg': { schema: { type: 'string', format: 'binary' } } } },
+            ...errors('MISSING_IMAGE', 'BAD_REQUEST_BODY', 'EMPTY_IMAGE', 'TRUNCATED_IMAGE', 'CORRUPT_IMAGE', 'UNSUPPORTED_IMAGE', 'IMAGE_TOO_LARGE', 'UPLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'WORKER_FAILED'),
+          },
+        },
+      },
       '/api/images/{id}/thumbnail': {
         get: {
           summary: `Thumbnail (longest side ${o.thumbnailSize} px) of an indexed image, JPEG or WebP.`,

@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
-import sharp from 'sharp';
-import { NotFoundError } from '../src/errors.ts';
+import sharp, { type Sharp } from 'sharp';
+import { BadImageError, NotFoundError } from '../src/errors.ts';
 import { openHeic } from '../src/image/heic.ts';
 
 /** Formats thumbnails come in, by the MIME type a client asks for. */
@@ -81,11 +81,24 @@ export class Thumbnails {
     if (createHash('sha256').update(input).digest('hex') !== src.sha256) {
       throw new NotFoundError(`The file of image ${src.id} has changed since it was indexed; re-index its folder.`);
     }
-    const size = this.options.size;
     const heic = await openHeic(input, this.options.maxInputPixels, `the file of image ${src.id}`);
-    const img = (heic?.pipeline() ?? sharp(input, { limitInputPixels: this.options.maxInputPixels, failOn: 'none' }))
-      .rotate()
-      .resize(size, size, { fit: 'inside', withoutEnlargement: true });
+    return this.encode(heic?.pipeline() ?? sharp(input, { limitInputPixels: this.options.maxInputPixels, failOn: 'none' }), format);
+  }
+
+  /**
+   * A JPEG thumbnail of an uploaded HEIC, not cached: browsers other than Safari cannot show a
+   * HEIC, so the web page shows this instead of the photo it sends. Other formats are refused
+   * (UNSUPPORTED_IMAGE): the browser shows them itself, and nothing else reaches sharp here.
+   */
+  async preview(input: Uint8Array): Promise<Buffer> {
+    const heic = await openHeic(input, this.options.maxInputPixels, 'upload');
+    if (!heic) throw new BadImageError('UNSUPPORTED_IMAGE', 'upload is not a HEIC/HEIF photo: previews are made only of those (browsers show the other formats themselves)');
+    return this.encode(heic.pipeline(), 'jpeg');
+  }
+
+  private encode(source: Sharp, format: ThumbnailFormat): Promise<Buffer> {
+    const size = this.options.size;
+    const img = source.rotate().resize(size, size, { fit: 'inside', withoutEnlargement: true });
     return format === 'webp' ? img.webp(ENCODE.webp).toBuffer() : img.jpeg(ENCODE.jpeg).toBuffer();
   }
 }

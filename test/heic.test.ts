@@ -16,7 +16,9 @@ import { BadImageError } from '../src/errors.ts';
 import { decodeImage } from '../src/image/decode.ts';
 import { openHeic } from '../src/image/heic.ts';
 import { inspectHeif } from '../src/image/heif.ts';
-import { startServer, type TestServer } from './helpers/browser.ts';
+import { seededRandom } from '../src/random.ts';
+import { openBrowser, startServer, type TestServer } from './helpers/browser.ts';
+import { chromiumSkip } from './helpers/chromium.ts';
 import { HEIC_ROTATED, HEIC_SCENE, heicWithSize, scrambleAfter } from './helpers/heic.ts';
 import { HYM_TRAIN, REPO, engineOptions, imagesIn, tempDir } from './fixtures.ts';
 
@@ -92,6 +94,32 @@ describe('HEIC decoding', () => {
     // the limit is the engine's: a small one refuses the real 640x480 too
     const small = await decodeImage(scene, { ...OPTS, maxInputPixels: 640 * 480 - 1 }, 'x').then(() => undefined, (e: unknown) => e);
     assert.ok(small instanceof BadImageError && small.code === 'IMAGE_TOO_LARGE');
+  });
+
+  it('reads damaged containers without throwing, and decodes them to a picture or a typed error (seeded fuzz)', async () => {
+    const rand = seededRandom(19);
+    const damaged: Buffer[] = [];
+    for (let n = 0; n < 1200; n++) damaged.push(scene.subarray(0, n)); // every cut through the boxes before mdat
+    for (let i = 0; i < 3000; i++) {
+      const copy = Buffer.from(scene);
+      const flips = 1 + Math.floor(rand() * 8);
+      for (let f = 0; f < flips; f++) copy[Math.floor(rand() * 1200)] = Math.floor(rand() * 256); // in ftyp and meta
+      damaged.push(copy);
+    }
+    for (const bytes of damaged) inspectHeif(bytes); // throws nothing
+    const outcomes = new Map<string, number>();
+    for (const bytes of damaged.filter((_, i) => i % 40 === 7)) {
+      const code = await decodeImage(bytes, OPTS, 'fuzzed.heic').then(
+        () => 'decoded',
+        (e: unknown) => (e instanceof BadImageError ? e.code : `untyped: ${String(e)}`),
+      );
+      outcomes.set(code, (outcomes.get(code) ?? 0) + 1);
+    }
+    process.stderr.write(`# fuzzed HEICs: ${JSON.stringify(Object.fromEntries(outcomes))}\n`);
+    const untyped = [...outcomes.keys()].filter((c) => c.startsWith('untyped'));
+    assert.deepEqual(untyped, [], JSON.stringify(Object.fromEntries(outcomes)));
+    assert.ok((outcomes.get('TRUNCATED_IMAGE') ?? 0) > 0 && (outcomes.get('CORRUPT_IMAGE') ?? 0) + (outcomes.get('UNSUPPORTED_IMAGE') ?? 0) > 0, JSON.stringify(Object.fromEntries(outcomes)));
+    assert.equal((await decodeImage(scene, OPTS, 'after the fuzz')).format, 'heic', 'the decoder still works');
   });
 
   it('still decodes AVIF through sharp', async () => {
@@ -177,7 +205,7 @@ describe('HEIC in a library of real photos', () => {
     assert.deepEqual([wmeta.format, wmeta.width, wmeta.height], ['webp', 96, 128]);
   });
 
-  it('over HTTP: POST /api/search with a HEIC upload finds it, its thumbnail is served; a truncated one is a 400', async () => {
+  it('over HTTP: POST /api/search with a HEIC upload finds it, its thumbnail and preview are served; a truncated one is a 400', async () => {
     const form = new FormData();
     form.append('image', new Blob([new Uint8Array(scene)], { type: 'image/heic' }), 'IMG_0001.HEIC');
     const res = await fetch(`${base}/api/search?k=3`, { method: 'POST', body: form });
@@ -195,5 +223,35 @@ describe('HEIC in a library of real photos', () => {
     const cut = await fetch(`${base}/api/search`, { method: 'POST', body: new Uint8Array(scene.subarray(0, 5000)), headers: { 'content-type': 'image/heic' } });
     assert.equal(cut.status, 400);
     assert.equal(((await cut.json()) as { error: { code: string } }).error.code, 'TRUNCATED_IMAGE');
+    // the web page's preview of a HEIC it cannot show: a JPEG thumbnail; other formats are the browser's
+    const preview = await fetch(`${base}/api/preview`, { method: 'POST', body: new Uint8Array(scene), headers: { 'content-type': 'image/heic' } });
+    assert.equal(preview.headers.get('content-type'), 'image/jpeg');
+    const pmeta = await sharp(Buffer.from(await preview.arrayBuffer())).metadata();
+    assert.deepEqual([pmeta.format, pmeta.width, pmeta.height], ['jpeg', 256, 192]);
+    const notHeic = await fetch(`${base}/api/preview`, { method: 'POST', body: new Uint8Array(conversion), headers: { 'content-type': 'image/jpeg' } });
+    assert.equal(notHeic.status, 415);
+    assert.equal(((await notHeic.json()) as { error: { code: string } }).error.code, 'UNSUPPORTED_IMAGE');
+    const cutPreview = await fetch(`${base}/api/preview`, { method: 'POST', body: new Uint8Array(scene.subarray(0, 5000)), headers: { 'content-type': 'image/heic' } });
+    assert.equal(cutPreview.status, 400);
+  });
+
+  it('in the web page: choosing a .heic photo shows it first, with its thumbnail, and a preview of the photo sent', { skip: chromiumSkip() }, async () => {
+    const errors: string[] = [];
+    const { context, page } = await openBrowser(tmp.dir, errors);
+    try {
+      await page.goto(base);
+      await page.locator('#file').setInputFiles(HEIC_SCENE);
+      await page.waitForFunction((p) => (document.querySelector('#grid .card') as HTMLElement | null)?.dataset.path === p, heicPath, { timeout: 30_000 });
+      const first = page.locator('#grid .card img').first();
+      await page.waitForFunction(() => { const i = document.querySelector<HTMLImageElement>('#grid .card img'); return !!i && i.complete && i.naturalWidth > 0; });
+      assert.ok(await first.evaluate((i: HTMLImageElement) => i.naturalWidth === 256 && i.naturalHeight === 192), 'the HEIC thumbnail, 256x192');
+      // Chromium cannot show the HEIC it sent: the page shows the server's preview of it instead
+      await page.waitForFunction(() => { const q = document.getElementById('query-img') as HTMLImageElement; return q.complete && q.naturalWidth === 256; });
+      fs.mkdirSync(path.join(REPO, 'test-artifacts'), { recursive: true });
+      await page.screenshot({ path: path.join(REPO, 'test-artifacts', 'heic.png') });
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
   });
 });

@@ -94,7 +94,8 @@ function decodeInThread(bytes: Uint8Array): Promise<RgbaImage> {
   return new Promise<RgbaImage>((resolve, reject) => {
     pending.set(id, { resolve, reject });
     worker.ref();
-    const job: HeicJob = { id, bytes };
-    worker.postMessage(job);
+    // a copy of just these bytes (a view's whole buffer would be cloned), moved to the thread
+    const job: HeicJob = { id, bytes: new Uint8Array(bytes) };
+    worker.postMessage(job, [job.bytes.buffer as ArrayBuffer]);
   });
 }

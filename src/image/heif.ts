@@ -96,7 +96,8 @@ export function inspectHeif(input: Uint8Array): HeifInfo | undefined {
   const iinf = children.find((box) => box.type === 'iinf');
   const iprp = children.find((box) => box.type === 'iprp');
   const types = iinf ? itemTypes(b, iinf) : new Map<number, string>();
-  const primary = pitm && pitm.end - pitm.start >= 6 ? (b[pitm.start] === 0 ? b.readUInt16BE(pitm.start + 4) : b.readUInt32BE(pitm.start + 4)) : undefined;
+  const pitmSize = pitm ? (b[pitm.start] === 0 ? 2 : 4) : 0;
+  const primary = pitm && pitm.end - pitm.start >= 4 + pitmSize ? b.readUIntBE(pitm.start + 4, pitmSize) : undefined;
   const primaryType = primary === undefined ? undefined : types.get(primary);
   // a grid, overlay or derived image is made of coded items: its codec is theirs
   const coded = primaryType === 'hvc1' || primaryType === 'av01' ? primaryType : [...types.values()].find((t) => t === 'hvc1' || t === 'av01');
