@@ -9,6 +9,7 @@
  * store's size per image for each.
  * `backbonePerSec` is one thread running the model on pre-decoded batches; `endToEndPerSec` is
  * the last worker count's full indexing rate (read, hash, decode, embed, LMDB, HNSW).
+ * `heicVsJpeg` is bench/decode-heic.ts: HEIC vs JPEG decoding of the same pixels (median ms, MP/s).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -17,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { Engine } from '../src/engine.ts';
 import { scanInputs } from '../indexer/scan.ts';
 import { DEFAULT_EXTENSIONS } from '../src/config.ts';
+import { heicVsJpeg } from './decode-heic.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -125,6 +127,7 @@ try {
     speedupVsFirst: workerCounts.length > 1 ? Math.round((best / first) * 100) / 100 : 1,
     localFeatures: bySetting,
     ...(bySetting.on && bySetting.off ? { localFeaturesRatio: Math.round((bySetting.on.perSec / bySetting.off.perSec) * 100) / 100 } : {}),
+    heicVsJpeg: await heicVsJpeg(),
     loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
     ...last,
   }));

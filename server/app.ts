@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import type { z } from 'zod';
 import { Engine, type SearchResult } from '../src/engine.ts';
 import { invalidParameter } from '../src/errors.ts';
+import { isHeic } from '../src/image/heic.ts';
 import { VERBS, imageId, parseParam, parseParams } from '../src/contracts/verbs.ts';
 import type { ImageRecord } from '../src/store/lmdb.ts';
 import { HttpError, errorHandler, routeNotFound } from './errors.ts';
@@ -53,7 +54,7 @@ export interface AppOptions {
 /** A label body is `{"label": "..."}`: 4 KiB is plenty. */
 const JSON_LIMIT = '4kb';
 /** Extensions of kept uploads, by sharp's format name, so `pixdex index` can pick them up. */
-const UPLOAD_EXTENSIONS: Readonly<Record<string, string>> = Object.freeze({ jpeg: '.jpg', png: '.png', webp: '.webp', gif: '.gif', tiff: '.tif', avif: '.avif' });
+const UPLOAD_EXTENSIONS: Readonly<Record<string, string>> = Object.freeze({ jpeg: '.jpg', png: '.png', webp: '.webp', gif: '.gif', tiff: '.tif', avif: '.avif', heic: '.heic' });
 
 const VERSION = (JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -172,6 +173,10 @@ export function createApp(engine: Engine, options: AppOptions = {}): Express {
     res.json(toImage(engine.label(id, label)));
   });
 
+  app.post('/api/preview', upload, async (req, res) => {
+    res.type('image/jpeg').send(await thumbnails.preview(uploadedImage(req)));
+  });
+
   app.get('/api/images/:id/thumbnail', async (req, res) => {
     const rec = engine.get(idParam(req.params.id));
     const format = thumbnailFormat(req);
@@ -241,7 +246,7 @@ function isInside(file: string, dir: string): boolean {
 async function addUpload(engine: Engine, uploadsDir: string, bytes: Buffer, label: string | undefined): Promise<{ id: number; created: boolean }> {
   // async: sharp throws synchronously for some input (an empty buffer), which must not become a 500
   const meta = await (async () => sharp(bytes).metadata())().catch(() => undefined);
-  const format = meta?.format === 'heif' && meta.compression === 'av1' ? 'avif' : meta?.format;
+  const format = isHeic(bytes) ? 'heic' : meta?.format === 'heif' && meta.compression === 'av1' ? 'avif' : meta?.format;
   const ext = format ? UPLOAD_EXTENSIONS[format] : undefined;
   if (!ext) return engine.add(bytes, { label }); // the engine refuses it with the right error
   const sha256 = createHash('sha256').update(bytes).digest('hex');

@@ -80,7 +80,7 @@ export function openApiDocument(o: OpenApiOptions): Json {
   const secured = { security: [{ bearer: [] }] };
   const uploadBody = (extra: Json = {}): Json => ({
     required: true,
-    description: `The image: a multipart field \`image\` (one file) or a raw image/* body, at most ${o.maxUploadBytes} bytes. JPEG, PNG, WebP, GIF, TIFF or AVIF.`,
+    description: `The image: a multipart field \`image\` (one file) or a raw image/* body, at most ${o.maxUploadBytes} bytes. JPEG, PNG, WebP, GIF, TIFF, AVIF or HEIC/HEIF.`,
     content: {
       'multipart/form-data': { schema: { type: 'object', required: ['image'], properties: { image: { type: 'string', format: 'binary' }, ...extra } } },
       'image/*': { schema: { type: 'string', format: 'binary' } },
@@ -176,6 +176,16 @@ export function openApiDocument(o: OpenApiOptions): Json {
           parameters: [id],
           requestBody: jsonBody(VERBS.label),
           responses: { 200: json(ref('Image'), 'The updated image.'), ...errors('INVALID_PARAMETER', 'BAD_REQUEST_BODY', 'UNAUTHORIZED', 'NOT_FOUND', 'UNSUPPORTED_MEDIA_TYPE', 'UPLOAD_TOO_LARGE') },
+        },
+      },
+      '/api/preview': {
+        post: {
+          summary: `JPEG thumbnail (longest side ${o.thumbnailSize} px) of an uploaded HEIC/HEIF photo, which most browsers cannot show; nothing is stored. Other formats: 415.`,
+          requestBody: uploadBody(),
+          responses: {
+            200: { description: 'The thumbnail.', content: { 'image/jpeg': { schema: { type: 'string', format: 'binary' } } } },
+            ...errors('MISSING_IMAGE', 'BAD_REQUEST_BODY', 'EMPTY_IMAGE', 'TRUNCATED_IMAGE', 'CORRUPT_IMAGE', 'UNSUPPORTED_IMAGE', 'IMAGE_TOO_LARGE', 'UPLOAD_TOO_LARGE', 'UNSUPPORTED_MEDIA_TYPE', 'WORKER_FAILED'),
+          },
         },
       },
       '/api/images/{id}/thumbnail': {

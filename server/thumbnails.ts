@@ -1,10 +1,13 @@
 /**
- * Thumbnails of indexed images, made with sharp from the indexed file (EXIF-rotated) and kept in
- * a byte-bounded LRU (lru-cache). The file is read through server/indexed-file.ts: the one recorded
- * for the id (no route takes a path), with the content that was indexed.
+ * Thumbnails of indexed images, made with sharp from the indexed file (EXIF-rotated; a HEIC decoded
+ * first by src/image/heic.ts) and kept in a byte-bounded LRU (lru-cache). The file is read through
+ * server/indexed-file.ts: the one recorded for the id (no route takes a path), with the content
+ * that was indexed.
  */
 import { LRUCache } from 'lru-cache';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
+import { BadImageError } from '../src/errors.ts';
+import { openHeic } from '../src/image/heic.ts';
 import { readIndexedFile, type IndexedFile } from './indexed-file.ts';
 
 /** Formats thumbnails come in, by the MIME type a client asks for. */
@@ -60,10 +63,24 @@ export class Thumbnails {
   private async make(src: ThumbnailSource, format: ThumbnailFormat): Promise<Buffer> {
     // Only the content that was indexed is made into a thumbnail (server/indexed-file.ts).
     const input = await readIndexedFile(src, 'to make a thumbnail from');
+    const heic = await openHeic(input, this.options.maxInputPixels, `the file of image ${src.id}`);
+    return this.encode(heic?.pipeline() ?? sharp(input, { limitInputPixels: this.options.maxInputPixels, failOn: 'none' }), format);
+  }
+
+  /**
+   * A JPEG thumbnail of an uploaded HEIC, not cached: browsers other than Safari cannot show a
+   * HEIC, so the web page shows this instead of the photo it sends. Other formats are refused
+   * (UNSUPPORTED_IMAGE): the browser shows them itself, and nothing else reaches sharp here.
+   */
+  async preview(input: Uint8Array): Promise<Buffer> {
+    const heic = await openHeic(input, this.options.maxInputPixels, 'upload');
+    if (!heic) throw new BadImageError('UNSUPPORTED_IMAGE', 'upload is not a HEIC/HEIF photo: previews are made only of those (browsers show the other formats themselves)');
+    return this.encode(heic.pipeline(), 'jpeg');
+  }
+
+  private encode(source: Sharp, format: ThumbnailFormat): Promise<Buffer> {
     const size = this.options.size;
-    const img = sharp(input, { limitInputPixels: this.options.maxInputPixels, failOn: 'none' })
-      .rotate()
-      .resize(size, size, { fit: 'inside', withoutEnlargement: true });
+    const img = source.rotate().resize(size, size, { fit: 'inside', withoutEnlargement: true });
     return format === 'webp' ? img.webp(ENCODE.webp).toBuffer() : img.jpeg(ENCODE.jpeg).toBuffer();
   }
 }

@@ -169,7 +169,7 @@ export const DEFAULT_SHUTDOWN_GRACE_MS = 10_000;
 export const QUEUED_QUERIES_PER_WORKER = 4;
 
 export const DEFAULT_EXTENSIONS = Object.freeze([
-  '.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif',
+  '.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.heic', '.heif',
 ]);
 
 /** MobileNetV2: the fastest of the three on wasm with the best hymenoptera kNN (NOTES.md). */

@@ -22,7 +22,7 @@ export type BadImageReason =
   | 'EMPTY_IMAGE' // 0 bytes
   | 'TRUNCATED_IMAGE' // the data ends before the image does
   | 'CORRUPT_IMAGE' // recognised format, undecodable data
-  | 'UNSUPPORTED_IMAGE' // not an image, or a format this build cannot decode (HEIC, SVG...)
+  | 'UNSUPPORTED_IMAGE' // not an image, or a format this build cannot decode (PDF, SVG...)
   | 'IMAGE_TOO_LARGE'; // more pixels than `maxInputPixels`, or more bytes than allowed
 
 /** The input is not a usable image. */

@@ -50,6 +50,10 @@ const EXPECTED: Record<string, string> = {
   'deep-16bit.png': 'indexed',
   'cmyk.jpg': 'indexed',
   'animated.gif': 'indexed', // first frame
+  'scene.heic': 'indexed', // decoded by the wasm libheif
+  'truncated.heic': 'TRUNCATED_IMAGE', // its boxes run past the end: refused before decoding
+  'corrupt.heic': 'CORRUPT_IMAGE',
+  'huge-ispe.heic': 'IMAGE_TOO_LARGE', // refused from the container's ispe, before decoding
   'oversize.jpg': 'IMAGE_TOO_LARGE', // over maxFileBytes: refused before it is read
 };
 /** File-system cases (names under the corpus folder). */

@@ -268,6 +268,7 @@ async function searchFile(file) {
   lastUpload = { file, url: URL.createObjectURL(file) };
   current = { kind: 'file', file };
   showQuery(lastUpload.url, `Your photo: ${file.name || 'pasted image'}`, `Your photo ${file.name || ''}`.trim());
+  el.queryImg.onerror = () => showPreview(lastUpload, seq);
   el.back.hidden = true;
   if (voteSeq !== classifySeq) reclassify(); // the method changed while this search ran
   else if (vote.status === 'fulfilled') renderVote(vote.value);
@@ -325,7 +326,23 @@ function rerun() {
   else searchById(current.id);
 }
 
+/**
+ * A photo this browser cannot show (a HEIC outside Safari): the server's JPEG preview of it
+ * instead, once; the outlines are drawn in relative coordinates, so they fit it too.
+ */
+async function showPreview(shown, seq) {
+  el.queryImg.onerror = null;
+  const form = new FormData();
+  form.append('image', shown.file, shown.file.name || 'pasted-image');
+  const res = await fetch('/api/preview', { method: 'POST', body: form }).catch(() => null);
+  if (!res || !res.ok || seq !== querySeq || shown !== lastUpload) return;
+  URL.revokeObjectURL(shown.url);
+  shown.url = URL.createObjectURL(await res.blob());
+  el.queryImg.src = shown.url;
+}
+
 function showQuery(src, caption, alt) {
+  el.queryImg.onerror = null;
   el.queryImg.src = src;
   el.queryImg.alt = alt;
   el.queryCaption.textContent = caption;

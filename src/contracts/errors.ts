@@ -46,7 +46,7 @@ export const ERRORS = Object.freeze({
   EMPTY_IMAGE: { exit: EXIT.badInput, status: 400, meaning: 'The input is 0 bytes.' },
   TRUNCATED_IMAGE: { exit: EXIT.badInput, status: 400, meaning: 'The data ends before the image does.' },
   CORRUPT_IMAGE: { exit: EXIT.badInput, status: 400, meaning: 'A recognised image format with undecodable data.' },
-  UNSUPPORTED_IMAGE: { exit: EXIT.badInput, status: 415, meaning: 'Not an image, or a format this build cannot decode (PDF, text, SVG, HEIC...).' },
+  UNSUPPORTED_IMAGE: { exit: EXIT.badInput, status: 415, meaning: 'Not an image, or a format this build cannot decode (PDF, text, SVG...).' },
   IMAGE_TOO_LARGE: { exit: EXIT.badInput, status: 413, meaning: 'More pixels than maxInputPixels, or a file of more bytes than maxFileBytes.' },
   UPLOAD_TOO_LARGE: { exit: EXIT.badInput, status: 413, meaning: 'The request body is over the upload limit (maxUploadBytes).' },
   UNSUPPORTED_MEDIA_TYPE: { exit: EXIT.badInput, status: 415, meaning: 'The request body has a Content-Type, encoding or charset the route does not take.' },

@@ -1,9 +1,10 @@
 /**
- * Decoding with sharp: EXIF auto-rotate, short-side resize + center crop to the model input,
+ * Decoding with sharp (HEIC decoded first by ./heic.ts): EXIF auto-rotate, short-side resize + center crop to the model input,
  * 8-bit sRGB RGB pixels. Every failure becomes a typed `BadImageError`.
  */
-import sharp, { type Metadata } from 'sharp';
+import sharp, { type Metadata, type Sharp } from 'sharp';
 import { BadImageError } from '../errors.ts';
+import { openHeic } from './heic.ts';
 
 /** A decoded, model-sized image: `size`×`size`×3 RGB bytes plus the original's dimensions. */
 export interface DecodedImage {
@@ -37,8 +38,11 @@ export interface DecodeOptions {
   greySide?: number;
 }
 
-/** Formats sharp decodes here (prebuilt libvips); HEIC/HEVC and SVG are refused on purpose. */
+/** Formats sharp decodes here (prebuilt libvips: 'heif' is AVIF); HEIC goes through ./heic.ts; SVG is refused on purpose. */
 const ACCEPTED_FORMATS = new Set(['jpeg', 'png', 'webp', 'gif', 'tiff', 'avif', 'heif']);
+
+/** The formats pixdex decodes, as error messages name them. */
+const FORMATS = 'JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC/HEIF';
 
 /** Maps a sharp/libvips failure to a typed error with an actionable message. */
 export function toBadImageError(err: unknown, what: string): BadImageError {
@@ -52,7 +56,7 @@ export function toBadImageError(err: unknown, what: string): BadImageError {
     return new BadImageError('IMAGE_TOO_LARGE', `${what} has more pixels than the limit (maxInputPixels)`, { cause: err });
   }
   if (lower.includes('unsupported image format') || lower.includes('bad seek') || lower.includes('no decoder') || lower.includes('compression format')) {
-    return new BadImageError('UNSUPPORTED_IMAGE', `${what} is not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, AVIF)`, { cause: err });
+    return new BadImageError('UNSUPPORTED_IMAGE', `${what} is not an image in a supported format (${FORMATS})`, { cause: err });
   }
   if (lower.includes('corrupt jpeg data')) {
     // libjpeg's warning for damaged entropy-coded data (even "premature end of data segment"):
@@ -112,31 +116,39 @@ function firstLine(s: string): string {
   return s.split('\n')[0].trim();
 }
 
-/**
- * Decodes an encoded image into model input pixels. `what` names the input in error messages
- * (a path or "upload").
- */
-export async function decodeImage(input: Buffer | Uint8Array, options: DecodeOptions, what = 'image'): Promise<DecodedImage> {
-  if (input.length === 0) throw new BadImageError('EMPTY_IMAGE', `${what} is empty (0 bytes)`);
-  if (looksLikeMarkup(input)) {
-    throw new BadImageError('UNSUPPORTED_IMAGE', `${what} is markup (SVG, HTML or XML), not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, AVIF)`);
-  }
+/** sharp's reading of the header, checked against the accepted formats and the pixel limit. */
+async function sharpMetadata(input: Uint8Array, maxInputPixels: number, what: string): Promise<Metadata & { format: string }> {
   let meta: Metadata;
   try {
-    meta = await sharp(input, { limitInputPixels: options.maxInputPixels }).metadata();
+    meta = await sharp(input, { limitInputPixels: maxInputPixels }).metadata();
   } catch (err) {
     throw decodeError(err, input, what);
   }
   if (!meta.format || !ACCEPTED_FORMATS.has(meta.format)) {
-    throw new BadImageError('UNSUPPORTED_IMAGE', `${what} is ${meta.format ?? 'an unknown'} format; pixdex indexes JPEG, PNG, WebP, GIF, TIFF and AVIF`);
+    throw new BadImageError('UNSUPPORTED_IMAGE', `${what} is ${meta.format ?? 'an unknown'} format; pixdex indexes ${FORMATS}`);
   }
   const pixelCount = (meta.width ?? 0) * (meta.height ?? 0);
-  if (pixelCount > options.maxInputPixels) {
-    throw new BadImageError('IMAGE_TOO_LARGE', `${what} is ${meta.width}x${meta.height} (${pixelCount} pixels), over the limit of ${options.maxInputPixels} pixels (maxInputPixels)`);
+  if (pixelCount > maxInputPixels) {
+    throw new BadImageError('IMAGE_TOO_LARGE', `${what} is ${meta.width}x${meta.height} (${pixelCount} pixels), over the limit of ${maxInputPixels} pixels (maxInputPixels)`);
   }
+  return { ...meta, format: meta.format };
+}
+
+/**
+ * Decodes an encoded image into model input pixels (a HEIC through the wasm decoder, then the
+ * same sharp pipeline). `what` names the input in error messages (a path or "upload").
+ */
+export async function decodeImage(input: Buffer | Uint8Array, options: DecodeOptions, what = 'image'): Promise<DecodedImage> {
+  if (input.length === 0) throw new BadImageError('EMPTY_IMAGE', `${what} is empty (0 bytes)`);
+  if (looksLikeMarkup(input)) {
+    throw new BadImageError('UNSUPPORTED_IMAGE', `${what} is markup (SVG, HTML or XML), not an image in a supported format (${FORMATS})`);
+  }
+  const heic = await openHeic(input, options.maxInputPixels, what);
+  const meta = heic ? { format: 'heic', width: heic.width, height: heic.height, orientation: 1 } : await sharpMetadata(input, options.maxInputPixels, what);
+  const source = (): Sharp => heic?.pipeline() ?? sharp(input, { limitInputPixels: options.maxInputPixels, failOn: 'warning' });
   try {
     const render = async (size: number): Promise<Uint8Array> => {
-      const { data, info } = await sharp(input, { limitInputPixels: options.maxInputPixels, failOn: 'warning' })
+      const { data, info } = await source()
         .rotate()
         .resize(size, size, { fit: 'cover', position: 'centre' })
         .removeAlpha()
@@ -149,7 +161,7 @@ export async function decodeImage(input: Buffer | Uint8Array, options: DecodeOpt
       return new Uint8Array(data.buffer, data.byteOffset, data.length);
     };
     const grey = async (side: number): Promise<GreyImage> => {
-      const { data, info } = await sharp(input, { limitInputPixels: options.maxInputPixels, failOn: 'warning' })
+      const { data, info } = await source()
         .rotate()
         .greyscale()
         .resize(side, side, { fit: 'inside', withoutEnlargement: true })

@@ -5,6 +5,7 @@
  */
 import sharp, { type OutputInfo } from 'sharp';
 import { PixdexError, StoreMismatchError, invalidParameter } from '../errors.ts';
+import { openHeic } from '../image/heic.ts';
 import { toBadImageError } from '../image/decode.ts';
 import { opencv } from './opencv.ts';
 import { DESCRIPTOR_BYTES, type LocalFeatures } from './types.ts';
@@ -38,7 +39,8 @@ export interface GreyImage {
 export async function greyscale(input: Uint8Array | Buffer, longSide: number, maxInputPixels: number, what = 'image'): Promise<GreyImage> {
   let decoded: { data: Buffer; info: OutputInfo };
   try {
-    decoded = await sharp(input, { limitInputPixels: maxInputPixels })
+    const heic = await openHeic(input, maxInputPixels, what);
+    decoded = await (heic?.pipeline() ?? sharp(input, { limitInputPixels: maxInputPixels }))
       .rotate()
       .greyscale()
       .resize(longSide, longSide, { fit: 'inside', withoutEnlargement: true })

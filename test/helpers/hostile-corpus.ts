@@ -1,5 +1,5 @@
 /**
- * A corpus of hostile image files made from one real photo: broken, disguised, oversized and
+ * A corpus of hostile image files made from one real photo (and the shipped HEIC fixture): broken, disguised, oversized and
  * exotic inputs. `makeCorpus` writes them into a folder and returns what each one is.
  * Deterministic: the bit flips come from a seeded generator.
  */
@@ -8,6 +8,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
 import { seededRandom } from '../../src/random.ts';
+import { HEIC_SCENE, heicWithSize, scrambleAfter } from './heic.ts';
 
 /** Seeded PRNG: the same seed gives the same corpus. */
 export const rng = seededRandom;
@@ -150,6 +151,7 @@ const SVG_LAUGHS = `<?xml version="1.0"?>
 /** Builds the byte-level hostile files from one real JPEG photo. */
 export async function hostileFiles(photoPath: string): Promise<HostileFile[]> {
   const jpeg = fs.readFileSync(photoPath);
+  const heic = fs.readFileSync(HEIC_SCENE);
   const small = sharp(jpeg).resize(320, 240, { fit: 'cover' });
   const png = await small.clone().png().toBuffer();
   const webp = await small.clone().webp({ quality: 80 }).toBuffer();
@@ -184,6 +186,10 @@ export async function hostileFiles(photoPath: string): Promise<HostileFile[]> {
     { name: 'deep-16bit.png', what: 'a 16-bit RGB PNG', bytes: await small.clone().toColourspace('rgb16').png().toBuffer() },
     { name: 'cmyk.jpg', what: 'a CMYK JPEG', bytes: await small.clone().toColourspace('cmyk').jpeg().toBuffer() },
     { name: 'animated.gif', what: 'an animated GIF of 3 frames', bytes: gif },
+    { name: 'scene.heic', what: 'a HEIC (HEVC in HEIF) photo-like scene', bytes: heic },
+    { name: 'truncated.heic', what: 'HEIC cut in half', bytes: heic.subarray(0, heic.length >> 1) },
+    { name: 'corrupt.heic', what: 'HEIC with its HEVC decoder configuration (hvcC) scrambled', bytes: scrambleAfter(heic, 'hvcC', 56) },
+    { name: 'huge-ispe.heic', what: 'a HEIC whose ispe claims 30000x30000', bytes: heicWithSize(heic, 30000, 30000) },
   ];
 }
 
