@@ -216,7 +216,7 @@ describe('web page in headless Chromium', { skip }, () => {
     await page.locator('#index-start').click();
     await page.waitForFunction(() => document.getElementById('index-job')!.dataset.state === 'done', undefined, { timeout: 45_000 });
     assert.equal(await page.locator('#index-progress').evaluate((p: HTMLProgressElement) => p.value), 100);
-    assert.match((await page.locator('#index-text').textContent()) ?? '', /^Done: 4 added, 0 updated, 0 unchanged, 0 failed/);
+    assert.match((await page.locator('#index-text').textContent()) ?? '', /^Done: 4 added, 0 updated, 0 skipped, 0 failed/);
     await page.waitForFunction((n) => document.getElementById('fact-images')!.textContent === String(n), 2 * PER_CLASS + 4);
     assert.equal(await page.locator('#index-start').isEnabled(), true);
     await page.screenshot({ path: path.join(ARTIFACTS, 'library.png') });

@@ -749,7 +749,7 @@ function renderJob(job) {
       : `${job.done.toLocaleString()} of ${job.total.toLocaleString()} files · ${job.rate} images/s · about ${formatSeconds(job.etaSeconds)} left`;
     if (job.cancelRequested) text += ' · cancelling…';
   } else if (job.state === 'done') {
-    text = `Done: ${s.added} added, ${s.updated} updated, ${s.skipped} unchanged, ${s.failed} failed, ${s.removed} removed, in ${s.seconds} s.`;
+    text = `Done: ${s.added} added, ${s.updated} updated, ${s.skipped} skipped, ${s.failed} failed, ${s.removed} removed, in ${s.seconds} s.`;
   } else if (job.state === 'cancelled') {
     text = `Cancelled after ${job.done} of ${job.total ?? '?'} files (${s ? s.added : 0} added). What was indexed is kept.`;
   } else {
