@@ -23,7 +23,8 @@ import { Labels, type Classification, type ClassifyOptions, type PropagateOption
 import { DEFAULT_DESCRIPTOR, type LibraryDescriptor } from './library-descriptor.ts';
 import { browse, type BrowseOptions, type BrowsePage } from './browse.ts';
 import { backboneSpec, type Backbone, type BackboneSpec } from './models/backbone.ts';
-import type { HeadOptions, HeadReport } from './models/head.ts';
+import type { HeadReport } from './models/head.ts';
+import type { FinetuneReport } from './models/finetune.ts';
 import { Searcher, type SearchOptions, type SearchResult, type SpaceKind } from './search.ts';
 import { checkStore, repairStore, type CheckReport, type RepairReport } from './store/check.ts';
 import { SCHEMA_VERSION, Store, type ImageRecord, type SpaceInfo } from './store/lmdb.ts';
@@ -33,6 +34,7 @@ import { VisualWords } from './local/visual-words.ts';
 import { DuplicateFinder } from './duplicates/finder.ts';
 import { duplicateReport, type DuplicateOptions, type DuplicateReport } from './duplicates/report.ts';
 import { trainAutoencoder, type TrainOptions, type TrainReport } from './train.ts';
+import { definedOnly, disposeLibraryTop, refuseStoredVectorWithTop, topProbabilities, trainLibraryTop, type ClassifierTrainRequest, type FinetuneLibrary } from './finetune.ts';
 import { addUpload, indexFiles, type IndexOptions, type IndexSummary, type UploadOptions } from '../indexer/run.ts';
 
 export type { IndexOptions, IndexProgress, IndexSummary } from '../indexer/run.ts';
@@ -169,13 +171,15 @@ export class Engine {
   /** Classifies an encoded image by its labelled neighbours (kNN), the trained head, or both. */
   async classify(query: Uint8Array, options: ClassifyOptions = {}): Promise<Classification> {
     const e = await this.describer.describeQuery(query, this.space());
-    return this.labelling.classifyVector(e.code ?? e.pooled, { ...options, pooled: e.pooled });
+    const headProbabilities = await topProbabilities(this.tuned(), query, options.method);
+    return this.labelling.classifyVector(e.code ?? e.pooled, { ...options, pooled: e.pooled, headProbabilities });
   }
 
   /** Classifies an indexed image (itself left out of the neighbours). */
   classifyId(id: number, options: ClassifyOptions = {}): Classification {
     const v = this.records.spaceVector(this.space(), id);
     if (!v || !this.records.exists(id)) throw new NotFoundError(`No image with id ${id}.`);
+    refuseStoredVectorWithTop(this.tuned(), options.method);
     return this.labelling.classifyVector(v, { ...options, excludeId: id, pooled: this.records.vector(id) });
   }
 
@@ -245,9 +249,15 @@ export class Engine {
     return this.labelling.reject(id);
   }
 
-  /** Trains and stores the softmax head on the global vectors of labelled images. */
-  trainClassifier(options: Partial<HeadOptions> = {}, onEpoch?: (epoch: number, loss: number, valLoss: number) => void): Promise<HeadReport> {
-    return this.labelling.trainHead(options, onEpoch);
+  /** Trains and stores the classifier: the softmax head (default), or the fine-tuned / scratch top (src/finetune.ts). */
+  trainClassifier(options: ClassifierTrainRequest = {}, onEpoch?: (epoch: number, loss: number, valLoss: number) => void): Promise<HeadReport | FinetuneReport> {
+    const { mode, ...rest } = definedOnly(options);
+    return mode === 'finetune' || mode === 'scratch' ? trainLibraryTop(this.tuned(), { ...rest, mode }, onEpoch) : this.labelling.trainHead(rest, onEpoch);
+  }
+
+  /** This library as the fine-tuned classifier sees it. */
+  tuned(): FinetuneLibrary {
+    return { records: this.records, config: this.config, model: () => this.describer.model(), headTrainedAt: () => this.labelling.headInfo()?.trainedAt };
   }
 
   /** Trains the library's autoencoder, re-embeds everything and switches search to it (src/train.ts). */
@@ -280,6 +290,7 @@ export class Engine {
       this.sync.snapshot();
     } finally {
       this.labelling.dispose();
+      disposeLibraryTop(this.records);
       await this.describer.dispose();
       await this.records.close();
     }

@@ -28,6 +28,8 @@ export interface ClassifyOptions {
   pooled?: Float32Array;
   /** Neighbours searched in this space (default: the active one). */
   space?: SpaceKind;
+  /** The classifier's probabilities when it is not the head (the fine-tuned top, src/finetune.ts). */
+  headProbabilities?: Record<string, number>;
 }
 
 /** A classification: label (null = unknown), confidence in [0,1], the distribution, neighbours. */
@@ -90,9 +92,9 @@ export class Labels {
     const knn = knnVote(neighbors);
     let dist: Record<string, number> = knn.votes;
     if (method !== 'knn') {
-      const head = this.loadHead();
-      if (!head) throw new PixdexError('NO_CLASSIFIER', 'No classifier has been trained for this library yet: run `pixdex train-classifier` first, or use --method knn.');
-      const probs = Object.fromEntries(head.predict(o.pooled ?? vector).map((p) => [p.label, p.probability]));
+      const head = o.headProbabilities ? null : this.loadHead();
+      if (!o.headProbabilities && !head) throw new PixdexError('NO_CLASSIFIER', 'No classifier has been trained for this library yet: run `pixdex train-classifier` first, or use --method knn.');
+      const probs = o.headProbabilities ?? Object.fromEntries(head!.predict(o.pooled ?? vector).map((p) => [p.label, p.probability]));
       if (method === 'head') {
         dist = probs;
       } else {

@@ -8,6 +8,8 @@ import type { Labels } from './labels.ts';
 import type { LibraryDescriptor } from './library-descriptor.ts';
 import type { BackboneSpec } from './models/backbone.ts';
 import type { HeadReport } from './models/head.ts';
+import type { FinetuneReport } from './models/finetune.ts';
+import { libraryTopInfo, type FinetuneLibrary } from './finetune.ts';
 import type { SpaceKind } from './search.ts';
 import type { SpaceInfo } from './store/lmdb.ts';
 import type { Records } from './store/records.ts';
@@ -49,8 +51,8 @@ export interface Stats {
   dataDir: string;
   /** Pending label suggestions. */
   suggestions: number;
-  /** The trained classifier head, if any. */
-  classifier: (HeadReport & { bytes: number }) | null;
+  /** The classifier in use (the newer of the head and the fine-tuned top; `mode` absent = head), if any. */
+  classifier: ((HeadReport & { mode?: 'head' }) | FinetuneReport) & { bytes: number } | null;
   /** Local features and geometric verification (issue 14). */
   localFeatures: {
     enabled: boolean;
@@ -73,6 +75,7 @@ export interface StatsSource {
   readonly sync: IndexSync;
   readonly describer: Describer;
   readonly labelling: Labels;
+  tuned(): FinetuneLibrary;
 }
 
 /** Store, model and index facts (DESIGN.md `stats`). */
@@ -109,7 +112,7 @@ export async function libraryStats(lib: StatsSource): Promise<Stats> {
     storeBytes: lib.records.sizeOnDisk(),
     dataDir: lib.config.dataDir,
     suggestions: lib.labelling.suggestions().length,
-    classifier: lib.labelling.headInfo(),
+    classifier: libraryTopInfo(lib.tuned()) ?? lib.labelling.headInfo(),
     localFeatures: localStats(lib.records),
     watch: readWatchStatuses(lib.config.dataDir),
   };

@@ -13,6 +13,7 @@ import { PixdexError } from '../src/errors.ts';
 import { exitCodeFor, exitCodeForCode } from '../cli/exit.ts';
 import { STATUS_BY_CODE, toHttpFailure } from '../server/errors.ts';
 import { openApiDocument } from '../server/openapi.ts';
+import { DEFAULT_HEAD_OPTIONS } from '../src/models/head.ts';
 import { DEFAULT_K, DEFAULT_PROPAGATE_MIN_CONFIDENCE, HEAD_EPOCHS, HEAD_HIDDEN, HEAD_PATIENCE, MAX_EXPAND, MAX_K, TRAIN_DIM, TRAIN_EPOCHS, TRAIN_SAMPLE } from '../src/contracts/limits.ts';
 import { VERBS, imageId, parseParam, parseParams } from '../src/contracts/verbs.ts';
 
@@ -135,7 +136,9 @@ describe('verbs: one schema each, defaults and limits in one place', () => {
     assert.deepEqual(parseParams(VERBS.classify, {}), { k: DEFAULT_K, minConfidence: 0, method: 'knn' });
     assert.deepEqual(parseParams(VERBS.propagate, {}), { k: DEFAULT_K, minConfidence: DEFAULT_PROPAGATE_MIN_CONFIDENCE, apply: false });
     assert.deepEqual(parseParams(VERBS.train, {}), { dim: TRAIN_DIM.default, epochs: TRAIN_EPOCHS.default, sample: TRAIN_SAMPLE.default });
-    assert.deepEqual(parseParams(VERBS['train-classifier'], {}), { hidden: HEAD_HIDDEN.default, epochs: HEAD_EPOCHS.default, patience: HEAD_PATIENCE.default });
+    // epochs and patience default by mode (head: the limits' defaults, through DEFAULT_HEAD_OPTIONS; finetune/scratch: FINETUNE_*_DEFAULT).
+    assert.deepEqual(parseParams(VERBS['train-classifier'], {}), { mode: 'head', hidden: HEAD_HIDDEN.default });
+    assert.deepEqual([DEFAULT_HEAD_OPTIONS.epochs, DEFAULT_HEAD_OPTIONS.patience], [HEAD_EPOCHS.default, HEAD_PATIENCE.default]);
     assert.deepEqual(parseParams(VERBS.index, {}), { labelFromFolder: false });
   });
 

@@ -28,7 +28,7 @@ export function statsText(s: Stats): string {
     ['labels', labels],
     ['suggestions', `${s.suggestions} pending${s.suggestions > 0 ? ' (review with `pixdex label suggestions`)' : ''}`],
     ['classifier', c
-      ? `head on ${c.classes.length} labels (${c.classes.join(', ')}), held-out accuracy ${c.heldOutAccuracy.toFixed(3)} on ${c.heldOutImages} images, trained on ${c.trainImages} images in ${c.epochs} epochs (final loss ${c.finalLoss.toFixed(4)}, ${c.seconds}s) at ${new Date(c.trainedAt).toISOString()}, ${(c.bytes / 1024).toFixed(1)} KiB`
+      ? `${c.mode === 'finetune' || c.mode === 'scratch' ? `${c.mode} (${c.trained.join(' + ')}, ${c.views} views per image, ${c.backend})` : 'head'} on ${c.classes.length} labels (${c.classes.join(', ')}), held-out accuracy ${c.heldOutAccuracy.toFixed(3)} on ${c.heldOutImages} images, trained on ${c.trainImages} images in ${c.epochs} epochs (final loss ${c.finalLoss.toFixed(4)}, ${c.seconds}s) at ${new Date(c.trainedAt).toISOString()}, ${(c.bytes / 1024).toFixed(1)} KiB`
       : 'none (`pixdex train-classifier` trains one on the labelled images)'],
     ['backbone', `${s.backbone} (${s.dims}-d), descriptor ${s.descriptor}`],
     ['space', sp.kind === 'backbone' ? `backbone (${s.descriptor} ${s.dims}-d)` : `autoencoder ${sp.dims}-d, trained ${sp.trainedAt} on ${sp.samples} images, ${sp.epochs} epochs, final loss ${sp.finalLoss.toFixed(4)}`],

@@ -1,9 +1,9 @@
-/** `pixdex train` (the autoencoder) and `pixdex train-classifier` (the softmax head). */
+/** `pixdex train` (the autoencoder) and `pixdex train-classifier` (the softmax head, or the fine-tuned / scratch top). */
 import type { z } from 'zod';
 import type { VERBS } from '../../src/contracts/verbs.ts';
 import { EXIT } from '../exit.ts';
 import { ProgressLine } from '../progress.ts';
-import { out, withEngine } from '../run.ts';
+import { interruptible, out, withEngine } from '../run.ts';
 import type { Parsed } from '../spec.ts';
 
 export async function train({ values: v, params }: Parsed<z.output<typeof VERBS.train>>): Promise<number> {
@@ -31,9 +31,14 @@ export async function train({ values: v, params }: Parsed<z.output<typeof VERBS.
 export async function trainClassifier({ values: v, params }: Parsed<z.output<typeof VERBS['train-classifier']>>): Promise<number> {
   return withEngine(v, async (engine) => {
     const progress = new ProgressLine(process.stderr);
-    const report = await engine.trainClassifier(params, (epoch, loss, valLoss) => progress.update(`epoch ${epoch}  loss ${loss.toFixed(4)}  held-out loss ${valLoss.toFixed(4)}`));
-    progress.done();
-    out(v, report, `trained on ${report.trainImages} images (${report.classes.length} labels) in ${report.seconds}s, ${report.epochs} epochs; held-out accuracy ${report.heldOutAccuracy.toFixed(3)} on ${report.heldOutImages} images. Use: pixdex classify <image> --method head|both`);
+    const tuning = params.mode === 'finetune' || params.mode === 'scratch';
+    const report = await interruptible(progress, 'stopping after this step; the best weights so far are kept (Ctrl-C again quits without saving)', (signal) =>
+      engine.trainClassifier({
+        ...params,
+        ...(tuning ? { signal, onFeatures: (done: number, total: number) => progress.update(`backbone features ${done}/${total} images`) } : {}),
+      }, (epoch, loss, valLoss) => (tuning ? progress.note.bind(progress) : progress.update.bind(progress))(`epoch ${epoch}  loss ${loss.toFixed(4)}  held-out loss ${valLoss.toFixed(4)}`)));
+    const mode = 'mode' in report ? `${report.mode} (${report.trained.join(' + ')}, ${report.views} views per image, ${report.backend}${report.aborted ? ', stopped early: best weights kept' : ''})` : 'head';
+    out(v, report, `trained the ${mode} classifier on ${report.trainImages} images (${report.classes.length} labels) in ${report.seconds}s${'featureSeconds' in report ? ` (+${report.featureSeconds}s backbone features)` : ''}, ${report.epochs} epochs; held-out accuracy ${report.heldOutAccuracy.toFixed(3)} on ${report.heldOutImages} images. Use: pixdex classify <image> --method head|both`);
     return EXIT.ok;
   });
 }

@@ -47,6 +47,11 @@ export const TRAIN_BATCH_SIZE: IntRange = Object.freeze({ min: 2, max: 1024, def
 export const HEAD_HIDDEN: IntRange = Object.freeze({ min: 0, max: 4096, default: 0 });
 export const HEAD_EPOCHS: IntRange = Object.freeze({ min: 1, max: 10_000, default: 200 });
 export const HEAD_PATIENCE: IntRange = Object.freeze({ min: 1, max: 1000, default: 10 });
+/** `train-classifier --mode`: the head on frozen vectors (default), the top block fine-tuned, or the top block from fresh weights. */
+export const CLASSIFIER_MODES = Object.freeze(['head', 'finetune', 'scratch'] as const);
+/** Most epochs and patience of `--mode finetune|scratch` when not given (an epoch costs far more than a head's). */
+export const FINETUNE_EPOCHS_DEFAULT = 30;
+export const FINETUNE_PATIENCE_DEFAULT = 4;
 
 /** Embedding worker threads of an index run (default: one per core, in src/config.ts). */
 export const MAX_WORKERS = 64;

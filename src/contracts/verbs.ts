@@ -139,9 +139,10 @@ export const train = z.object({
 
 /** `pixdex train-classifier`: train the softmax head on the labelled images. */
 export const trainClassifier = z.object({
-  hidden: range(L.HEAD_HIDDEN, 'Hidden units (0 = a linear head)'),
-  epochs: range(L.HEAD_EPOCHS, 'Most epochs; early stopping usually ends sooner'),
-  patience: range(L.HEAD_PATIENCE, 'Epochs without a better held-out loss before stopping'),
+  mode: oneOf(L.CLASSIFIER_MODES, 'head', 'head (default): a softmax layer on the frozen vectors; finetune: the backbone\'s last 1x1 conv (pretrained, lower learning rate) plus a new softmax layer, on augmented views (mobilenet_v2 only); scratch: the same top from fresh weights (a baseline)'),
+  hidden: range(L.HEAD_HIDDEN, 'Hidden units of the head (0 = a linear head)'),
+  epochs: int({ min: L.HEAD_EPOCHS.min, max: L.HEAD_EPOCHS.max }, undefined, `Most epochs; early stopping usually ends sooner (${L.HEAD_EPOCHS.min}..${L.HEAD_EPOCHS.max}, default: ${L.HEAD_EPOCHS.default} for head, ${L.FINETUNE_EPOCHS_DEFAULT} for finetune and scratch).`),
+  patience: int({ min: L.HEAD_PATIENCE.min, max: L.HEAD_PATIENCE.max }, undefined, `Epochs without a better held-out loss before stopping (${L.HEAD_PATIENCE.min}..${L.HEAD_PATIENCE.max}, default: ${L.HEAD_PATIENCE.default} for head, ${L.FINETUNE_PATIENCE_DEFAULT} for finetune and scratch).`),
 });
 
 /** A folder given on the command line (relative to the working directory). */

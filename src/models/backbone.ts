@@ -145,6 +145,22 @@ export class Backbone {
     });
   }
 
+  /**
+   * An inner node [n, h, w, c] of a graph backbone for `inputSize`² RGB byte images (fine-tuning
+   * runs the frozen graph up to it), and the graph's weight tensors by name. The caller disposes.
+   */
+  innerNode(images: readonly Uint8Array[], node: string): tf.Tensor4D {
+    if (!this.graph) throw invalidParameter('backbone', 'a graph model (mobilenet_v2) for fine-tuning', this.spec.id);
+    return tf.tidy(() => this.graph!.execute(this.input(images, this.spec.inputSize), node) as tf.Tensor4D);
+  }
+
+  /** A weight of the graph model by node name (owned by the model: do not dispose). */
+  graphWeight(name: string): tf.Tensor {
+    const w = this.graph?.weights[name]?.[0];
+    if (!w) throw invalidParameter('weight', `a weight of ${this.spec.id}`, name);
+    return w;
+  }
+
   /** `size`² RGB byte images → the model's input tensor [n, size, size, 3] in its input range. */
   private input(images: readonly Uint8Array[], size: number): tf.Tensor4D {
     const [lo, hi] = this.spec.inputRange;

@@ -1,0 +1,238 @@
+/**
+ * `pixdex train-classifier --mode finetune|scratch`: decodes the labelled images, runs the frozen
+ * backbone once per augmented view (flip, crop, colour) up to the split node, trains the top
+ * (src/models/finetune.ts) with early stopping on a stratified held-out split, and stores it in
+ * LMDB `models` under the classifier key. `classify --method head|both` then runs the query
+ * through the same split node and the fine-tuned top.
+ */
+import fs from 'node:fs/promises';
+import { decodeImage } from './image/decode.ts';
+import type { Backbone } from './models/backbone.ts';
+import { FinetunedTop, topSplit, type ClassifierMode, type EpochInfo, type FeatureSet, type FinetuneOptions, type FinetuneReport, type TopSplit } from './models/finetune.ts';
+import { stratifiedSplit, type HeadOptions } from './models/head.ts';
+import { seededRandom } from './random.ts';
+import { InvalidParameterError } from './errors.ts';
+
+/** Side the augmented views are cropped from (224 crops of a 256 decode: up to 32 px of shift). */
+const AUGMENT_SIDE = 256;
+/** Augmented views per training image (the first is the plain 224 decode) (default). */
+export const DEFAULT_VIEWS = 4;
+
+/** A labelled image to train on. */
+export interface LabelledFile {
+  path: string;
+  label: string;
+}
+
+export interface FinetuneRun extends Partial<FinetuneOptions> {
+  /** Augmented views per training image (default: 4). */
+  views?: number;
+  /** Share of each class held out for early stopping and the reported accuracy (default: 0.2). */
+  validationSplit?: number;
+  signal?: AbortSignal;
+  onFeatures?: (done: number, total: number) => void;
+  onEpoch?: (e: EpochInfo) => void;
+}
+
+/** The trained top and its report (plus how long the feature pass took). */
+export interface FinetuneResult {
+  top: FinetunedTop;
+  report: FinetuneReport & { featureSeconds: number };
+}
+
+/**
+ * Trains a fine-tuned (or scratch) top on labelled files. Unreadable files are skipped; the held-out
+ * split is stratified per class (the same split as the head's for the same seed).
+ */
+export async function finetuneOnFiles(backbone: Backbone, files: readonly LabelledFile[], maxInputPixels: number, o: FinetuneRun = {}): Promise<FinetuneResult> {
+  const split = topSplit(backbone.spec.id);
+  const classes = [...new Set(files.map((f) => f.label))].sort();
+  if (classes.length < 2) throw new InvalidParameterError(`Training a classifier needs at least 2 labels; the library has ${classes.length}. Label more images (pixdex label, or index with --label-from-folder).`);
+  const seed = o.seed ?? 42;
+  const views = Math.max(1, Math.min(16, Math.round(o.views ?? DEFAULT_VIEWS)));
+  const { train, held } = stratifiedSplit(files.map((f) => f.label), o.validationSplit ?? 0.2, seed);
+  if (held.length === 0) throw new InvalidParameterError('Too few labelled images to hold any out: label at least 2 images per class.');
+  const t = performance.now();
+  const total = train.length + held.length;
+  const trainSet = await featureSet(backbone, split, train.map((i) => files[i]), classes, views, maxInputPixels, seed, (d) => o.onFeatures?.(d, total));
+  const heldSet = await featureSet(backbone, split, held.map((i) => files[i]), classes, 1, maxInputPixels, seed, (d) => o.onFeatures?.(train.length + d, total));
+  const featureSeconds = Math.round((performance.now() - t) / 100) / 10;
+  const init = { kernel: backbone.graphWeight(split.kernel), bias: backbone.graphWeight(split.bias) };
+  const top = await FinetunedTop.train(split, init, classes, trainSet, heldSet, { trainImages: trainSet.labels.length / views, views }, o, { onEpoch: o.onEpoch, signal: o.signal });
+  return { top, report: { ...top.report, featureSeconds } };
+}
+
+/** Inner-node features of one encoded image (the query side: plain 224 decode, no augmentation). */
+export async function queryFeatures(backbone: Backbone, split: TopSplit, bytes: Uint8Array, maxInputPixels: number, what = 'query'): Promise<Float32Array> {
+  const img = await decodeImage(bytes, { size: backbone.spec.inputSize, maxInputPixels }, what);
+  const t = backbone.innerNode([img.pixels], split.node);
+  try {
+    return Float32Array.from(await t.data() as Float32Array);
+  } finally {
+    t.dispose();
+  }
+}
+
+/** Runs every view of every readable file to the split node; unreadable files are left out. */
+export async function featureSet(backbone: Backbone, split: TopSplit, files: readonly LabelledFile[], classes: string[], views: number, maxInputPixels: number, seed: number, onDone: (done: number) => void): Promise<FeatureSet> {
+  const size = split.shape[0] * split.shape[1] * split.shape[2];
+  const chunks: Float32Array[] = [];
+  const labels: number[] = [];
+  const random = seededRandom(seed + 11);
+  const side = backbone.spec.inputSize;
+  for (let i = 0; i < files.length; i += 8) {
+    const images: Uint8Array[] = [];
+    const imageLabels: number[] = [];
+    const batch = files.slice(i, i + 8);
+    const decoded = await Promise.all(batch.map(async (f) => {
+      try {
+        return await decodeImage(await fs.readFile(f.path), { size: AUGMENT_SIDE, maxInputPixels, smallerSides: [side] }, f.path);
+      } catch {
+        return undefined; // unreadable: skipped, as indexing skips it
+      }
+    }));
+    decoded.forEach((img, j) => {
+      if (!img) return;
+      for (let v = 0; v < views; v++) {
+        images.push(v === 0 ? img.smaller![0] : augment(img.pixels, AUGMENT_SIDE, side, random));
+        imageLabels.push(classes.indexOf(batch[j].label));
+      }
+    });
+    for (let s = 0; s < images.length; s += 16) {
+      const t = backbone.innerNode(images.slice(s, s + 16), split.node);
+      chunks.push(Float32Array.from(await t.data() as Float32Array));
+      t.dispose();
+    }
+    labels.push(...imageLabels);
+    onDone(Math.min(i + 8, files.length));
+  }
+  const data = new Float32Array(labels.length * size);
+  let offset = 0;
+  for (const c of chunks) {
+    data.set(c, offset);
+    offset += c.length;
+  }
+  return { data, labels: Int32Array.from(labels), size };
+}
+
+/**
+ * One augmented view: a random `out`² crop of an `side`² RGB image, flipped half the time, with
+ * brightness, contrast and saturation each scaled by a random factor in [0.8, 1.2].
+ */
+export function augment(pixels: Uint8Array, side: number, out: number, random: () => number): Uint8Array {
+  const ox = Math.floor(random() * (side - out + 1));
+  const oy = Math.floor(random() * (side - out + 1));
+  const flip = random() < 0.5;
+  const [bright, contrast, saturation] = [0, 0, 0].map(() => 0.8 + 0.4 * random());
+  const view = new Uint8Array(out * out * 3);
+  let sum = 0;
+  for (let y = 0; y < out; y++) {
+    for (let x = 0; x < out; x++) {
+      const sx = flip ? ox + out - 1 - x : ox + x;
+      const src = ((oy + y) * side + sx) * 3;
+      const dst = (y * out + x) * 3;
+      const r = pixels[src] * bright;
+      const g = pixels[src + 1] * bright;
+      const b = pixels[src + 2] * bright;
+      const grey = 0.299 * r + 0.587 * g + 0.114 * b;
+      sum += grey;
+      view[dst] = clamp(grey + (r - grey) * saturation);
+      view[dst + 1] = clamp(grey + (g - grey) * saturation);
+      view[dst + 2] = clamp(grey + (b - grey) * saturation);
+    }
+  }
+  const mean = sum / (out * out);
+  for (let i = 0; i < view.length; i++) view[i] = clamp(mean + (view[i] - mean) * contrast);
+  return view;
+}
+
+function clamp(v: number): number {
+  return v < 0 ? 0 : v > 255 ? 255 : Math.round(v);
+}
+
+// ------------------------------------------------------------------ the library's fine-tuned classifier
+
+/** LMDB `models` key of the fine-tuned top (the head keeps its own key; the newer one is in use). */
+export const FINETUNE_KEY = 'classifier-finetune';
+
+/** What the library side needs (structural, so this module does not import the engine). */
+export interface FinetuneLibrary {
+  records: {
+    images(): Iterable<{ id: number; rec: { path: string; label?: string } }>;
+    model(key: string): Uint8Array | undefined;
+    putModel(key: string, bytes: Uint8Array): void;
+  };
+  config: { maxInputPixels: number };
+  model(): Promise<Backbone>;
+  /** When the head (if any) was trained: the newer classifier is the one in use. */
+  headTrainedAt(): number | undefined;
+}
+
+/** Options of `train-classifier --mode finetune|scratch`. */
+export type ClassifierTrainOptions = Omit<FinetuneRun, 'onEpoch'> & { mode: 'finetune' | 'scratch' };
+/** What `train-classifier` takes for any mode (the head's options apply to `head`). */
+export type ClassifierTrainRequest = Partial<HeadOptions> & Omit<Partial<ClassifierTrainOptions>, 'mode'> & { mode?: ClassifierMode };
+
+const loaded = new WeakMap<object, FinetunedTop>();
+
+/** Trains the fine-tuned (or scratch) top on every image a person labelled and stores it. */
+export async function trainLibraryTop(lib: FinetuneLibrary, options: ClassifierTrainOptions, onEpoch?: (epoch: number, loss: number, valLoss: number) => void): Promise<FinetuneReport & { featureSeconds: number }> {
+  const files: LabelledFile[] = [];
+  for (const { rec } of lib.records.images()) if (rec.label !== undefined) files.push({ path: rec.path, label: rec.label });
+  const { top, report } = await finetuneOnFiles(await lib.model(), files, lib.config.maxInputPixels, { ...definedOnly(options), onEpoch: (e) => onEpoch?.(e.epoch, e.loss, e.valLoss) });
+  lib.records.putModel(FINETUNE_KEY, top.toBytes());
+  loaded.get(lib.records)?.dispose();
+  loaded.set(lib.records, top);
+  return report;
+}
+
+/** The library's fine-tuned top when it is the classifier in use (newer than the head), else undefined. */
+export function libraryTop(lib: FinetuneLibrary): FinetunedTop | undefined {
+  const bytes = lib.records.model(FINETUNE_KEY);
+  if (!bytes) return undefined;
+  const trainedAt = FinetunedTop.trainedAt(bytes);
+  if ((lib.headTrainedAt() ?? -Infinity) > trainedAt) return undefined;
+  let top = loaded.get(lib.records);
+  if (!top || top.report.trainedAt !== trainedAt) {
+    top?.dispose();
+    top = FinetunedTop.fromBytes(bytes);
+    loaded.set(lib.records, top);
+  }
+  return top;
+}
+
+/** Class probabilities of an encoded query from the fine-tuned top, when it is in use and the method reads it. */
+export async function topProbabilities(lib: FinetuneLibrary, query: Uint8Array, method: string | undefined): Promise<Record<string, number> | undefined> {
+  if (method !== 'head' && method !== 'both') return undefined;
+  const top = libraryTop(lib);
+  if (!top) return undefined;
+  const features = await queryFeatures(await lib.model(), top.split, query, lib.config.maxInputPixels);
+  return Object.fromEntries(top.predict(features).map((p) => [p.label, p.probability]));
+}
+
+/**
+ * The fine-tuned top reads the image, not a stored vector: classifying an indexed image by id with
+ * --method head|both while it is in use is refused rather than answered by an older head.
+ */
+export function refuseStoredVectorWithTop(lib: FinetuneLibrary, method: string | undefined): void {
+  if ((method === 'head' || method === 'both') && libraryTop(lib)) {
+    throw new InvalidParameterError('The classifier in use is the fine-tuned top, which reads the image itself: classify the file (pixdex classify <path>, or upload it), or use --method knn.');
+  }
+}
+
+/** Facts about the fine-tuned top for `stats` when it is the classifier in use, else undefined. */
+export function libraryTopInfo(lib: FinetuneLibrary): (FinetuneReport & { bytes: number }) | undefined {
+  const top = libraryTop(lib);
+  return top ? { ...top.report, bytes: lib.records.model(FINETUNE_KEY)!.length } : undefined;
+}
+
+/** Frees the cached top of a library (on close). */
+export function disposeLibraryTop(records: object): void {
+  loaded.get(records)?.dispose();
+  loaded.delete(records);
+}
+
+/** The object without its undefined fields (so they do not override defaults when spread). */
+export function definedOnly<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
