@@ -2,7 +2,7 @@
  * Indexing throughput on a folder, in one run: decoding alone, the backbone alone (on
  * pre-decoded batches), and end to end (`Engine.index` into a fresh store). Prints one JSON line.
  *
- *   npm run bench:index -- <dir> [--workers N|1,2] [--local-features on|off|off,on] [--limit N] [--backbone ID] [--backend NAME]
+ *   npm run bench:index -- <dir> [--workers N|1,2] [--local-features on|off|off,on] [--stages on|off] [--limit N] [--backbone ID] [--backend NAME]
  *
  * `--local-features off,on` measures both settings (with the last worker count) in this one run:
  * `localFeaturesRatio` is the rate with them over the rate without, and `bytesPerImage` the
