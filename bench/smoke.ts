@@ -31,6 +31,7 @@ function smokeRuns(data: string): Record<string, Omit<ScriptRun, 'timeoutSeconds
   const flowers = path.join(data, 'oxford_flowers17');
   return {
     index: { script: 'bench/index.ts', args: [flowers, '--limit', '8', '--local-features', 'off,on'] },
+    'decode-heic': { script: 'bench/decode-heic.ts', args: ['--rounds', '1'] },
     query: { script: 'bench/query.ts', args: ['--dataset', path.join(data, 'hymenoptera_data/train'), '--queries', path.join(data, 'hymenoptera_data/val'), '--n', '6', '--breakdown', '2'] },
     ann: { script: 'bench/ann.ts', args: ['--n', '600', '--dims', '64', '--queries', '20', '--ef', '16,64', '--repeat', '1'] },
     open: { script: 'bench/open.ts', args: ['--n', '600', '--dims', '64', '--runs', '1'] },
@@ -49,12 +50,27 @@ function smokeRuns(data: string): Record<string, Omit<ScriptRun, 'timeoutSeconds
   };
 }
 
+/** bench/ files that are not scripts of their own: modules the scripts import, and the runners. */
+const NOT_SCRIPTS = new Set(['bench/smoke.ts', 'bench/all.ts', 'bench/index-stages.ts']);
+
+/** A script added to bench/ without a smoke run would rot unseen: refuse to pass until it has one. */
+function uncovered(runs: Record<string, { script: string }>): string[] {
+  const covered = new Set(Object.values(runs).map((r) => r.script));
+  return fs
+    .readdirSync('bench')
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => `bench/${f}`)
+    .filter((f) => !covered.has(f) && !NOT_SCRIPTS.has(f));
+}
+
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'pixdex-bench-smoke-run-'));
 let failed = 0;
 const started = performance.now();
 try {
   const data = tinyDatasets(SHARED_DATASETS, path.join(root, 'datasets'), Number(values['per-folder']));
   const runs = smokeRuns(data);
+  const missing = uncovered(runs);
+  if (missing.length > 0) throw new Error(`no smoke run for ${missing.join(', ')}: add each to smokeRuns in bench/smoke.ts with the flags that make it tiny`);
   const only = values.only?.split(',');
   const unknown = only?.filter((name) => !(name in runs)) ?? [];
   if (unknown.length > 0) throw new Error(`--only: no benchmark named ${unknown.join(', ')}; the names are ${Object.keys(runs).join(', ')}`);
