@@ -217,12 +217,13 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   },
 
   async search(args) {
-    const { values: v, pos } = parse(args, { k: { type: 'string' }, label: { type: 'string' }, space: { type: 'string' }, expand: { type: 'string' }, 'no-verify': { type: 'boolean', default: false } }, [1, 1], 'search');
-    const options = parseParams(VERBS.search, { k: v.k, label: v.label, space: v.space, expand: v.expand, verify: !v['no-verify'] }, CLI_NAMES);
+    const { values: v, pos } = parse(args, { k: { type: 'string' }, label: { type: 'string' }, after: { type: 'string' }, before: { type: 'string' }, space: { type: 'string' }, expand: { type: 'string' }, 'no-verify': { type: 'boolean', default: false } }, [1, 1], 'search');
+    const options = parseParams(VERBS.search, { k: v.k, label: v.label, after: v.after, before: v.before, space: v.space, expand: v.expand, verify: !v['no-verify'] }, CLI_NAMES);
     const query = await readQuery(pos[0]);
     return withEngine(v, async (engine) => {
       const results = await engine.search(query, options);
-      out(v, { results }, results.map((r, i) => `${String(i + 1).padStart(3)}. ${r.score.toFixed(4)}  ${r.label ?? '-'}  ${r.path}  (id ${r.id})${r.inliers === undefined ? '' : r.verified ? `  verified: ${r.inliers} inliers` : `  ${r.inliers} inliers`}`).join('\n') || 'no results: the index is empty');
+      const filtered = options.label !== undefined || options.after !== undefined || options.before !== undefined;
+      out(v, { results }, results.map((r, i) => `${String(i + 1).padStart(3)}. ${r.score.toFixed(4)}  ${r.label ?? '-'}  ${r.path}  (id ${r.id})${r.takenAt ? `  taken ${r.takenAt}` : ''}${r.inliers === undefined ? '' : r.verified ? `  verified: ${r.inliers} inliers` : `  ${r.inliers} inliers`}`).join('\n') || (filtered ? 'no results: no indexed image matches the filters' : 'no results: the index is empty'));
       return EXIT.ok;
     });
   },
@@ -382,6 +383,7 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
       out(v, s, [
         `images    ${s.images}`,
         `labels    ${labels}`,
+        `dates     ${s.dates.dated === 0 ? 'none (no image has an EXIF capture date)' : `${s.dates.earliest} … ${s.dates.latest} (${s.dates.dated} of ${s.images} images dated)`}`,
         `backbone  ${s.backbone} (${s.dims}-d), descriptor ${s.descriptor}`,
         `space     ${s.spaceInfo.kind === 'backbone' ? `backbone (${s.descriptor} ${s.dims}-d)` : `autoencoder ${s.spaceInfo.dims}-d, trained ${s.spaceInfo.trainedAt} on ${s.spaceInfo.samples} images, ${s.spaceInfo.epochs} epochs, final loss ${s.spaceInfo.finalLoss.toFixed(4)}`}`,
         `backend   ${s.backend} (${s.backendReason})`,
