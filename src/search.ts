@@ -16,6 +16,7 @@ import type { Records } from './store/records.ts';
 import type { SpaceInfo } from './store/lmdb.ts';
 import { dot, l2normalize } from './vector.ts';
 import { DATE_EXPECTED, instantOf } from './dates.ts';
+import { CaptureDates } from './capture-dates.ts';
 import { verifyCandidates, type VerifiedCandidate } from './local/rerank.ts';
 import type { LocalFeatures } from './local/types.ts';
 import { VOCABULARY_MIN_IMAGES, type VisualWords } from './local/visual-words.ts';
@@ -108,13 +109,18 @@ interface Query {
 }
 
 export class Searcher {
+  /** Capture instants by id, for the date filters (and `stats`' date range). */
+  readonly dates: CaptureDates;
+
   constructor(
     private readonly records: Records,
     private readonly sync: IndexSync,
     private readonly describer: Describer,
     private readonly spec: BackboneSpec,
     private readonly words: VisualWords,
-  ) {}
+  ) {
+    this.dates = new CaptureDates(records);
+  }
 
   /** The space named by a CLI/HTTP `space` option, checked against what exists (default: active). */
   spaceFor(kind?: SpaceKind): SpaceInfo {
@@ -129,7 +135,9 @@ export class Searcher {
     const expand = intParam('expand', o.expand ?? DEFAULT_EXPAND, 0, MAX_EXPAND);
     this.sync.refresh();
     const space = this.spaceFor(o.space);
-    return { k, expand, space, exact: space.kind !== this.records.space().kind, filter: this.filter(o, dateRange(o)) };
+    const dates = dateWindow(o);
+    if (dates) this.dates.refresh();
+    return { k, expand, space, exact: space.kind !== this.records.space().kind, filter: this.filter(o, dates) };
   }
 
   /**
@@ -252,19 +260,18 @@ export class Searcher {
   }
 
   /** The id filter of a search's options (label, labelled, excluded id, capture dates), or undefined for none. */
-  private filter(o: SearchOptions, dates?: DateRange): ((id: number) => boolean) | undefined {
+  private filter(o: SearchOptions, dates?: DateWindow): ((id: number) => boolean) | undefined {
     const { label, excludeId, labelled } = o;
     if (label === undefined && excludeId === undefined && !labelled && !dates) return undefined;
     return (id) => {
       if (id === excludeId) return false;
-      if (label === undefined && !labelled && !dates) return true;
-      const rec = this.records.get(id);
       if (dates) {
-        const t = rec?.takenAt === undefined ? undefined : instantOf(rec.takenAt);
-        if (t === undefined || t < dates.after || t >= dates.before) return false;
+        const t = this.dates.of(id); // NaN (no date) fails both comparisons
+        if (!(t >= dates.after && t < dates.before)) return false;
       }
       if (label === undefined && !labelled) return true;
-      return label === undefined ? rec?.label !== undefined : rec?.label === label;
+      const l = this.records.get(id)?.label;
+      return label === undefined ? l !== undefined : l === label;
     };
   }
 
@@ -298,13 +305,13 @@ export class Searcher {
 }
 
 /** A capture-time window in ms since 1970: [after, before). */
-interface DateRange {
+interface DateWindow {
   after: number;
   before: number;
 }
 
 /** The `after`/`before` options as a window, checked; undefined when neither is given. */
-function dateRange(o: SearchOptions): DateRange | undefined {
+function dateWindow(o: SearchOptions): DateWindow | undefined {
   if (o.after === undefined && o.before === undefined) return undefined;
   const bound = (name: 'after' | 'before', value: string | undefined, open: number): number => {
     if (value === undefined) return open;

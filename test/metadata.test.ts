@@ -81,7 +81,9 @@ describe('capture metadata and date filters', () => {
     for (const [i, p] of PHOTOS.entries()) files.set(p.name, await writePhoto(photos, sources[i], p));
     // Small batches, two workers: the metadata is read in the embedding worker threads.
     engine = await Engine.open({ ...engineOptions(dataDir), batchSize: 4, workers: 2 });
-    const summary = await engine.index([photos]);
+    const warnings: string[] = [];
+    const summary = await engine.index([photos], { onWarning: (w) => warnings.push(w) });
+    assert.deepEqual(warnings, [], 'the embedding workers started');
     assert.equal(summary.failed, 0, JSON.stringify(summary.errors));
     assert.equal(summary.added, PHOTOS.length);
     for (const [name, file] of files) ids.set(name, engine.records.idOfPath(file)!);
@@ -171,11 +173,14 @@ describe('capture metadata and date filters', () => {
     const { takenAt: _t, camera: _c, metadata: _m, ...old } = record('dated-05.jpg');
     store.write(() => store.images.putSync(id, old));
     const vector = engine.records.vector(id)!;
+    const metadataSeq = engine.records.meta().metadataSeq ?? 0;
     const summary = await engine.index([photos]);
     assert.deepEqual({ added: summary.added, updated: summary.updated, failed: summary.failed }, { added: 0, updated: 0, failed: 0 });
     assert.equal(record('dated-05.jpg').takenAt, '2020-05-10T10:00:00');
     assert.deepEqual(record('dated-05.jpg').camera, { make: 'TestMaker', model: 'Model 4' });
     assert.deepEqual(engine.records.vector(id), vector);
+    assert.equal(engine.records.meta().metadataSeq, metadataSeq + 1, 'in-memory date caches are told to rebuild');
+    assert.ok(namesOf(engine.similar(ids.get('dated-04.jpg')!, { k: 20, after: '2020-05-01', before: '2020-06-01' })).includes('dated-05.jpg'));
     const check = engine.check();
     assert.ok(check.ok, JSON.stringify(check));
   });
@@ -210,6 +215,7 @@ describe('capture metadata and date filters', () => {
       const stats = await (await fetch(`${base}/api/stats`)).json();
       assert.deepEqual(stats.dates, { earliest: '2018-07-01T12:00:00-05:00', latest: '2020-08-10T10:00:00', dated: 10 });
       assert.ok((await fetch(`${base}/api/images/${created.id}`, { method: 'DELETE' })).ok);
+      assert.equal((await (await fetch(`${base}/api/stats`)).json()).dates.dated, 9, 'a removed image leaves the range');
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }

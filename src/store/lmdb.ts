@@ -82,6 +82,8 @@ export interface StoreMeta {
   /** Version of the near-duplicate evidence `dupesPending` tracks (absent: every image is listed there on first use). */
   dupes?: number;
   nextId: number;
+  /** Bumped when metadata is read into records already stored (no journal entry): in-memory date caches rebuild. */
+  metadataSeq?: number;
   /** Last journal sequence number written. */
   seq: number;
   createdAt: number;

@@ -191,7 +191,10 @@ export class Records {
         if (sameId !== undefined) {
           // This content is stored already (by an earlier run, or earlier in this one).
           let same = store.images.get(sameId)!;
-          if (f.metadata && needsMetadata(same)) store.images.putSync(sameId, (same = withMetadata(same, f.metadata))); // read by an older pixdex
+          if (f.metadata && needsMetadata(same)) { // stored by an older pixdex: no journal entry, so a counter tells readers (CaptureDates)
+            store.images.putSync(sameId, (same = withMetadata(same, f.metadata)));
+            meta.metadataSeq = (meta.metadataSeq ?? 0) + 1;
+          }
           if (f.local && !store.features.doesExist(sameId)) {
             putLocal(store, sameId, f.local); // features added to an existing library
             recheckDupes(store, sameId); // its comparisons had no inliers: checked again
@@ -291,11 +294,11 @@ export class Records {
     return store.write(() => {
       const meta = this.meta();
       const journal: JournalEntry[] = [];
-      const before = meta.nextId;
+      const before = [meta.nextId, meta.metadataSeq];
       this.byImage = undefined;
       try {
         const out = fn(meta, journal);
-        if (journal.length > 0 || meta.nextId !== before) {
+        if (journal.length > 0 || meta.nextId !== before[0] || meta.metadataSeq !== before[1]) {
           store.appendJournal(meta, journal);
           store.putMeta(meta);
         }
