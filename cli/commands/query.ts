@@ -9,7 +9,8 @@ export async function search({ values: v, pos, params }: Parsed<z.output<typeof 
   const query = await readQuery(pos[0]);
   return withEngine(v, async (engine) => {
     const results = await engine.search(query, params);
-    out(v, { results }, results.map((r, i) => `${String(i + 1).padStart(3)}. ${r.score.toFixed(4)}  ${r.label ?? '-'}  ${r.path}  (id ${r.id})${r.inliers === undefined ? '' : r.verified ? `  verified: ${r.inliers} inliers` : `  ${r.inliers} inliers`}`).join('\n') || 'no results: the index is empty');
+    const filtered = params.label !== undefined || params.after !== undefined || params.before !== undefined;
+    out(v, { results }, results.map((r, i) => `${String(i + 1).padStart(3)}. ${r.score.toFixed(4)}  ${r.label ?? '-'}  ${r.path}  (id ${r.id})${r.takenAt ? `  taken ${r.takenAt}` : ''}${r.inliers === undefined ? '' : r.verified ? `  verified: ${r.inliers} inliers` : `  ${r.inliers} inliers`}`).join('\n') || (filtered ? 'no results: no indexed image matches the filters' : 'no results: the index is empty'));
     return EXIT.ok;
   });
 }

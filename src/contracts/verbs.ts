@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { invalidParameter } from '../errors.ts';
+import { DATE_EXPECTED, instantOf } from '../dates.ts';
 import * as L from './limits.ts';
 
 /** What each field expects, in words (the message of a bad value), and for arrays what each item expects. */
@@ -69,6 +70,14 @@ const expand = range({ min: 0, max: L.MAX_EXPAND, default: L.DEFAULT_EXPAND }, '
 const space = oneOf(SPACES, undefined, 'Embedding space to search (default: the active one); backbone in an autoencoder library is an exact search.');
 const labelFilter = expects(Label.optional().describe('Only images with this label; applied inside the ANN search, so k results still come back.'), LABEL_EXPECTED);
 
+/** An ISO 8601 date or date-time bound on the capture date (src/image/metadata.ts `instantOf`). */
+function dateBound(description: string) {
+  const s = z.string().trim().refine((v) => instantOf(v) !== undefined).optional();
+  return expects(s.describe(`${description} ISO 8601 date or date-time; without an offset read as UTC. Images without a capture date (EXIF) are left out when after or before is given; applied inside the ANN search, so k results still come back.`), DATE_EXPECTED);
+}
+const after = dateBound('Only images taken at or after this time (inclusive).');
+const before = dateBound('Only images taken before this time (exclusive: 2021-06-06 ends with 5 June).');
+
 // ------------------------------------------------------------------------------------ verbs
 
 const verify = expects(
@@ -77,10 +86,10 @@ const verify = expects(
 );
 
 /** `pixdex search`, `POST /api/search`: nearest images to a query photo. */
-export const search = z.object({ k, label: labelFilter, space, expand, verify });
+export const search = z.object({ k, label: labelFilter, after, before, space, expand, verify });
 
 /** `GET /api/images/:id/similar`: nearest images to an indexed one (itself excluded). */
-export const similar = z.object({ k, label: labelFilter, space, expand });
+export const similar = z.object({ k, label: labelFilter, after, before, space, expand });
 
 /** `pixdex classify`, `POST /api/classify`: a label from the neighbours' vote and/or the head. */
 export const classify = z.object({
