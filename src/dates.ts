@@ -4,6 +4,7 @@
  * photo or in an `after`/`before` bound) is read as UTC, so "2021-06-05" in a filter and a photo
  * taken at "2021-06-05T09:00:00" by its camera's clock compare as the same day.
  */
+import { InvalidParameterError, invalidParameter } from './errors.ts';
 
 /** An EXIF date ("2021:06:05 14:30:00", offset "+02:00") as ISO 8601, or undefined when it is not a real date (e.g. "0000:00:00 00:00:00"). */
 export function exifDate(value: unknown, offset: unknown): string | undefined {
@@ -46,4 +47,25 @@ export function instantOf(iso: string): number | undefined {
 function isCalendarTime(y: number, mo: number, d: number, h: number, mi: number, s: number): boolean {
   if (y < 1000 || mo < 1 || mo > 12 || d < 1 || h > 23 || mi > 59 || s > 59) return false;
   return new Date(Date.UTC(y, mo - 1, d)).getUTCDate() === d; // no 31 April
+}
+
+/** A capture-time window in ms since 1970: [after, before). */
+export interface DateWindow {
+  after: number;
+  before: number;
+}
+
+/** The `after`/`before` options as a window, checked; undefined when neither is given. */
+export function dateWindow(o: { after?: string; before?: string }): DateWindow | undefined {
+  if (o.after === undefined && o.before === undefined) return undefined;
+  const bound = (name: 'after' | 'before', value: string | undefined, open: number): number => {
+    if (value === undefined) return open;
+    const t = typeof value === 'string' ? instantOf(value) : undefined;
+    if (t === undefined) throw invalidParameter(name, DATE_EXPECTED, value);
+    return t;
+  };
+  const after = bound('after', o.after, -Infinity);
+  const before = bound('before', o.before, Infinity);
+  if (after >= before) throw new InvalidParameterError(`Expected after (${o.after}) to be earlier than before (${o.before}): no time is in that range; swap them or widen it.`);
+  return { after, before };
 }

@@ -8,14 +8,14 @@ import type { Hit } from './ann.ts';
 import { expandVector } from './descriptors.ts';
 import type { Describer } from './describe.ts';
 import { DEFAULT_EXPAND, DEFAULT_K, MAX_EXPAND, MAX_K, MIN_K } from './contracts/limits.ts';
-import { InvalidParameterError, NotFoundError, intParam, invalidParameter } from './errors.ts';
+import { InvalidParameterError, NotFoundError, intParam } from './errors.ts';
 import type { IndexSync } from './index-sync.ts';
 import { libraryRegional, regionalScore } from './library-descriptor.ts';
 import type { BackboneSpec } from './models/backbone.ts';
 import type { Records } from './store/records.ts';
 import type { SpaceInfo } from './store/lmdb.ts';
 import { dot, l2normalize } from './vector.ts';
-import { DATE_EXPECTED, instantOf } from './dates.ts';
+import { dateWindow, type DateWindow } from './dates.ts';
 import { CaptureDates } from './capture-dates.ts';
 import { verifyCandidates, type VerifiedCandidate } from './local/rerank.ts';
 import type { LocalFeatures } from './local/types.ts';
@@ -302,25 +302,4 @@ export class Searcher {
     }
     return out;
   }
-}
-
-/** A capture-time window in ms since 1970: [after, before). */
-interface DateWindow {
-  after: number;
-  before: number;
-}
-
-/** The `after`/`before` options as a window, checked; undefined when neither is given. */
-function dateWindow(o: SearchOptions): DateWindow | undefined {
-  if (o.after === undefined && o.before === undefined) return undefined;
-  const bound = (name: 'after' | 'before', value: string | undefined, open: number): number => {
-    if (value === undefined) return open;
-    const t = typeof value === 'string' ? instantOf(value) : undefined;
-    if (t === undefined) throw invalidParameter(name, DATE_EXPECTED, value);
-    return t;
-  };
-  const after = bound('after', o.after, -Infinity);
-  const before = bound('before', o.before, Infinity);
-  if (after >= before) throw new InvalidParameterError(`Expected after (${o.after}) to be earlier than before (${o.before}): no time is in that range; swap them or widen it.`);
-  return { after, before };
 }

@@ -202,6 +202,21 @@ describe('capture metadata and date filters', () => {
       const bad = await fetch(`${base}/api/images/${id}/similar?after=last-week`);
       assert.equal(bad.status, 400);
       assert.equal((await bad.json()).error.code, 'INVALID_PARAMETER');
+      // Browse by date: newest first, undated last; a window keeps only the dated images in it.
+      const byDate = await (await fetch(`${base}/api/images?order=taken&limit=500`)).json();
+      assert.equal(byDate.total, ids.size);
+      const instants = byDate.images.map((i: { takenAt?: string }) => (i.takenAt ? instantOf(i.takenAt)! : NaN));
+      const withDate = instants.filter((t: number) => !Number.isNaN(t));
+      assert.deepEqual(withDate, [...withDate].sort((a: number, b: number) => b - a), 'newest first');
+      assert.ok(withDate.length >= 9 && instants.slice(withDate.length).every((t: number) => Number.isNaN(t)), 'undated images last');
+      const page2 = await (await fetch(`${base}/api/images?order=taken&limit=3&offset=3`)).json();
+      assert.deepEqual(page2.images.map((i: { id: number }) => i.id), byDate.images.slice(3, 6).map((i: { id: number }) => i.id));
+      const spring = await (await fetch(`${base}/api/images?after=2020-03-01&before=2020-06-01`)).json();
+      assert.deepEqual(namesOf(spring.images), inRange('2020-03-01', '2020-06-01'));
+      assert.equal(spring.total, inRange('2020-03-01', '2020-06-01').length);
+      const empty = await fetch(`${base}/api/images?after=2020-06-01&before=2020-03-01`);
+      assert.equal(empty.status, 400);
+      assert.equal((await empty.json()).error.code, 'INVALID_PARAMETER');
       const image = await (await fetch(`${base}/api/images/${ids.get('dated-02.jpg')}`)).json();
       assert.equal(image.takenAt, '2020-02-10T10:00:00');
       assert.deepEqual(image.camera, { make: 'TestMaker', model: 'Model 1' });

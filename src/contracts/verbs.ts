@@ -71,12 +71,14 @@ const space = oneOf(SPACES, undefined, 'Embedding space to search (default: the 
 const labelFilter = expects(Label.optional().describe('Only images with this label; applied inside the ANN search, so k results still come back.'), LABEL_EXPECTED);
 
 /** An ISO 8601 date or date-time bound on the capture date (src/image/metadata.ts `instantOf`). */
-function dateBound(description: string) {
+function dateBound(description: string, tail = '; applied inside the ANN search, so k results still come back') {
   const s = z.string().trim().refine((v) => instantOf(v) !== undefined).optional();
-  return expects(s.describe(`${description} ISO 8601 date or date-time; without an offset read as UTC. Images without a capture date (EXIF) are left out when after or before is given; applied inside the ANN search, so k results still come back.`), DATE_EXPECTED);
+  return expects(s.describe(`${description} ISO 8601 date or date-time; without an offset read as UTC. Images without a capture date (EXIF) are left out when after or before is given${tail}.`), DATE_EXPECTED);
 }
-const after = dateBound('Only images taken at or after this time (inclusive).');
-const before = dateBound('Only images taken before this time (exclusive: 2021-06-06 ends with 5 June).');
+const AFTER = 'Only images taken at or after this time (inclusive).';
+const BEFORE = 'Only images taken before this time (exclusive: 2021-06-06 ends with 5 June).';
+const after = dateBound(AFTER);
+const before = dateBound(BEFORE);
 
 // ------------------------------------------------------------------------------------ verbs
 
@@ -180,11 +182,14 @@ export const duplicates = z.object({
   ),
 });
 
-/** `GET /api/images`: the library page by page, in the order images were added, all or one label's. */
+/** `GET /api/images`: the library page by page, in the order images were added or by capture date, all or one label's, in a date range. */
 export const images = z.object({
   offset: int({ min: 0, max: L.MAX_IMAGE_ID }, 0, 'Images to skip (default: 0).'),
   limit: range(L.PAGE_LIMIT, 'Images per page'),
   label: expects(Label.optional().describe("Only this label's images."), LABEL_EXPECTED),
+  order: oneOf(['added', 'taken'], 'added', 'added: in the order images were added (default); taken: by capture date (EXIF), newest first, undated images last.'),
+  after: dateBound(AFTER, ''),
+  before: dateBound(BEFORE, ''),
 });
 
 /** `GET /api/images/:id/original`: the original file, shown in the browser or downloaded. */
