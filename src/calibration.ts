@@ -55,8 +55,9 @@ export interface Calibrated {
 }
 
 /**
- * Below this share of a class's own leave-one-out similarities, a query is unlike the class.
- * Low, because this embedding puts bees on flowers close to flowers: at 0.05 a twelfth of the
+ * Below this share of a class's own leave-one-out similarities, a query is unlike the class
+ * (conformal: needs 99 photos of the class, or over all classes, to say so at all). Low,
+ * because this embedding puts bees on flowers close to flowers: at 0.05 a twelfth of the
  * hymenoptera val photos were "unknown" against their own train photos; at 0.01 none were.
  */
 export const OPEN_SET_PERCENTILE = 0.01;
@@ -65,7 +66,7 @@ export const GAP_PERCENTILE = 0.95;
 /** Nearest photos averaged on each side of `libraryGap`. */
 export const GAP_NEIGHBORS = 3;
 /** A class needs this many labelled photos for its own threshold (else the pooled one). */
-const MIN_CLASS_PHOTOS = 5;
+const MIN_CLASS_PHOTOS = Math.ceil(1 / OPEN_SET_PERCENTILE) - 1;
 /** Labelled photos the fit reads at most (evenly per class): leave-one-out is quadratic. */
 export const MAX_CALIBRATION_IMAGES = 800;
 
@@ -170,16 +171,26 @@ export function fitCalibration(vectors: readonly Float32Array[], labels: readonl
     ws.push(1);
   };
   ranked.forEach((hits, i) => add(hits, names[i]));
-  const gaps = o.gaps && o.gaps.length > 0 ? [...o.gaps].sort((a, b) => a - b) : null;
-  const gapThreshold = gaps ? gaps[Math.floor(GAP_PERCENTILE * (gaps.length - 1))] : null;
+  const gaps = [...(o.gaps ?? [])].sort((a, b) => b - a);
+  const m = conformalRank(gaps.length, 1 - GAP_PERCENTILE);
+  const gapThreshold = m < 0 ? null : gaps[m];
   return { format: 'pixdex-calibration-1', k: o.k, weights: fitLogistic(xs, ys, ws), classes, pooled, gapThreshold, images: n, fingerprint: o.fingerprint };
 }
 
 function typicality(sims: number[]): ClassTypicality | null {
   if (sims.length === 0) return null;
   const s = [...sims].sort((a, b) => a - b);
-  const at = (p: number) => s[Math.floor(p * (s.length - 1))];
-  return { threshold: at(OPEN_SET_PERCENTILE), median: at(0.5) };
+  const m = conformalRank(s.length, OPEN_SET_PERCENTILE);
+  return { threshold: m < 0 ? -1 : s[m], median: s[Math.floor(0.5 * (s.length - 1))] };
+}
+
+/**
+ * Index into n sorted values below which (strictly) a new value is rarer than share `alpha`
+ * (conformal: (1 + values beyond) / (n + 1) <= alpha); -1 when n is too small to tell, so a
+ * class with few photos never calls a photo unknown on its own evidence.
+ */
+function conformalRank(n: number, alpha: number): number {
+  return Math.floor(alpha * (n + 1)) - 1;
 }
 
 /** Up to `max` indices, the same share of every class, in a fixed order (deterministic). */

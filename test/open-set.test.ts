@@ -42,8 +42,8 @@ describe('Open set and calibrated confidence (hymenoptera + flowers17)', () => {
     const byPath = new Map(r.suggestions.map((s) => [s.path, s]));
     const strays = unlabelledClassPhotos.filter((f) => byPath.has(f)).length / unlabelledClassPhotos.length;
     const right = labelledClassPhotos.filter((f) => byPath.get(f)?.label === truth(f)).length / labelledClassPhotos.length;
-    // Measured (mobilenet_v2, regional, wasm, load ~12): 0.042 of the unlabelled classes' photos
-    // suggested (1 of 80 sunflowers), 0.793 of the labelled classes' photos right, 247 unknown;
+    // Measured (mobilenet_v2, regional, wasm, load ~10): 0.042 and 0.054 of the unlabelled classes'
+    // photos suggested (1 of 80 sunflowers), 0.79 and 0.83 of the labelled classes' photos right;
     // by the vote share alone 0.388 of the unlabelled classes' photos would be suggested.
     assert.ok(strays <= 0.08, `suggestions for unlabelled classes: ${strays.toFixed(3)}`);
     assert.ok(right >= 0.75, `right suggestions for labelled classes: ${right.toFixed(3)}`);
@@ -62,7 +62,7 @@ describe('Open set and calibrated confidence (hymenoptera + flowers17)', () => {
     const meanConfidence = answers.reduce((s, a) => s + a.c.confidence, 0) / answers.length;
     const meanShare = answers.reduce((s, a) => s + a.c.share, 0) / answers.length;
     t.diagnostic(JSON.stringify({ accuracy, meanConfidence, meanShare }));
-    // Measured: accuracy 0.925, mean confidence 0.932 (the share's mean: 0.920).
+    // Measured: accuracy 0.934, mean confidence 0.933 (the share's mean: 0.920).
     assert.ok(Math.abs(meanConfidence - accuracy) <= 0.06, `mean confidence ${meanConfidence.toFixed(3)} vs accuracy ${accuracy.toFixed(3)} (share ${meanShare.toFixed(3)})`);
     for (const { c } of answers) {
       assert.ok(c.confidence >= 0 && c.confidence <= 1 && c.share >= 0 && c.share <= 1);
@@ -86,7 +86,8 @@ describe('Open set and calibrated confidence (hymenoptera + flowers17)', () => {
     const before = stored();
     assert.equal(before.format, 'pixdex-calibration-1');
     assert.equal(before.images, 245 + 3 * 60);
-    assert.ok(before.gapThreshold > 0 && Object.keys(before.classes).length === 5);
+    assert.ok(before.gapThreshold > 0);
+    assert.deepEqual(Object.keys(before.classes).sort(), ['ants', 'bees'], 'the flower classes (60 photos) use the pooled threshold');
     engine.label(bluebell, 'bluebell');
     const c = engine.classifyId(engine.resolve(other));
     const after = stored();
