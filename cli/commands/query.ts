@@ -20,7 +20,7 @@ export async function classify({ values: v, pos, params }: Parsed<z.output<typeo
   return withEngine(v, async (engine) => {
     const c = await engine.classify(query, params);
     const { method: _m, ...json } = c;
-    out(v, json, `${c.label ?? 'unknown'}  confidence ${c.confidence.toFixed(3)}  (${c.method})  votes ${Object.entries(c.votes).map(([l, w]) => `${l} ${w.toFixed(3)}`).join(', ')}`);
+    out(v, json, `${c.label ?? c.reason ?? 'unknown'}  confidence ${c.confidence.toFixed(3)} (calibrated; vote share ${c.share.toFixed(3)})  (${c.method})  votes ${Object.entries(c.votes).map(([l, w]) => `${l} ${w.toFixed(3)}`).join(', ')}`);
     return EXIT.ok;
   });
 }

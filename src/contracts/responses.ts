@@ -32,9 +32,12 @@ export const Result = z.object({
 export const SearchResponse = z.object({ results: z.array(Result), tookMs: z.number() });
 
 export const ClassifyResponse = z.object({
-  label: z.string().nullable().describe('null below minConfidence, or with no labelled neighbour.'),
-  confidence: z.number().min(0).max(1),
-  votes: z.record(z.string(), z.number()),
+  label: z.string().nullable().describe('null below minConfidence, when unknown (unlike every labelled class), or with no labelled neighbour.'),
+  confidence: z.number().min(0).max(1).describe('Calibrated probability that the label (when null: the best candidate) is right: kNN fitted leave-one-out on the labelled images, the head temperature-scaled on its held-out split, both their mean. Before issue 17 it was the vote share, now `share`.'),
+  share: z.number().min(0).max(1).describe("The best candidate's share of `votes` (the old confidence)."),
+  unknown: z.boolean().describe('The photo is unlike every labelled class: label null whatever minConfidence.'),
+  reason: z.string().optional().describe('Why the label is null, e.g. "unknown: unlike every labelled class".'),
+  votes: z.record(z.string(), z.number()).describe('The distribution: kNN vote shares, the head\'s softmax, or their average.'),
   method: z.enum(CLASSIFY_METHODS),
   neighbors: z.array(Result),
   tookMs: z.number(),
@@ -46,6 +49,7 @@ export const PropagateReport = z.object({
   unlabelled: z.number().int(),
   suggested: z.number().int(),
   undecided: z.number().int(),
+  unknown: z.number().int().describe('Of the undecided, images left alone as unlike every labelled class (open set).'),
   applied: z.boolean(),
   suggestions: z.array(Suggestion.omit({ thumbnailUrl: true })),
 });
