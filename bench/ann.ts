@@ -78,7 +78,8 @@ export interface Generator {
 
 /** MobileNetV2 pooled vectors of the shared datasets, embedded once and cached in the temp dir. */
 export async function realEmbeddings(log: (s: string) => void = () => {}): Promise<{ vectors: Float32Array; count: number; dims: number } | undefined> {
-  const cacheDir = path.join(os.tmpdir(), 'pixdex-bench-cache');
+  // PIXDEX_BENCH_CACHE: bench:smoke points it at its own folder, so tiny inputs never replace this cache.
+  const cacheDir = process.env.PIXDEX_BENCH_CACHE ?? path.join(os.tmpdir(), 'pixdex-bench-cache');
   const cache = path.join(cacheDir, 'mobilenet_v2-pooled.f32');
   if (fs.existsSync(cache)) {
     const buf = fs.readFileSync(cache);

@@ -74,7 +74,9 @@ const SIDES = args.sides!.split(',').map(Number);
 const RP = Number(args['regional-p']);
 const RGEM = `gem${RP}`;
 const NATIVE = 224;
-const CACHE = path.join(REPO, 'tmp/desc/cache', BACKBONE);
+/** PIXDEX_BENCH_CACHE: bench:smoke points it at its own folder, so tiny inputs never replace this cache. */
+const CACHE_ROOT = process.env.PIXDEX_BENCH_CACHE ?? path.join(REPO, 'tmp/desc/cache');
+const CACHE = path.join(CACHE_ROOT, BACKBONE);
 const round = (x: number) => Math.round(x * 1000) / 1000;
 const log = (...m: unknown[]) => console.error(`[${new Date().toISOString().slice(11, 19)}]`, ...m);
 
@@ -91,7 +93,7 @@ function hashPaths(items: readonly DatasetItem[]): string {
 }
 let t0 = performance.now();
 // Pixel-identical copies inside flowers17 (66 pairs) count as the original; cached, since finding them decodes every photo.
-const dupFile = path.join(REPO, 'tmp/desc/cache', `flowers-duplicates-${hashPaths(flowers)}.json`);
+const dupFile = path.join(CACHE_ROOT, `flowers-duplicates-${hashPaths(flowers)}.json`);
 if (!fs.existsSync(dupFile)) fs.writeFileSync(dupFile, JSON.stringify(await findDuplicates(flowers.map((f) => f.path))));
 const duplicates = JSON.parse(fs.readFileSync(dupFile, 'utf8')) as number[][];
 const instance = await buildInstanceSet({ sources: flowers, backgrounds: [...flowers, ...hym], count: Number(args.queries), seed: Number(args.seed), duplicates });

@@ -2,7 +2,7 @@
  * Indexing throughput on a folder, in one run: decoding alone, the backbone alone (on
  * pre-decoded batches), and end to end (`Engine.index` into a fresh store). Prints one JSON line.
  *
- *   npm run bench:index -- <dir> [--workers N|1,2] [--local-features on|off|off,on] [--limit N] [--backbone ID] [--backend NAME]
+ *   npm run bench:index -- <dir> [--workers N|1,2] [--local-features on|off|off,on] [--stages on|off] [--limit N] [--backbone ID] [--backend NAME]
  *
  * `--local-features off,on` measures both settings (with the last worker count) in this one run:
  * `localFeaturesRatio` is the rate with them over the rate without, and `bytesPerImage` the
@@ -10,6 +10,10 @@
  * `backbonePerSec` is one thread running the model on pre-decoded batches; `endToEndPerSec` is
  * the last worker count's full indexing rate (read, hash, decode, embed, LMDB, HNSW).
  * `heicVsJpeg` is bench/decode-heic.ts: HEIC vs JPEG decoding of the same pixels (median ms, MP/s).
+ * `stages` (off with `--stages off`) accounts for the gap between the two: every stage of an index
+ * run timed one at a time (bench/index-stages.ts: read, hash, decode at each side, backbone at
+ * each side, descriptor, local features, commit, finish), with the last local-features setting,
+ * beside the end-to-end time per image of one worker.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,6 +23,7 @@ import { Engine } from '../src/engine.ts';
 import { scanInputs } from '../indexer/scan.ts';
 import { DEFAULT_EXTENSIONS } from '../src/config.ts';
 import { heicVsJpeg } from './decode-heic.ts';
+import { measureStages } from './index-stages.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -29,6 +34,7 @@ const { values, positionals } = parseArgs({
     backend: { type: 'string' },
     models: { type: 'string' },
     'local-features': { type: 'string', default: 'on' },
+    stages: { type: 'string', default: 'on' },
   },
 });
 if (positionals.length !== 1) {
@@ -109,6 +115,17 @@ try {
     last = { added: summary.added, failed: summary.failed };
   }
   const first = endToEnd[String(workerCounts[0])];
+  // 4. Stage by stage (one thread), against one worker's end-to-end rate when it was measured.
+  let stages: Record<string, unknown> | undefined;
+  if (values.stages !== 'off') {
+    const report = await measureStages(files, options, localSettings.at(-1) === 'on');
+    const oneWorker = endToEnd['1'];
+    stages = {
+      ...report,
+      ...(oneWorker ? { endToEndMsPerImage: round(1000 / oneWorker), overlapMs: round(report.sumMsPerImage - 1000 / oneWorker) } : {}),
+      backboneAllSidesPerSec: round(1000 / report.backboneMsPerImage),
+    };
+  }
   const best = endToEnd[String(workerCounts.at(-1))];
 
   console.log(JSON.stringify({
@@ -126,6 +143,7 @@ try {
     endToEndByWorkers: endToEnd,
     speedupVsFirst: workerCounts.length > 1 ? Math.round((best / first) * 100) / 100 : 1,
     localFeatures: bySetting,
+    ...(stages ? { stages } : {}),
     ...(bySetting.on && bySetting.off ? { localFeaturesRatio: Math.round((bySetting.on.perSec / bySetting.off.perSec) * 100) / 100 } : {}),
     heicVsJpeg: await heicVsJpeg(),
     loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),

@@ -3,7 +3,7 @@
  * the research code (OpenCV.js BFMatcher knnMatch, bench/local/features.ts; the string-keyed
  * Hough vote, bench/local/geometry.ts), on real ORB features of smvs book-cover photos and their
  * references. Checks that both sides agree (matches, Hough inlier counts) and prints the median ms
- * per pair with the load average. Also times an experiment, not product code: the same 2-NN
+ * per pair with the load average (readable lines on stderr, one JSON line on stdout). Also times an experiment, not product code: the same 2-NN
  * search as a 200-byte hand-assembled WebAssembly function using `i64.popcnt` (what the scalar
  * TypeScript popcount cannot reach).
  *
@@ -173,11 +173,24 @@ try {
   bf.delete();
 }
 const ms = (xs: number[]) => median(xs).toFixed(3);
-console.log(`${pairs} pairs, load average ${loadavg()}`);
-console.log(`features ms per image (median, sharp greyscale + CLAHE + ORB): query ${ms(extractMs.query)}, reference ${ms(extractMs.reference)} (of which decode + greyscale ${ms(greyMs)})`);
-console.log(`match ms per pair (median):  pixdex ${ms(t.ts)}  OpenCV knnMatch ${ms(t.cv)}  (prepareQuery ${ms(t.prepare)} once per query)`);
-console.log(`  experiment: WebAssembly i64.popcnt 2-NN ${ms(t.wasm)} ms per pair (matches differ from pixdex's in ${wasmDiffer} of ${pairs} pairs)`);
-console.log(`matches: pixdex ${tsTotal}, OpenCV ${cvTotal}, in both ${sameMatches} (${((100 * sameMatches) / Math.max(cvTotal, 1)).toFixed(1)} % of OpenCV's)`);
-console.log(`hough4 ms per pair (median):  pixdex ${ms(t.hough)} (true pairs ${ms(t.houghTrue)})  research ${ms(t.houghResearch)}  (inliers or members differ in ${houghDiffer} of ${pairs} pairs)`);
-console.log(`homography (members) ms per true pair (median): ${ms(t.homography)}`);
-console.log(`hough inliers: true pairs median ${median(inliers.true)} (min ${Math.min(...inliers.true)}), wrong pairs median ${median(inliers.wrong)} (max ${Math.max(...inliers.wrong)})`);
+// The lines for people on stderr; the figures as one JSON line on stdout.
+console.error(`${pairs} pairs, load average ${loadavg()}`);
+console.error(`features ms per image (median, sharp greyscale + CLAHE + ORB): query ${ms(extractMs.query)}, reference ${ms(extractMs.reference)} (of which decode + greyscale ${ms(greyMs)})`);
+console.error(`match ms per pair (median):  pixdex ${ms(t.ts)}  OpenCV knnMatch ${ms(t.cv)}  (prepareQuery ${ms(t.prepare)} once per query)`);
+console.error(`  experiment: WebAssembly i64.popcnt 2-NN ${ms(t.wasm)} ms per pair (matches differ from pixdex's in ${wasmDiffer} of ${pairs} pairs)`);
+console.error(`matches: pixdex ${tsTotal}, OpenCV ${cvTotal}, in both ${sameMatches} (${((100 * sameMatches) / Math.max(cvTotal, 1)).toFixed(1)} % of OpenCV's)`);
+console.error(`hough4 ms per pair (median):  pixdex ${ms(t.hough)} (true pairs ${ms(t.houghTrue)})  research ${ms(t.houghResearch)}  (inliers or members differ in ${houghDiffer} of ${pairs} pairs)`);
+console.error(`homography (members) ms per true pair (median): ${ms(t.homography)}`);
+console.error(`hough inliers: true pairs median ${median(inliers.true)} (min ${Math.min(...inliers.true)}), wrong pairs median ${median(inliers.wrong)} (max ${Math.max(...inliers.wrong)})`);
+console.log(JSON.stringify({
+  bench: 'local-match',
+  pairs,
+  loadAverage: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  featuresMsPerImage: { query: +ms(extractMs.query), reference: +ms(extractMs.reference), decodeAndGrey: +ms(greyMs) },
+  matchMsPerPair: { pixdex: +ms(t.ts), opencvKnnMatch: +ms(t.cv), prepareQuery: +ms(t.prepare), wasmPopcnt: +ms(t.wasm) },
+  houghMsPerPair: { pixdex: +ms(t.hough), pixdexTruePairs: +ms(t.houghTrue), research: +ms(t.houghResearch) },
+  homographyMsPerTruePair: +ms(t.homography),
+  differ: { wasmMatches: wasmDiffer, hough: houghDiffer },
+  matches: { pixdex: tsTotal, opencv: cvTotal, both: sameMatches },
+  inliers: { trueMedian: median(inliers.true), trueMin: Math.min(...inliers.true), wrongMedian: median(inliers.wrong), wrongMax: Math.max(...inliers.wrong) },
+}));

@@ -19,10 +19,10 @@ export const COMMANDS: readonly CommandSpec[] = Object.freeze([
     run: async (p) => (await import('./commands/indexing.ts')).index(p),
   }),
   command({
-    name: 'search', args: '<image>', positionals: [1, 1], verb: VERBS.search, values: { label: 'LABEL' },
+    name: 'search', args: '<image>', positionals: [1, 1], verb: VERBS.search, values: { label: 'LABEL', after: 'DATE', before: 'DATE' },
     options: { 'no-verify': { type: 'boolean', field: 'verify', negates: true, help: 'Visual ranking only: no geometric verification of the candidates (default: verified when the library has local features).' } },
     summary: 'The most similar indexed images to a photo, best first',
-    examples: ['pixdex search photo.jpg', 'pixdex search photo.jpg --k 5 --label cats --json'],
+    examples: ['pixdex search photo.jpg', 'pixdex search photo.jpg --k 5 --label cats --json', 'pixdex search photo.jpg --after 2024-06-01 --before 2024-09-01  # photos taken last summer'],
     run: async (p) => (await import('./commands/query.ts')).search(p),
   }),
   command({

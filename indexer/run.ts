@@ -15,6 +15,7 @@ import { PixdexError } from '../src/errors.ts';
 import type { IndexSync } from '../src/index-sync.ts';
 import { mapLimit, pipeline } from '../src/pool.ts';
 import { checkLabel, type FileToWrite, type Records } from '../src/store/records.ts';
+import { needsMetadata, readMetadata, type PhotoMetadata } from '../src/image/metadata.ts';
 import { scanInputs, type ScannedFile } from './scan.ts';
 import type { Embedder } from './workers/pool.ts';
 import { decodeFeatures } from '../src/local/features.ts';
@@ -77,6 +78,8 @@ interface Prepared {
   sha256: string;
   bytes?: Uint8Array;
   label?: string;
+  /** Capture metadata read here: stored content whose record has none yet (new content gets it from the embedder). */
+  metadata?: PhotoMetadata;
 }
 
 type Fail = (file: string, error: string) => void;
@@ -106,8 +109,9 @@ export async function indexFiles(ctx: IndexContext, inputs: readonly string[], o
     const label = options.labelFromFolder ? folderLabel(file.path) : undefined;
     const id = records.idOfPath(file.path);
     const rec = id === undefined ? undefined : records.get(id);
-    // Unchanged, and with local features if the library has them (turned on later: added now).
-    if (rec && rec.bytes === file.size && rec.mtimeMs === file.mtimeMs && (!local || records.local.hasFeatures(id!))) {
+    // Unchanged, with its capture metadata read, and with local features if the library has them
+    // (turned on later, or a record from before metadata: read once more, not re-embedded).
+    if (rec && rec.bytes === file.size && rec.mtimeMs === file.mtimeMs && !needsMetadata(rec) && (!local || records.local.hasFeatures(id!))) {
       if (label !== undefined && rec.label !== label && rec.path === file.path) {
         records.setLabel(id!, label);
         summary.updated++;
@@ -179,7 +183,8 @@ export async function addUpload(ctx: IndexContext, bytes: Uint8Array, options: U
   }
   const local = records.local.setting().enabled;
   const { embedding, width, height, features } = await describer.describeForStore(bytes, records.space(), options.path ?? 'upload', local);
-  const file: FileToWrite = { path: options.path ?? `upload:${sha256}`, sha256, bytes: bytes.length, mtimeMs: 0, width, height, label, embedding };
+  const metadata = await readMetadata(bytes);
+  const file: FileToWrite = { path: options.path ?? `upload:${sha256}`, sha256, bytes: bytes.length, mtimeMs: 0, width, height, label, embedding, metadata };
   if (features) file.local = localToWrite(ctx, features);
   const written = records.writeFiles([file]);
   ctx.sync.refresh();
@@ -212,6 +217,7 @@ async function readFile(ctx: IndexContext, file: ScannedFile, label: string | un
   const id = ctx.records.idOfContent(sha256);
   const needsFeatures = id !== undefined && ctx.records.local.setting().enabled && !ctx.records.local.hasFeatures(id);
   if (!onlyNew || id === undefined || needsFeatures) prepared.bytes = bytes;
+  else if (needsMetadata(ctx.records.get(id) ?? {})) prepared.metadata = await readMetadata(bytes); // stored before metadata existed
   return prepared; // identical content is stored once: no decode, no embedding
 }
 
@@ -220,11 +226,11 @@ async function embedAndWrite(ctx: IndexContext, read: Prepared[], embedder: Embe
   const needed = read.filter((p) => p.bytes);
   const results = needed.length > 0 ? await embedder.embed(needed.map((p) => ({ name: p.file.path, bytes: p.bytes! }))) : [];
   const files = new Map<Prepared, FileToWrite>();
-  for (const p of read) files.set(p, { path: p.file.path, sha256: p.sha256, bytes: p.file.size, mtimeMs: p.file.mtimeMs, width: 0, height: 0, label: p.label });
+  for (const p of read) files.set(p, { path: p.file.path, sha256: p.sha256, bytes: p.file.size, mtimeMs: p.file.mtimeMs, width: 0, height: 0, label: p.label, metadata: p.metadata });
   results.forEach((r, i) => {
     const p = needed[i];
     p.bytes = undefined;
-    if (r.ok) Object.assign(files.get(p)!, { width: r.width, height: r.height, embedding: { pooled: r.vector, code: r.code, scales: r.scales }, local: r.features && localToWrite(ctx, r.features) });
+    if (r.ok) Object.assign(files.get(p)!, { width: r.width, height: r.height, embedding: { pooled: r.vector, code: r.code, scales: r.scales }, local: r.features && localToWrite(ctx, r.features), metadata: r.metadata });
     else {
       files.delete(p);
       fail(p.file.path, `${r.code}: ${r.message}`);

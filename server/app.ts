@@ -228,7 +228,8 @@ function withThumbnail(r: SearchResult): SearchResult & { thumbnailUrl: string }
 }
 
 function toImage(rec: ImageRecord & { id: number }): Record<string, unknown> {
-  return { id: rec.id, path: rec.path, sha256: rec.sha256, bytes: rec.bytes, width: rec.width, height: rec.height, mtimeMs: rec.mtimeMs, addedAt: rec.addedAt, label: rec.label ?? null, thumbnailUrl: thumbnailUrl(rec.id) };
+  const { takenAt, camera, orientation, gps } = rec; // capture metadata, each when the photo's EXIF has it
+  return { id: rec.id, path: rec.path, sha256: rec.sha256, bytes: rec.bytes, width: rec.width, height: rec.height, mtimeMs: rec.mtimeMs, addedAt: rec.addedAt, label: rec.label ?? null, takenAt, camera, orientation, gps, thumbnailUrl: thumbnailUrl(rec.id) };
 }
 
 function since(started: number): number {

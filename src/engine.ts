@@ -219,9 +219,9 @@ export class Engine {
     return this.get(id);
   }
 
-  /** A page of the library in the order images were added, all or one label's (src/browse.ts). */
+  /** A page of the library, in the order added or by capture date, all or one label's (src/browse.ts). */
   images(options: BrowseOptions = {}): BrowsePage {
-    return browse(this.records, options);
+    return browse(this.records, this.searcher.dates, options);
   }
 
   /** Labels with their image counts, most frequent first. */

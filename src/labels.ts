@@ -10,6 +10,11 @@ import { CLASSIFY_METHODS, DEFAULT_CLASSIFY_METHOD, DEFAULT_CLASSIFY_MIN_CONFIDE
 import { InvalidParameterError, NotFoundError, PixdexError, intParam, numberParam } from './errors.ts';
 import { knnVote } from './classify.ts';
 import { ClassifierHead, type HeadOptions, type HeadReport } from './models/head.ts';
+import { amongUnlabelled, calibrateVote } from './calibration.ts';
+import { CalibrationStore } from './calibration-store.ts';
+
+/** Why an answer is null although labelled neighbours voted (open set). */
+export const UNKNOWN_REASON = 'unknown: unlike every labelled class';
 
 /** How to classify: neighbours' vote, the trained head, or the average of both distributions. */
 export type ClassifyMethod = (typeof CLASSIFY_METHODS)[number];
@@ -35,7 +40,19 @@ export interface ClassifyOptions {
 /** A classification: label (null = unknown), confidence in [0,1], the distribution, neighbours. */
 export interface Classification {
   label: string | null;
+  /**
+   * Calibrated probability that the label (or, when null, the best candidate) is right: for kNN
+   * fitted leave-one-out on the library's labelled images (src/calibration.ts), for the head
+   * temperature-scaled on its held-out split; both: their mean. With one label: the vote's share.
+   */
   confidence: number;
+  /** The winner's share of the distribution in `votes` (what `confidence` was before calibration). */
+  share: number;
+  /** The photo is unlike every labelled class (open set): label null, whatever minConfidence. */
+  unknown: boolean;
+  /** Why the label is null, when it is. */
+  reason?: string;
+  /** The distribution: kNN vote shares, the head's raw softmax, or their average (both). */
   votes: Record<string, number>;
   neighbors: SearchResult[];
   method: ClassifyMethod;
@@ -64,8 +81,10 @@ export interface PropagateReport {
   unlabelled: number;
   /** Suggestions made (at or above minConfidence). */
   suggested: number;
-  /** Unlabelled images left without a suggestion (low confidence or no labelled neighbour). */
+  /** Unlabelled images left without a suggestion (low confidence, unknown or no labelled neighbour). */
   undecided: number;
+  /** Of those, images unlike every labelled class or among unlabelled images much closer than any labelled one. */
+  unknown: number;
   applied: boolean;
   suggestions: Suggestion[];
 }
@@ -74,13 +93,16 @@ const HEAD_KEY = 'head';
 
 export class Labels {
   private head: { model: ClassifierHead | null; trainedAt: number | undefined } = { model: null, trainedAt: undefined };
+  private readonly calibration: CalibrationStore;
 
   constructor(
     private readonly records: Records,
     private readonly searcher: Searcher,
     /** Starts the model backend (the head is a tfjs model). */
     private readonly backend: () => Promise<unknown>,
-  ) {}
+  ) {
+    this.calibration = new CalibrationStore(records, searcher);
+  }
 
   /** Classifies an embedding with the chosen method. */
   classifyVector(vector: Float32Array, o: ClassifyOptions = {}): Classification {
@@ -90,11 +112,23 @@ export class Labels {
     if (!CLASSIFY_METHODS.includes(method)) throw new InvalidParameterError(`Expected method knn, head or both but received ${JSON.stringify(method)}`);
     const neighbors = this.searcher.searchVector(o.space === 'backbone' ? (o.pooled ?? vector) : vector, { k, labelled: true, excludeId: o.excludeId, space: o.space });
     const knn = knnVote(neighbors);
+    const cal = this.calibration.get(k, o.space);
+    const knnCal = cal ? calibrateVote(cal, neighbors) : { confidence: knn.confidence, unknown: false };
     let dist: Record<string, number> = knn.votes;
+    let calibrated: Record<string, number> = {};
     if (method !== 'knn') {
       const head = o.headProbabilities ? null : this.loadHead();
       if (!o.headProbabilities && !head) throw new PixdexError('NO_CLASSIFIER', 'No classifier has been trained for this library yet: run `pixdex train-classifier` first, or use --method knn.');
-      const probs = o.headProbabilities ?? Object.fromEntries(head!.predict(o.pooled ?? vector).map((p) => [p.label, p.probability]));
+      let probs: Record<string, number>;
+      if (o.headProbabilities) {
+        // The fine-tuned network's softmax (src/finetune.ts): no temperature fitted for it, taken as it is.
+        probs = o.headProbabilities;
+        calibrated = probs;
+      } else {
+        const predicted = head!.predict(o.pooled ?? vector);
+        probs = Object.fromEntries(predicted.map((p) => [p.label, p.probability]));
+        calibrated = Object.fromEntries(head!.calibrate(predicted).map((p) => [p.label, p.probability]));
+      }
       if (method === 'head') {
         dist = probs;
       } else {
@@ -107,14 +141,14 @@ export class Labels {
       dist = Object.fromEntries(Object.entries(dist).map(([l, w]) => [l, w / total]));
     }
     const ranked = Object.entries(dist).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-    const [best, confidence] = ranked[0] ?? [null, 0];
-    return {
-      label: best !== null && confidence >= minConfidence && confidence > 0 ? best : null,
-      confidence,
-      votes: Object.fromEntries(ranked),
-      neighbors,
-      method,
-    };
+    const [best, share] = ranked[0] ?? [null, 0];
+    // kNN counts 0 toward "both" when its own vote went to another label.
+    const knnPart = best !== null && best === knn.label ? knnCal.confidence : 0;
+    const confidence = best === null ? 0 : method === 'knn' ? knnPart : method === 'head' ? calibrated[best] : 0.5 * (knnPart + calibrated[best]);
+    const unknown = best !== null && knnCal.unknown;
+    const label = best !== null && !unknown && confidence >= minConfidence && share > 0 ? best : null;
+    const reason = unknown ? UNKNOWN_REASON : label === null ? (best === null ? 'no labelled neighbour' : `confidence below ${minConfidence}`) : undefined;
+    return { label, confidence, share, unknown, ...(reason ? { reason } : {}), votes: Object.fromEntries(ranked), neighbors, method };
   }
 
   /**
@@ -128,19 +162,26 @@ export class Labels {
     const space = this.searcher.spaceFor();
     const suggestions: Suggestion[] = [];
     let unlabelled = 0;
+    let unknown = 0;
+    const cal = this.calibration.get(k);
     for (const { id, rec } of this.records.images()) {
       if (rec.label !== undefined) continue;
       unlabelled++;
       const v = this.records.spaceVector(space, id);
       if (!v) continue;
       const c = this.classifyVector(v, { k, method: 'knn', excludeId: id });
+      // Open set: unlike every labelled class, or among unlabelled photos far closer than any labelled one.
+      if (c.unknown || (c.label !== null && cal !== null && amongUnlabelled(cal, this.calibration.gapOf(id, v)))) {
+        unknown++;
+        continue;
+      }
       const rejected = this.records.suggestion(id)?.rejected ?? [];
       if (c.label !== null && c.confidence >= minConfidence && !rejected.includes(c.label)) {
         suggestions.push({ id, path: rec.path, label: c.label, confidence: Math.round(c.confidence * 10000) / 10000 });
       }
     }
     if (o.apply) this.records.replaceSuggestions(suggestions);
-    return { unlabelled, suggested: suggestions.length, undecided: unlabelled - suggestions.length, applied: Boolean(o.apply), suggestions };
+    return { unlabelled, suggested: suggestions.length, undecided: unlabelled - suggestions.length, unknown, applied: Boolean(o.apply), suggestions };
   }
 
   /** Pending suggestions, most confident first. */

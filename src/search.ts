@@ -15,6 +15,8 @@ import type { BackboneSpec } from './models/backbone.ts';
 import type { Records } from './store/records.ts';
 import type { SpaceInfo } from './store/lmdb.ts';
 import { dot, l2normalize } from './vector.ts';
+import { dateWindow, type DateWindow } from './dates.ts';
+import { CaptureDates } from './capture-dates.ts';
 import { verifyCandidates, type VerifiedCandidate } from './local/rerank.ts';
 import type { LocalFeatures } from './local/types.ts';
 import { VOCABULARY_MIN_IMAGES, type VisualWords } from './local/visual-words.ts';
@@ -38,6 +40,8 @@ export interface SearchResult {
   verified?: boolean;
   /** A verified hit's corners in the query photo, as fractions of its width and height (the best few hits). */
   outline?: Array<[number, number]>;
+  /** When the photo was taken (ISO 8601, from its EXIF; src/image/metadata.ts), when known. */
+  takenAt?: string;
 }
 
 export interface SearchOptions {
@@ -45,6 +49,14 @@ export interface SearchOptions {
   k?: number;
   /** Only images with this label. */
   label?: string;
+  /**
+   * Only images taken at or after this time (inclusive), an ISO 8601 date or date-time; a time
+   * without an offset is read as UTC, as photos' offset-less capture times are. Images without a
+   * capture date are left out whenever `after` or `before` is given.
+   */
+  after?: string;
+  /** Only images taken before this time (exclusive: `before: '2021-06-06'` ends with 5 June); as `after`. */
+  before?: string;
   /** Leave this id out (used for similar-by-id). */
   excludeId?: number;
   /** Only images that have a label (a kNN vote over labelled neighbours). */
@@ -97,13 +109,18 @@ interface Query {
 }
 
 export class Searcher {
+  /** Capture instants by id, for the date filters (and `stats`' date range). */
+  readonly dates: CaptureDates;
+
   constructor(
     private readonly records: Records,
     private readonly sync: IndexSync,
     private readonly describer: Describer,
     private readonly spec: BackboneSpec,
     private readonly words: VisualWords,
-  ) {}
+  ) {
+    this.dates = new CaptureDates(records);
+  }
 
   /** The space named by a CLI/HTTP `space` option, checked against what exists (default: active). */
   spaceFor(kind?: SpaceKind): SpaceInfo {
@@ -118,7 +135,9 @@ export class Searcher {
     const expand = intParam('expand', o.expand ?? DEFAULT_EXPAND, 0, MAX_EXPAND);
     this.sync.refresh();
     const space = this.spaceFor(o.space);
-    return { k, expand, space, exact: space.kind !== this.records.space().kind, filter: this.filter(o) };
+    const dates = dateWindow(o);
+    if (dates) this.dates.refresh();
+    return { k, expand, space, exact: space.kind !== this.records.space().kind, filter: this.filter(o, dates) };
   }
 
   /**
@@ -240,12 +259,16 @@ export class Searcher {
     return [...top, ...all.filter((h) => !kept.has(h.id) && wanted.has(h.id))];
   }
 
-  /** The id filter of a search's options (label, labelled, excluded id), or undefined for none. */
-  private filter(o: SearchOptions): ((id: number) => boolean) | undefined {
+  /** The id filter of a search's options (label, labelled, excluded id, capture dates), or undefined for none. */
+  private filter(o: SearchOptions, dates?: DateWindow): ((id: number) => boolean) | undefined {
     const { label, excludeId, labelled } = o;
-    if (label === undefined && excludeId === undefined && !labelled) return undefined;
+    if (label === undefined && excludeId === undefined && !labelled && !dates) return undefined;
     return (id) => {
       if (id === excludeId) return false;
+      if (dates) {
+        const t = this.dates.of(id); // NaN (no date) fails both comparisons
+        if (!(t >= dates.after && t < dates.before)) return false;
+      }
       if (label === undefined && !labelled) return true;
       const l = this.records.get(id)?.label;
       return label === undefined ? l !== undefined : l === label;
@@ -269,6 +292,7 @@ export class Searcher {
       const rec = this.records.get(h.id);
       if (!rec) continue;
       const r: SearchResult = { id: h.id, path: rec.path, score: Math.min(1, h.score), label: rec.label ?? null };
+      if (rec.takenAt !== undefined) r.takenAt = rec.takenAt;
       if ('inliers' in h) {
         r.inliers = h.inliers;
         r.verified = h.verified;

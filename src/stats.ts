@@ -10,18 +10,21 @@ import type { BackboneSpec } from './models/backbone.ts';
 import type { HeadReport } from './models/head.ts';
 import type { FinetuneReport } from './models/finetune.ts';
 import { libraryTopInfo, type FinetuneLibrary } from './finetune.ts';
-import type { SpaceKind } from './search.ts';
+import type { Searcher, SpaceKind } from './search.ts';
 import type { SpaceInfo } from './store/lmdb.ts';
 import type { Records } from './store/records.ts';
 import type { PixdexConfig } from './config.ts';
 import { annBuild } from './ann.ts';
 import type { AnnBuild } from './ann-build.ts';
 import { readWatchStatuses, type WatchStatus } from './watch-status.ts';
+import type { DateRange } from './capture-dates.ts';
 
 /** What `stats` reports (DESIGN.md). */
 export interface Stats {
   images: number;
   labels: Record<string, number>;
+  /** Capture dates (EXIF): the earliest and latest `takenAt` (null when none is dated) and how many images have one. */
+  dates: DateRange;
   backbone: string;
   dims: number;
   /** How the library describes images (src/library-descriptor.ts). */
@@ -76,6 +79,7 @@ export interface StatsSource {
   readonly describer: Describer;
   readonly labelling: Labels;
   tuned(): FinetuneLibrary;
+  readonly searcher: Pick<Searcher, 'dates'>;
 }
 
 /** Store, model and index facts (DESIGN.md `stats`). */
@@ -88,6 +92,7 @@ export async function libraryStats(lib: StatsSource): Promise<Stats> {
   return {
     images: lib.records.count(),
     labels: Object.fromEntries(lib.records.labels().map((l) => [l.label, l.count])),
+    dates: lib.searcher.dates.range(),
     backbone: lib.spec.id,
     dims: lib.spec.dims,
     descriptor: lib.describer.descriptor,

@@ -24,7 +24,7 @@ function pixdex(args: string[]) {
 /** Each command's own options, written out here (not read from the code): help must show at least these. */
 const OWN: Record<string, string[]> = {
   index: ['--label-from-folder', '--workers', '--watch'],
-  search: ['--k', '--label', '--space', '--expand', '--no-verify'],
+  search: ['--k', '--label', '--after', '--before', '--space', '--expand', '--no-verify'],
   classify: ['--k', '--min-confidence', '--method', '--space'],
   label: ['--clear'],
   'label propagate': ['--k', '--min-confidence', '--apply', '--dry-run'],

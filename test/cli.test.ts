@@ -173,6 +173,7 @@ describe('pixdex CLI', () => {
       storeBytes: () => assert.ok(line('store').startsWith(`${(s.storeBytes / 1048576).toFixed(1)} MiB`)),
       dataDir: () => assert.ok(line('store').endsWith(s.dataDir)),
       localFeatures: () => assert.ok(line('local').startsWith(`on, ${s.localFeatures.images} images with local features`)),
+      dates: () => assert.equal(line('dates'), s.dates.dated === 0 ? 'none (no image has an EXIF capture date)' : `${s.dates.earliest} … ${s.dates.latest} (${s.dates.dated} of ${s.images} images dated)`),
       watch: () => {
         assert.deepEqual(s.watch, [], 'no process watches this library');
         assert.doesNotMatch(text, /^watch /m); // test/watch.test.ts checks the line of a watching process

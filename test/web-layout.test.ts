@@ -202,7 +202,7 @@ describe('web page layout on phones and wide screens', { skip }, () => {
 
     it('offers the camera beside the normal file picker', async () => {
       assert.deepEqual(await page.locator('#camera').evaluate((i: HTMLInputElement) => [i.type, i.accept, i.getAttribute('capture')]), ['file', 'image/*', 'environment']);
-      assert.deepEqual(await page.locator('#file').evaluate((i: HTMLInputElement) => [i.type, i.accept, i.hasAttribute('capture')]), ['file', 'image/*', false]);
+      assert.deepEqual(await page.locator('#file').evaluate((i: HTMLInputElement) => [i.type, i.accept, i.hasAttribute('capture')]), ['file', 'image/*,.heic,.heif', false]);
       const take = page.locator('label[for="camera"]');
       assert.equal(await take.textContent(), 'Take photo');
       const box = (await take.boundingBox())!;
@@ -294,6 +294,13 @@ describe('web page layout on phones and wide screens', { skip }, () => {
       assert.equal(await card.locator('.name').getAttribute('title'), longFile);
       await page.locator('#browse-size').selectOption('24');
       await page.waitForFunction((n) => document.querySelectorAll('#browse-grid .card').length === n, total);
+      // By date taken: these photos carry no capture date, so they come last, in the order added.
+      const asked = page.waitForRequest((r) => r.url().includes('/api/images?') && r.url().includes('order=taken'));
+      await page.locator('#browse-order').selectOption('taken');
+      await asked;
+      await page.waitForFunction((n) => document.querySelectorAll('#browse-grid .card').length === n, total);
+      assert.deepEqual(await browseCards().evaluateAll((els) => els.map((e) => Number((e as HTMLElement).dataset.id))), ids);
+      await page.locator('#browse-order').selectOption('added');
     });
 
     it('filters by label', async () => {

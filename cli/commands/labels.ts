@@ -26,7 +26,7 @@ export async function propagate({ values: v, params }: Parsed<z.output<typeof VE
   return withEngine(v, async (engine) => {
     const r = engine.propagate(params);
     out(v, r, [
-      `${r.suggested} suggestions for ${r.unlabelled} unlabelled images (${r.undecided} below confidence ${params.minConfidence})${r.applied ? ': saved; review with `pixdex label suggestions`' : ': not saved (add --apply)'}`,
+      `${r.suggested} suggestions for ${r.unlabelled} unlabelled images (${r.undecided} undecided: below confidence ${params.minConfidence}, or ${r.unknown} unlike every labelled class)${r.applied ? ': saved; review with `pixdex label suggestions`' : ': not saved (add --apply)'}`,
       ...r.suggestions.slice(0, 20).map((x) => `  ${x.label.padEnd(16)} ${x.confidence.toFixed(3)}  ${x.path}  (id ${x.id})`),
       ...(r.suggestions.length > 20 ? [`  ... and ${r.suggestions.length - 20} more (--json for all)`] : []),
     ].join('\n'));

@@ -26,6 +26,7 @@ export function statsText(s: Stats): string {
   const rows: [string, string][] = [
     ['images', `${s.images}`],
     ['labels', labels],
+    ['dates', s.dates.dated === 0 ? 'none (no image has an EXIF capture date)' : `${s.dates.earliest} … ${s.dates.latest} (${s.dates.dated} of ${s.images} images dated)`],
     ['suggestions', `${s.suggestions} pending${s.suggestions > 0 ? ' (review with `pixdex label suggestions`)' : ''}`],
     ['classifier', c
       ? `${c.mode === 'finetune' || c.mode === 'scratch' ? `${c.mode} (${c.trained.join(' + ')}, ${c.views} views per image, ${c.backend})` : 'head'} on ${c.classes.length} labels (${c.classes.join(', ')}), held-out accuracy ${c.heldOutAccuracy.toFixed(3)} on ${c.heldOutImages} images, trained on ${c.trainImages} images in ${c.epochs} epochs (final loss ${c.finalLoss.toFixed(4)}, ${c.seconds}s) at ${new Date(c.trainedAt).toISOString()}, ${(c.bytes / 1024).toFixed(1)} KiB`

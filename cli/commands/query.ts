@@ -9,7 +9,8 @@ export async function search({ values: v, pos, params }: Parsed<z.output<typeof 
   const query = await readQuery(pos[0]);
   return withEngine(v, async (engine) => {
     const results = await engine.search(query, params);
-    out(v, { results }, results.map((r, i) => `${String(i + 1).padStart(3)}. ${r.score.toFixed(4)}  ${r.label ?? '-'}  ${r.path}  (id ${r.id})${r.inliers === undefined ? '' : r.verified ? `  verified: ${r.inliers} inliers` : `  ${r.inliers} inliers`}`).join('\n') || 'no results: the index is empty');
+    const filtered = params.label !== undefined || params.after !== undefined || params.before !== undefined;
+    out(v, { results }, results.map((r, i) => `${String(i + 1).padStart(3)}. ${r.score.toFixed(4)}  ${r.label ?? '-'}  ${r.path}  (id ${r.id})${r.takenAt ? `  taken ${r.takenAt}` : ''}${r.inliers === undefined ? '' : r.verified ? `  verified: ${r.inliers} inliers` : `  ${r.inliers} inliers`}`).join('\n') || (filtered ? 'no results: no indexed image matches the filters' : 'no results: the index is empty'));
     return EXIT.ok;
   });
 }
@@ -19,7 +20,7 @@ export async function classify({ values: v, pos, params }: Parsed<z.output<typeo
   return withEngine(v, async (engine) => {
     const c = await engine.classify(query, params);
     const { method: _m, ...json } = c;
-    out(v, json, `${c.label ?? 'unknown'}  confidence ${c.confidence.toFixed(3)}  (${c.method})  votes ${Object.entries(c.votes).map(([l, w]) => `${l} ${w.toFixed(3)}`).join(', ')}`);
+    out(v, json, `${c.label ?? c.reason ?? 'unknown'}  confidence ${c.confidence.toFixed(3)} (calibrated; vote share ${c.share.toFixed(3)})  (${c.method})  votes ${Object.entries(c.votes).map(([l, w]) => `${l} ${w.toFixed(3)}`).join(', ')}`);
     return EXIT.ok;
   });
 }

@@ -6,6 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { PixdexError } from '../../src/errors.ts';
 import type { GreyImage } from '../../src/image/decode.ts';
+import { readMetadata } from '../../src/image/metadata.ts';
 import { mapLimit } from '../../src/pool.ts';
 import type { EmbedItemResult, WorkerInit, WorkerMessage } from './protocol.ts';
 
@@ -35,10 +36,12 @@ export class LocalEmbedder implements Embedder {
 
   async embed(items: EmbedItem[]): Promise<EmbedItemResult[]> {
     const decoded = await mapLimit(items, 4, (it) => this.decode(it.bytes, it.name));
+    // Capture metadata from the same bytes (no second read); a bad EXIF block reads as none.
+    const metadata = await Promise.all(items.map((it, i) => ('value' in decoded[i] ? readMetadata(it.bytes) : {})));
     const okIdx = decoded.flatMap((r, i) => ('value' in r ? [i] : []));
     const images = okIdx.map((i) => (decoded[i] as { value: { pixels: Uint8Array; smaller?: Uint8Array[] } }).value);
     const vectors = okIdx.length > 0 ? await this.embedPixels(images.map((x) => x.pixels), images.map((x) => x.smaller)) : [];
-    const out: EmbedItemResult[] = decoded.map((r) => ('value' in r ? { ok: true, vector: new Float32Array(0), width: r.value.width, height: r.value.height } : toFailure(r.error)));
+    const out: EmbedItemResult[] = decoded.map((r, i) => ('value' in r ? { ok: true, vector: new Float32Array(0), width: r.value.width, height: r.value.height, metadata: metadata[i] } : toFailure(r.error)));
     okIdx.forEach((i, j) => Object.assign(out[i], { vector: vectors[j].pooled, code: vectors[j].code, scales: vectors[j].scales }));
     if (this.localFeatures) {
       for (const i of okIdx) {

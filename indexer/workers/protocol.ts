@@ -5,6 +5,7 @@ import type { LibraryDescriptor } from '../../src/library-descriptor.ts';
 import type { Embedding } from '../../src/embed.ts';
 import type { LocalFeatures } from '../../src/local/types.ts';
 import type { Candidate, VerifiedCandidate } from '../../src/local/rerank.ts';
+import type { PhotoMetadata } from '../../src/image/metadata.ts';
 
 /** Sent once when a worker starts. */
 export interface WorkerInit {
@@ -27,9 +28,9 @@ export interface EmbedJob {
   items: Array<{ name: string; bytes: Uint8Array }>;
 }
 
-/** Outcome for one item of a job: its pooled vector and original size, or an error. */
+/** Outcome for one item of a job: its pooled vector, original size and capture metadata (EXIF), or an error. */
 export type EmbedItemResult =
-  | { ok: true; vector: Float32Array; code?: Float32Array; scales?: Float32Array; width: number; height: number; features?: Uint8Array }
+  | { ok: true; vector: Float32Array; code?: Float32Array; scales?: Float32Array; width: number; height: number; features?: Uint8Array; metadata: PhotoMetadata }
   | { ok: false; code: ErrorCode; message: string };
 
 /**

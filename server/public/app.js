@@ -366,7 +366,7 @@ function renderVote(vote, error) {
   el.classifyError.dataset.code = error instanceof ApiError ? error.code : '';
   if (!vote) return;
   el.predLabel.textContent = vote.label ?? 'No label';
-  el.predConf.textContent = vote.label ? `${Math.round(vote.confidence * 100)}% confidence` : '(no labelled neighbours)';
+  el.predConf.textContent = vote.label ? `${Math.round(vote.confidence * 100)}% confidence` : `(${vote.reason ?? 'no labelled neighbours'})`;
   const total = Object.values(vote.votes).reduce((a, b) => a + b, 0) || 1;
   el.votes.replaceChildren(...Object.entries(vote.votes).map(([label, w]) => {
     const li = document.createElement('li');

@@ -14,7 +14,7 @@ const LAST_OFFSET = 0xffff_ffff;
  */
 export function initBrowse(ctx) {
   const el = {
-    label: $('browse-label'), size: $('browse-size'), status: $('browse-status'), grid: $('browse-grid'),
+    label: $('browse-label'), order: $('browse-order'), size: $('browse-size'), status: $('browse-status'), grid: $('browse-grid'),
     prev: $('browse-prev'), next: $('browse-next'), page: $('browse-page'), template: $('browse-template'),
     add: $('browse-add'), file: $('browse-file'), camera: $('browse-camera'),
   };
@@ -33,6 +33,7 @@ export function initBrowse(ctx) {
   async function load(offset = state.offset, note = '') {
     const q = new URLSearchParams({ offset: String(Math.max(0, offset)), limit: String(limit()) });
     if (el.label.value) q.set('label', el.label.value);
+    if (el.order.value !== 'added') q.set('order', el.order.value);
     const mine = ++seq;
     el.grid.setAttribute('aria-busy', 'true');
     try {
@@ -160,10 +161,12 @@ export function initBrowse(ctx) {
     if (added || known) ctx.labelsChanged();
   }
 
-  el.label.addEventListener('change', () => {
-    ctx.clearError();
-    load(0);
-  });
+  for (const select of [el.label, el.order]) {
+    select.addEventListener('change', () => {
+      ctx.clearError();
+      load(0);
+    });
+  }
   el.size.addEventListener('change', () => load(Math.floor(state.offset / limit()) * limit()));
   el.prev.addEventListener('click', () => load(Math.max(0, state.offset - limit())));
   el.next.addEventListener('click', () => load(state.offset + limit()));

@@ -14,6 +14,8 @@ export const ErrorBody = z.object({
   }),
 });
 
+const TAKEN_AT = 'When the photo was taken, ISO 8601, from its EXIF (DateTimeOriginal, else CreateDate), with the UTC offset when the camera recorded one (e.g. 2021-06-05T14:30:00+02:00); absent when unknown.';
+
 /** One search hit. */
 export const Result = z.object({
   id: z.number().int(),
@@ -24,14 +26,18 @@ export const Result = z.object({
   inliers: z.number().int().min(0).optional().describe('Local features only: keypoint matches that agree on one geometric transform between the query photo and this image.'),
   verified: z.boolean().optional().describe('Local features only: enough inliers (src/local/verify.ts VERIFIED_INLIERS) that this image shows the same object; verified hits come first, by inliers.'),
   outline: z.array(z.tuple([z.number(), z.number()])).length(4).optional().describe("A verified hit's four corners (x, y) in the query photo, as fractions of its width and height: where the object was found."),
+  takenAt: z.string().optional().describe(TAKEN_AT),
 });
 
 export const SearchResponse = z.object({ results: z.array(Result), tookMs: z.number() });
 
 export const ClassifyResponse = z.object({
-  label: z.string().nullable().describe('null below minConfidence, or with no labelled neighbour.'),
-  confidence: z.number().min(0).max(1),
-  votes: z.record(z.string(), z.number()),
+  label: z.string().nullable().describe('null below minConfidence, when unknown (unlike every labelled class), or with no labelled neighbour.'),
+  confidence: z.number().min(0).max(1).describe('Calibrated probability that the label (when null: the best candidate) is right: kNN fitted leave-one-out on the labelled images, the head temperature-scaled on its held-out split, both their mean. Before issue 17 it was the vote share, now `share`.'),
+  share: z.number().min(0).max(1).describe("The best candidate's share of `votes` (the old confidence)."),
+  unknown: z.boolean().describe('The photo is unlike every labelled class: label null whatever minConfidence.'),
+  reason: z.string().optional().describe('Why the label is null, e.g. "unknown: unlike every labelled class".'),
+  votes: z.record(z.string(), z.number()).describe('The distribution: kNN vote shares, the head\'s softmax, or their average.'),
   method: z.enum(CLASSIFY_METHODS),
   neighbors: z.array(Result),
   tookMs: z.number(),
@@ -43,6 +49,7 @@ export const PropagateReport = z.object({
   unlabelled: z.number().int(),
   suggested: z.number().int(),
   undecided: z.number().int(),
+  unknown: z.number().int().describe('Of the undecided, images left alone as unlike every labelled class (open set).'),
   applied: z.boolean(),
   suggestions: z.array(Suggestion.omit({ thumbnailUrl: true })),
 });
@@ -57,6 +64,10 @@ export const Image = z.object({
   mtimeMs: z.number(),
   addedAt: z.number(),
   label: z.string().nullable(),
+  takenAt: z.string().optional().describe(TAKEN_AT),
+  camera: z.object({ make: z.string().optional(), model: z.string().optional() }).optional().describe('Camera maker and model (EXIF Make, Model).'),
+  orientation: z.number().int().min(1).max(8).optional().describe('EXIF orientation (1 = as stored); thumbnails and search apply it.'),
+  gps: z.object({ lat: z.number(), lon: z.number() }).optional().describe('Where it was taken, decimal degrees (EXIF GPS).'),
   thumbnailUrl: z.string(),
 });
 

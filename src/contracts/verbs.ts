@@ -9,6 +9,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { invalidParameter } from '../errors.ts';
+import { DATE_EXPECTED, instantOf } from '../dates.ts';
 import * as L from './limits.ts';
 
 /** What each field expects, in words (the message of a bad value), and for arrays what each item expects. */
@@ -69,6 +70,16 @@ const expand = range({ min: 0, max: L.MAX_EXPAND, default: L.DEFAULT_EXPAND }, '
 const space = oneOf(SPACES, undefined, 'Embedding space to search (default: the active one); backbone in an autoencoder library is an exact search.');
 const labelFilter = expects(Label.optional().describe('Only images with this label; applied inside the ANN search, so k results still come back.'), LABEL_EXPECTED);
 
+/** An ISO 8601 date or date-time bound on the capture date (src/image/metadata.ts `instantOf`). */
+function dateBound(description: string, tail = '; applied inside the ANN search, so k results still come back') {
+  const s = z.string().trim().refine((v) => instantOf(v) !== undefined).optional();
+  return expects(s.describe(`${description} ISO 8601 date or date-time; without an offset read as UTC. Images without a capture date (EXIF) are left out when after or before is given${tail}.`), DATE_EXPECTED);
+}
+const AFTER = 'Only images taken at or after this time (inclusive).';
+const BEFORE = 'Only images taken before this time (exclusive: 2021-06-06 ends with 5 June).';
+const after = dateBound(AFTER);
+const before = dateBound(BEFORE);
+
 // ------------------------------------------------------------------------------------ verbs
 
 const verify = expects(
@@ -77,10 +88,10 @@ const verify = expects(
 );
 
 /** `pixdex search`, `POST /api/search`: nearest images to a query photo. */
-export const search = z.object({ k, label: labelFilter, space, expand, verify });
+export const search = z.object({ k, label: labelFilter, after, before, space, expand, verify });
 
 /** `GET /api/images/:id/similar`: nearest images to an indexed one (itself excluded). */
-export const similar = z.object({ k, label: labelFilter, space, expand });
+export const similar = z.object({ k, label: labelFilter, after, before, space, expand });
 
 /** `pixdex classify`, `POST /api/classify`: a label from the neighbours' vote and/or the head. */
 export const classify = z.object({
@@ -172,11 +183,14 @@ export const duplicates = z.object({
   ),
 });
 
-/** `GET /api/images`: the library page by page, in the order images were added, all or one label's. */
+/** `GET /api/images`: the library page by page, in the order images were added or by capture date, all or one label's, in a date range. */
 export const images = z.object({
   offset: int({ min: 0, max: L.MAX_IMAGE_ID }, 0, 'Images to skip (default: 0).'),
   limit: range(L.PAGE_LIMIT, 'Images per page'),
   label: expects(Label.optional().describe("Only this label's images."), LABEL_EXPECTED),
+  order: oneOf(['added', 'taken'], 'added', 'added: in the order images were added (default); taken: by capture date (EXIF), newest first, undated images last.'),
+  after: dateBound(AFTER, ''),
+  before: dateBound(BEFORE, ''),
 });
 
 /** `GET /api/images/:id/original`: the original file, shown in the browser or downloaded. */

@@ -37,6 +37,8 @@ export interface HeadReport {
   /** Accuracy on the held-out split (the images the head did not train on). */
   heldOutAccuracy: number;
   finalLoss: number;
+  /** Softmax temperature fitted on the held-out split (absent: 1): `calibrate` uses it. */
+  temperature?: number;
   seconds: number;
   trainedAt: number;
 }
@@ -91,9 +93,11 @@ export class ClassifierHead {
         }
       }
       if (bestWeights) model.setWeights(bestWeights);
-      const predicted = tf.tidy(() => (model.predict(xHeld) as tf.Tensor).argMax(1).dataSync());
-      const heldOutAccuracy = held.filter((i, j) => classes[predicted[j]] === labels[i]).length / held.length;
-      const report: HeadReport = { classes, trainImages: train.length, heldOutImages: held.length, epochs, heldOutAccuracy, finalLoss, seconds: Math.round((performance.now() - started) / 100) / 10, trainedAt: Date.now() };
+      const probs = tf.tidy(() => (model.predict(xHeld) as tf.Tensor).arraySync() as number[][]);
+      const truthOf = held.map((i) => classes.indexOf(labels[i]));
+      const heldOutAccuracy = probs.filter((p, j) => p.indexOf(Math.max(...p)) === truthOf[j]).length / held.length;
+      const temperature = fitTemperature(probs, truthOf);
+      const report: HeadReport = { classes, trainImages: train.length, heldOutImages: held.length, epochs, heldOutAccuracy, finalLoss, temperature, seconds: Math.round((performance.now() - started) / 100) / 10, trainedAt: Date.now() };
       return new ClassifierHead(model, dims, o.hidden, classes, report);
     } finally {
       bestWeights?.forEach((t) => t.dispose());
@@ -105,6 +109,15 @@ export class ClassifierHead {
   predict(vector: Float32Array): Array<{ label: string; probability: number }> {
     const p = tf.tidy(() => (this.model.predict(tf.tensor2d(l2normalize(vector), [1, this.dims])) as tf.Tensor).dataSync());
     return this.classes.map((label, i) => ({ label, probability: p[i] })).sort((a, b) => b.probability - a.probability);
+  }
+
+  /**
+   * Calibrated probabilities: softmax(log p / T) with the temperature fitted on the held-out
+   * split, so a head that says 0.9 is right about 9 times in 10 there (softmax heads are
+   * overconfident); same order as `probs`.
+   */
+  calibrate(probs: ReadonlyArray<{ label: string; probability: number }>): Array<{ label: string; probability: number }> {
+    return scaleTemperature(probs.map((p) => p.probability), this.report.temperature ?? 1).map((probability, i) => ({ label: probs[i].label, probability }));
   }
 
   /** Serialises config and weights (float32, exact). */
@@ -178,4 +191,23 @@ export function stratifiedSplit(labels: readonly string[], share: number, seed: 
     train.push(...shuffled.slice(h));
   }
   return { train: train.sort((a, b) => a - b), held: held.sort((a, b) => a - b) };
+}
+
+function scaleTemperature(p: readonly number[], t: number): number[] {
+  const logits = p.map((x) => Math.log(Math.max(x, 1e-12)) / t);
+  const top = Math.max(...logits);
+  const e = logits.map((z) => Math.exp(z - top));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / sum);
+}
+
+/** Temperature (0.05..20, log grid) with the least negative log-likelihood on the held-out probabilities. */
+export function fitTemperature(probs: readonly number[][], truth: readonly number[]): number {
+  let best = { t: 1, nll: Infinity };
+  for (let i = 0; i <= 120; i++) {
+    const t = Math.exp(Math.log(0.05) + (i / 120) * (Math.log(20) - Math.log(0.05)));
+    const nll = probs.reduce((a, p, j) => a - Math.log(Math.max(scaleTemperature(p, t)[truth[j]], 1e-12)), 0);
+    if (nll < best.nll) best = { t, nll };
+  }
+  return Math.round(best.t * 1000) / 1000;
 }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { NotFoundError } from '../errors.ts';
 import type { LibraryDescriptor } from '../library-descriptor.ts';
+import type { PhotoMetadata } from '../image/metadata.ts';
 
 /** A suggested label kept beside an image, distinct from a person's label. */
 export interface SuggestionRecord {
@@ -20,8 +21,13 @@ export interface SuggestionRecord {
 /** Bumped when the layout changes incompatibly. */
 export const SCHEMA_VERSION = 1;
 
-/** What pixdex knows about one indexed image. */
-export interface ImageRecord {
+/**
+ * What pixdex knows about one indexed image. The capture metadata (`takenAt`, `camera`,
+ * `orientation`, `gps`: src/image/metadata.ts) is present when the photo's EXIF has it; records
+ * written before metadata existed have none of it and no `metadata` version (the next index run
+ * reads it; no schema change, nothing to migrate).
+ */
+export interface ImageRecord extends PhotoMetadata {
   path: string;
   sha256: string;
   bytes: number;
@@ -30,6 +36,8 @@ export interface ImageRecord {
   mtimeMs: number;
   label?: string;
   addedAt: number;
+  /** Version of the metadata read (`METADATA_VERSION`); absent: not read yet. */
+  metadata?: number;
 }
 
 /**
@@ -74,6 +82,8 @@ export interface StoreMeta {
   /** Version of the near-duplicate evidence `dupesPending` tracks (absent: every image is listed there on first use). */
   dupes?: number;
   nextId: number;
+  /** Bumped when metadata is read into records already stored (no journal entry): in-memory date caches rebuild. */
+  metadataSeq?: number;
   /** Last journal sequence number written. */
   seq: number;
   createdAt: number;

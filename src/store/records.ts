@@ -8,6 +8,7 @@
 import path from 'node:path';
 import { MAX_LABEL_LENGTH } from '../contracts/limits.ts';
 import { InvalidParameterError, NotFoundError, PixdexError } from '../errors.ts';
+import { needsMetadata, withMetadata, type PhotoMetadata } from '../image/metadata.ts';
 import type { LibraryDescriptor } from '../library-descriptor.ts';
 import { l2normalize } from '../vector.ts';
 import { DUPES_VERSION, DuplicateRecords, dropDupes, recheckDupes } from './duplicates.ts';
@@ -31,9 +32,9 @@ export interface FileToWrite {
   embedding?: { pooled: Float32Array; scales?: Float32Array; code?: Float32Array };
   /** Its local features (encoded) and, when the library has a vocabulary, their visual words. */
   local?: LocalToWrite;
+  /** Its capture metadata, when read (new content; or stored content whose record has none yet). */
+  metadata?: PhotoMetadata;
 }
-
-
 
 /** What `writeFiles` did, file by file. */
 export interface WriteResult {
@@ -189,7 +190,11 @@ export class Records {
         const sameId = this.idOfContent(f.sha256);
         if (sameId !== undefined) {
           // This content is stored already (by an earlier run, or earlier in this one).
-          const same = store.images.get(sameId)!;
+          let same = store.images.get(sameId)!;
+          if (f.metadata && needsMetadata(same)) { // stored by an older pixdex: no journal entry, so a counter tells readers (CaptureDates)
+            store.images.putSync(sameId, (same = withMetadata(same, f.metadata)));
+            meta.metadataSeq = (meta.metadataSeq ?? 0) + 1;
+          }
           if (f.local && !store.features.doesExist(sameId)) {
             putLocal(store, sameId, f.local); // features added to an existing library
             recheckDupes(store, sameId); // its comparisons had no inliers: checked again
@@ -212,7 +217,8 @@ export class Records {
           return;
         }
         const label = f.label ?? (cur?.path === f.path ? cur.label : undefined);
-        const rec: ImageRecord = { path: f.path, sha256: f.sha256, bytes: f.bytes, width: f.width, height: f.height, mtimeMs: f.mtimeMs, addedAt: cur?.addedAt ?? Date.now() };
+        let rec: ImageRecord = { path: f.path, sha256: f.sha256, bytes: f.bytes, width: f.width, height: f.height, mtimeMs: f.mtimeMs, addedAt: cur?.addedAt ?? Date.now() };
+        if (f.metadata) rec = withMetadata(rec, f.metadata);
         if (label !== undefined) rec.label = label;
         let id: number;
         if (cur && curId !== undefined && cur.path === f.path && this.aliasesOf(curId, cur.path).length === 0) {
@@ -288,11 +294,11 @@ export class Records {
     return store.write(() => {
       const meta = this.meta();
       const journal: JournalEntry[] = [];
-      const before = meta.nextId;
+      const before = [meta.nextId, meta.metadataSeq];
       this.byImage = undefined;
       try {
         const out = fn(meta, journal);
-        if (journal.length > 0 || meta.nextId !== before) {
+        if (journal.length > 0 || meta.nextId !== before[0] || meta.metadataSeq !== before[1]) {
           store.appendJournal(meta, journal);
           store.putMeta(meta);
         }
