@@ -37,6 +37,7 @@ function smokeRuns(data: string): Record<string, Omit<ScriptRun, 'timeoutSeconds
     open: { script: 'bench/open.ts', args: ['--n', '600', '--dims', '64', '--runs', '1'] },
     labels: { script: 'bench/labels.ts', args: ['--datasets', data] },
     'open-set': { script: 'bench/open-set.ts', args: ['--smoke', '--datasets', data] },
+    finetune: { script: 'bench/finetune.ts', args: ['--datasets', data], env: { PIXDEX_BENCH_SMOKE: '1' } },
     instance: { script: 'bench/instance.ts', args: ['--datasets', data, '--queries', '9', '--descriptors', 'regional,pooled', '--rounds', '1'] },
     descriptors: { script: 'bench/descriptors.ts', args: ['--datasets', data, '--queries', '9', '--quick', '--scales', '224', '--db-scales', '224,160', '--latency-queries', '2', '--latency-rounds', '1'] },
     smvs: { script: 'bench/smvs.ts', args: ['--libraries', 'categories', '--workers', '1'] },
