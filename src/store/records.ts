@@ -83,7 +83,7 @@ export class Records {
 
   meta(): StoreMeta {
     const meta = this.store.getMeta();
-    if (!meta) throw new PixdexError('STORE_MISMATCH', `The store in ${path.dirname(this.store.file)} has no metadata; run \`pixdex check --repair\`.`);
+    if (!meta) throw new PixdexError('STORE_MISMATCH', `The store in ${this.store.where} has no metadata; run \`pixdex check --repair\`.`);
     return meta;
   }
 
@@ -484,6 +484,11 @@ export class Records {
 
   sizeOnDisk(): number {
     return this.store.sizeOnDisk();
+  }
+
+  /** Where the library lives: its data folder, or its database URL without the password. */
+  where(): string {
+    return this.store.where;
   }
 
   close(): Promise<void> {
