@@ -31,7 +31,11 @@ interface TableSpec {
   keyKind: 'int' | 'text';
 }
 
-const bytes = (row: Row) => row.data as Buffer;
+/** bytea arrives from the worker as a Uint8Array (structured clone): seen as the Buffer LMDB gives. */
+const bytes = (row: Row) => {
+  const u = row.data as Uint8Array;
+  return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+};
 const json = (row: Row) => row.record;
 const bin = (name: string, key = 'id'): TableSpec => ({ sql: name, key, cols: 'data', decode: bytes, encode: (v) => literal(v as Buffer), keyKind: key === 'id' || key === 'chunk' ? 'int' : 'text' });
 const rec = (name: string): TableSpec => ({ sql: name, key: 'id', cols: 'record', decode: json, encode: (v) => literal(v ?? null), keyKind: 'int' });
@@ -144,11 +148,12 @@ class PgBackend implements StoreBackend {
    */
   typeVectors(): boolean {
     if (this.vectorDims !== undefined) return true;
-    const typmod = this.db.query(`SELECT atttypmod FROM pg_attribute WHERE attrelid = 'vectors'::regclass AND attname = 'embedding'`)[0]?.atttypmod as number | undefined;
-    if (typmod !== undefined && typmod > 0) return (this.vectorDims = typmod), true;
+    const typed = () => (this.db.query(`SELECT atttypmod FROM pg_attribute WHERE attrelid = 'vectors'::regclass AND attname = 'embedding'`)[0]?.atttypmod as number | undefined) ?? -1;
+    if (typed() > 0) return (this.vectorDims = typed()), true;
     const dims = (this.tables.get('meta')!.get('store') as { dims?: number } | undefined)?.dims;
     if (!dims) return false;
     this.write(() => {
+      if (typed() > 0) return; // another process typed it meanwhile
       this.db.query(`ALTER TABLE vectors ALTER COLUMN embedding TYPE vector(${dims})`);
       if (dims <= HNSW_MAX_DIMS) this.db.query('CREATE INDEX IF NOT EXISTS vectors_embedding_hnsw ON vectors USING hnsw (embedding vector_cosine_ops)');
     });

@@ -87,9 +87,9 @@ export class Records {
     return meta;
   }
 
-  /** Creates the library's metadata (a new store: every image it gets is listed for the duplicate check). */
+  /** Creates the library's metadata (a new store: every image it gets is listed for the duplicate check); a process that created it first wins. */
   create(meta: StoreMeta): void {
-    this.store.write(() => this.store.putMeta({ ...meta, dupes: DUPES_VERSION }));
+    this.store.write(() => this.store.getMeta() ?? this.store.putMeta({ ...meta, dupes: DUPES_VERSION }));
   }
 
   space(): SpaceInfo {
