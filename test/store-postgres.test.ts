@@ -169,6 +169,37 @@ describe('the library on LMDB and on PostgreSQL (pgvector)', () => {
     assert.deepEqual(transcripts.get('postgres'), transcripts.get('lmdb'));
   });
 
+  it('pixdex migrate copies the LMDB library into PostgreSQL and back; check agrees on both, answers unchanged', async () => {
+    await pg.reset();
+    const lmdbDir = path.join(tmp.dir, 'lmdb', 'data');
+    const back = path.join(tmp.dir, 'migrated-back');
+    const migrate = (from: string, to: string) => {
+      const r = spawnSync(process.execPath, [CLI, 'migrate', '--from', from, '--to', to, '--json', '--models', MODELS, '--backend', BACKEND], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      return JSON.parse(r.stdout) as { rows: Record<string, number>; check: { agree: boolean; from: { images: number; ok: boolean }; to: { images: number; ok: boolean } } };
+    };
+    const there = migrate(lmdbDir, pg.url);
+    assert.equal(there.check.agree, true);
+    assert.equal(there.check.to.images, 16);
+    assert.ok(there.rows.vectors === 16 && there.rows.labels > 0 && there.rows.ann > 0, JSON.stringify(there.rows));
+    const again = spawnSync(process.execPath, [CLI, 'migrate', '--from', lmdbDir, '--to', pg.url, '--models', MODELS], { encoding: 'utf8' });
+    assert.equal(again.status, 5, 'a database that holds a library is not overwritten');
+    assert.match(again.stderr, /STORE_MISMATCH/);
+    const home = migrate(pg.url, back);
+    assert.equal(home.check.agree, true);
+    const answers = async (opts: object) => {
+      const engine = await Engine.open({ ...engineOptions(lmdbDir), ...opts }, { create: false });
+      try {
+        return { labels: engine.labels(), hits: await Promise.all(queries.map(async (q) => (await engine.search(fs.readFileSync(q), { k: 5 })).map((h) => [h.id, round(h.score), h.label ?? null]))) };
+      } finally {
+        await engine.close();
+      }
+    };
+    const original = await answers({});
+    assert.deepEqual(await answers({ store: pg.url }), original);
+    assert.deepEqual(await answers({ dataDir: back }), original);
+  });
+
   it('two pixdex servers on one database: a write on either is searchable from the other, no image lost or doubled', async () => {
     await pg.reset();
     const servers: ChildProcess[] = [];

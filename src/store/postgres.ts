@@ -115,6 +115,8 @@ class PgBackend implements StoreBackend {
   readonly db: PgBridge;
   private readonly tables = new Map<TableName, PgTable>();
   private depth = 0;
+  /** A read snapshot is open (see `read`). */
+  private reading = false;
   /** The vector column's dimensions once typed (`vector(n)` with its HNSW index). */
   private vectorDims?: number;
 
@@ -165,8 +167,33 @@ class PgBackend implements StoreBackend {
     return this.tables.get(name)!;
   }
 
+  /**
+   * Runs a read. Outside a write, the reads of one synchronous stretch of code see one snapshot,
+   * as lmdb-js's do (its read transaction is renewed per event-loop turn): the first opens a
+   * REPEATABLE READ transaction, ended at the next turn or by a write. So `meta.seq` and the
+   * journal read together agree even while another process commits.
+   */
+  read(sql: string): Row[] {
+    if (this.depth > 0 || this.reading) return this.db.query(sql);
+    const rows = this.db.query(`BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; ${sql}`);
+    this.reading = true;
+    setImmediate(() => this.endRead());
+    return rows;
+  }
+
+  private endRead(): void {
+    if (!this.reading) return;
+    this.reading = false;
+    try {
+      this.db.query('COMMIT');
+    } catch {
+      // the connection is gone: nothing was written in it
+    }
+  }
+
   write<T>(fn: () => T): T {
     if (this.depth > 0) return fn(); // nested: part of the transaction already open (as lmdb-js)
+    this.endRead();
     this.db.query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITE_LOCK})`);
     this.depth++;
     let result: T;
@@ -197,6 +224,7 @@ class PgBackend implements StoreBackend {
   }
 
   close(): Promise<void> {
+    this.endRead();
     return this.db.close();
   }
 }
@@ -210,7 +238,12 @@ class PgTable implements Table<unknown, string | number> {
   }
 
   private q(sql: string): Row[] {
-    return this.backend.db.query(sql);
+    return this.backend.read(sql);
+  }
+
+  /** A change: inside the write transaction open, or in one of its own (writers take turns). */
+  private change(sql: string): Row[] {
+    return this.backend.write(() => this.backend.db.query(sql));
   }
 
   get(key: string | number): unknown {
@@ -273,12 +306,12 @@ class PgTable implements Table<unknown, string | number> {
     if (this.beforePut && !this.beforePut()) throw new Error('The library has no dimensions yet: vectors cannot be stored');
     const cols = this.spec.cols === 'TRUE AS pending' ? '' : this.spec.cols;
     const conflict = cols === '' ? 'DO NOTHING' : `DO UPDATE SET ${cols.split(',').map((c) => `${c.trim()} = EXCLUDED.${c.trim()}`).join(', ')}`;
-    this.q(`INSERT INTO ${this.spec.sql} (${this.spec.key}${cols ? `, ${cols}` : ''}) VALUES (${literal(key)}${cols ? `, ${this.spec.encode(value)}` : ''}) ON CONFLICT (${this.spec.key}) ${conflict}`);
+    this.change(`INSERT INTO ${this.spec.sql} (${this.spec.key}${cols ? `, ${cols}` : ''}) VALUES (${literal(key)}${cols ? `, ${this.spec.encode(value)}` : ''}) ON CONFLICT (${this.spec.key}) ${conflict}`);
     return true;
   }
 
   removeSync(key: string | number): boolean {
-    return this.q(`DELETE FROM ${this.spec.sql} WHERE ${this.spec.key} = ${literal(key)} RETURNING 1`).length > 0;
+    return this.change(`DELETE FROM ${this.spec.sql} WHERE ${this.spec.key} = ${literal(key)} RETURNING 1`).length > 0;
   }
 }
 
