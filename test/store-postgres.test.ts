@@ -14,6 +14,9 @@ import { Engine } from '../src/engine.ts';
 import { openStore } from '../src/store/open.ts';
 import { CLI, HYM_TRAIN, HYM_VAL, MODELS, BACKEND, engineOptions, imagesIn, tempDir } from './fixtures.ts';
 import { startPg, type PgServer } from './helpers/pg.ts';
+import pg_ from 'pg';
+
+const PgClient = pg_.Client;
 
 const STORES = ['lmdb', 'postgres'] as const;
 type Kind = (typeof STORES)[number];
@@ -198,6 +201,27 @@ describe('the library on LMDB and on PostgreSQL (pgvector)', () => {
     const original = await answers({});
     assert.deepEqual(await answers({ store: pg.url }), original);
     assert.deepEqual(await answers({ dataDir: back }), original);
+  });
+
+  it('a store URL that cannot be used is a typed error, not a crash; reading an empty database creates nothing', async () => {
+    const run = (store: string) => spawnSync(process.execPath, [CLI, 'stats', '--store', store, '--data', path.join(tmp.dir, 'nowhere'), '--models', MODELS], { encoding: 'utf8' });
+    const closed = run('postgres://pixdex@127.0.0.1:1/pixdex'); // nothing listens on port 1
+    assert.equal(closed.status, 5, closed.stderr);
+    assert.match(closed.stderr, /^pixdex: STORE_UNAVAILABLE: .*127\.0\.0\.1:1/m);
+    const wrong = run('mysql://x@y/z');
+    assert.equal(wrong.status, 2, wrong.stderr);
+    assert.match(wrong.stderr, /INVALID_PARAMETER/);
+    await pg.reset();
+    const empty = run(pg.url);
+    assert.equal(empty.status, 3, empty.stderr);
+    assert.match(empty.stderr, /NOT_FOUND: No pixdex library in postgres:/);
+    const client = new PgClient({ connectionString: pg.url });
+    await client.connect();
+    try {
+      assert.equal((await client.query(`SELECT to_regclass('schema_migrations') AS t`)).rows[0].t, null, 'no table created');
+    } finally {
+      await client.end();
+    }
   });
 
   it('two pixdex servers on one database: a write on either is searchable from the other, no image lost or doubled', async () => {
