@@ -23,6 +23,7 @@ export interface OptionSpec {
 
 export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = Object.freeze({
   data: { type: 'string', value: 'DIR', help: 'Data directory of the library (default: ./data, env PIXDEX_DATA).' },
+  store: { type: 'string', value: 'URL', help: 'Keep the library in PostgreSQL with pgvector: postgres://user:password@host:port/database (env PIXDEX_STORE; default: pixdex.lmdb in --data).' },
   models: { type: 'string', value: 'DIR', help: 'Folder with the backbone model folders (env PIXDEX_MODELS; default: the cache ~/.cache/pixdex/models, where missing ones are downloaded).' },
   backbone: { type: 'string', value: 'ID', help: 'Backbone of a new library: mobilenet_v2 (default), mobilenet_v1_0.75, mobilenet_v1_embedding or an imported one.' },
   descriptor: { type: 'string', value: 'regional|gem|pooled', help: 'How a new library describes images (default: regional, env PIXDEX_DESCRIPTOR).' },
@@ -39,6 +40,7 @@ export type Values = Record<string, string | string[] | number | boolean | undef
 export function engineOptions(v: Values): PixdexOptions {
   const o: PixdexOptions = {};
   if (v.data) o.dataDir = String(v.data);
+  if (v.store) o.store = String(v.store);
   if (v.models) o.modelsDir = String(v.models);
   if (v.backbone) o.backbone = String(v.backbone);
   if (v.descriptor) o.descriptor = checkDescriptor(v.descriptor);

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { checkStore, repairStore, type CheckReport } from '../src/store/check.ts';
 import { resolveConfig } from '../src/config.ts';
+import { redactUrl } from '../src/store/pg-bridge.ts';
 import { Engine } from '../src/engine.ts';
 import { NotFoundError } from '../src/errors.ts';
 import { EXIT } from './exit.ts';
@@ -16,8 +17,9 @@ import type { Parsed } from './spec.ts';
 /** Runs `pixdex check`; returns the exit code. */
 export async function check({ values: v }: Parsed): Promise<number> {
   const options = engineOptions(v);
-  const dataDir = resolveConfig(options).dataDir;
-  if (!fs.existsSync(path.join(dataDir, 'pixdex.lmdb'))) {
+  const config = resolveConfig(options);
+  const dataDir = config.store === undefined ? config.dataDir : redactUrl(config.store);
+  if (config.store === undefined && !fs.existsSync(path.join(dataDir, 'pixdex.lmdb'))) {
     throw new NotFoundError(`No store in ${dataDir} (no pixdex.lmdb there): run \`pixdex index <folder> --data ${dataDir}\` first, or pass the folder you index into with --data or PIXDEX_DATA.`);
   }
 

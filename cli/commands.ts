@@ -120,6 +120,19 @@ export const COMMANDS: readonly CommandSpec[] = Object.freeze([
     run: async (p) => (await import('./check.ts')).check(p),
   }),
   command({
+    name: 'migrate', args: '', positionals: [0, 0],
+    options: {
+      from: { type: 'string', value: 'DIR|URL', help: 'The library to copy: a data folder or a postgres:// URL (it is only read).' },
+      to: { type: 'string', value: 'DIR|URL', help: 'Where to copy it: an empty data folder or PostgreSQL database (a postgres:// URL).' },
+    },
+    summary: 'Copy a library between an LMDB folder and PostgreSQL (either way), then check both',
+    details: 'Copies images, paths, vectors, labels, suggestions, models (classifier, autoencoder, vocabulary),\n' +
+      'local features, duplicate evidence, settings and the index snapshot, then runs `pixdex check` on\n' +
+      'both. Exit code 0 when both are clean and agree, 5 otherwise. Stop writers to the source first.',
+    examples: ['pixdex migrate --from ./data --to postgres://pixdex:secret@db:5432/pixdex', 'pixdex migrate --from postgres://pixdex@db/pixdex --to ./data-copy'],
+    run: async (p) => (await import('./migrate.ts')).migrate(p),
+  }),
+  command({
     name: 'serve', args: '', positionals: [0, 0],
     options: {
       host: { type: 'string', value: 'HOST', help: 'Interface to bind (default: 127.0.0.1, env PIXDEX_HOST).' },

@@ -29,6 +29,12 @@ export interface PixdexConfig {
   /** Data directory holding `pixdex.lmdb` (default: ./data, env PIXDEX_DATA). */
   dataDir: string;
   /**
+   * Where the library's records live (issue 20; env PIXDEX_STORE): a `postgres://` URL puts them
+   * in that PostgreSQL database (src/store/postgres.ts); unset, `pixdex.lmdb` in `dataDir`. The
+   * data folder still holds what is per machine: uploads, watch status.
+   */
+  store: string | undefined;
+  /**
    * Folder of the backbone model folders (option/--models or env PIXDEX_MODELS; default:
    * `<cacheDir>/models`, where missing built-in backbones are downloaded on first use).
    */
@@ -199,6 +205,7 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
   const namedModels = options.modelsDir ?? (env.PIXDEX_MODELS || undefined);
   return {
     dataDir,
+    store: optionalStore(options.store ?? (env.PIXDEX_STORE || undefined)),
     modelsDir: path.resolve(namedModels ?? path.join(cacheDir, 'models')),
     cacheDir,
     fetchModels: options.fetchModels ?? namedModels === undefined,
@@ -223,6 +230,13 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
       rootPollMs: intParam('watch.rootPollMs', options.watch?.rootPollMs ?? 2000, 50, 600_000),
     },
   };
+}
+
+/** A PostgreSQL URL (postgres:// or postgresql://), or undefined for the LMDB store in the data folder. */
+function optionalStore(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!/^postgres(ql)?:\/\/\S+$/i.test(value)) throw invalidParameter('store', 'a postgres://user:password@host:port/database URL (the LMDB library in a folder is --data)', value);
+  return value;
 }
 
 /** An http(s) URL, or undefined. */

@@ -27,7 +27,8 @@ import type { HeadReport } from './models/head.ts';
 import type { FinetuneReport } from './models/finetune.ts';
 import { Searcher, type SearchOptions, type SearchResult, type SpaceKind } from './search.ts';
 import { checkStore, repairStore, type CheckReport, type RepairReport } from './store/check.ts';
-import { SCHEMA_VERSION, Store, type ImageRecord, type SpaceInfo } from './store/lmdb.ts';
+import { SCHEMA_VERSION, type Store, type ImageRecord, type SpaceInfo } from './store/lmdb.ts';
+import { openStore } from './store/open.ts';
 import { Records, type LabelCount } from './store/records.ts';
 import { libraryStats, type Stats } from './stats.ts';
 import { VisualWords } from './local/visual-words.ts';
@@ -67,24 +68,24 @@ export class Engine {
    */
   static async open(options: PixdexOptions = {}, { create = true }: { create?: boolean } = {}): Promise<Engine> {
     const config = resolveConfig(options);
-    const store = Store.open(config.dataDir, { create });
+    const store = openStore(config, { create });
     try {
       const records = new Records(store);
       const meta = store.getMeta();
       if (meta && meta.schema !== SCHEMA_VERSION) {
-        throw new StoreMismatchError(`The store in ${config.dataDir} has schema ${meta.schema}; this pixdex reads schema ${SCHEMA_VERSION}. Use a new --data folder and re-index.`);
+        throw new StoreMismatchError(`The store in ${store.where} has schema ${meta.schema}; this pixdex reads schema ${SCHEMA_VERSION}. Use a new --data folder and re-index.`);
       }
       const spec = backboneSpec(config.backbone ?? meta?.backbone ?? DEFAULT_BACKBONE, config.modelsDir);
       if (meta && meta.backbone !== spec.id) {
         throw new StoreMismatchError(
-          `The store in ${config.dataDir} was built with backbone ${meta.backbone} (${meta.dims}-d), not ${spec.id}. ` +
+          `The store in ${store.where} was built with backbone ${meta.backbone} (${meta.dims}-d), not ${spec.id}. ` +
             `Open it without --backbone (or with --backbone ${meta.backbone}), or use a new --data folder for ${spec.id}.`,
         );
       }
       const descriptor = config.descriptor ?? (meta ? records.descriptor() : DEFAULT_DESCRIPTOR);
       if (meta && records.descriptor() !== descriptor) {
         throw new StoreMismatchError(
-          `The store in ${config.dataDir} was built with descriptor ${records.descriptor()}, not ${descriptor}. ` +
+          `The store in ${store.where} was built with descriptor ${records.descriptor()}, not ${descriptor}. ` +
             `Open it without --descriptor (or with --descriptor ${records.descriptor()}), or use a new --data folder for ${descriptor}.`,
         );
       }
@@ -109,7 +110,7 @@ export class Engine {
     return this.describer.descriptor;
   }
 
-  /** The LMDB store underneath, for tests and tools that inspect it; the product goes through `records`. */
+  /** The store underneath (LMDB or PostgreSQL), for tests and tools that inspect it; the product goes through `records`. */
   get store(): Store {
     return this.records.store;
   }

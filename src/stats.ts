@@ -51,6 +51,8 @@ export interface Stats {
   /** The hnswlib-node build running: native (flags) or portable (src/ann-build.ts, issue 22). */
   ann: AnnBuild;
   storeBytes: number;
+  /** Where the records live: the data folder (LMDB) or the PostgreSQL URL without its password. */
+  store: string;
   dataDir: string;
   /** Pending label suggestions. */
   suggestions: number;
@@ -115,6 +117,7 @@ export async function libraryStats(lib: StatsSource): Promise<Stats> {
     },
     ann: annBuild,
     storeBytes: lib.records.sizeOnDisk(),
+    store: lib.records.where(),
     dataDir: lib.config.dataDir,
     suggestions: lib.labelling.suggestions().length,
     classifier: libraryTopInfo(lib.tuned()) ?? lib.labelling.headInfo(),

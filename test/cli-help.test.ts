@@ -38,6 +38,7 @@ const OWN: Record<string, string[]> = {
   eval: ['--space', '--instance', '--seed', '--backgrounds', '--queries', '--references', '--workers'],
   duplicates: ['--kind', '--threshold'],
   check: ['--repair'],
+  migrate: ['--from', '--to'],
   serve: ['--host', '--port', '--token', '--max-upload-mb', '--watch'],
   models: ['--name', '--feature-node', '--input-range'],
 };
@@ -99,7 +100,7 @@ describe('pixdex <command> --help (issue 23)', () => {
     const r = pixdex(['--help']);
     assert.equal(r.code, 0);
     for (const spec of COMMANDS) assert.match(r.stdout, new RegExp(`^ {2}${spec.name}\\b`, 'm'), spec.name);
-    for (const option of ['--data', '--models', '--backbone', '--descriptor', '--local-features', '--backend', '--json']) assert.ok(mentions(r.stdout, option), option);
+    for (const option of ['--data', '--store', '--models', '--backbone', '--descriptor', '--local-features', '--backend', '--json']) assert.ok(mentions(r.stdout, option), option);
     assert.equal(pixdex(['help']).stdout, r.stdout);
     const bare = pixdex([]);
     assert.equal(bare.code, 2, 'no command is a usage error');

@@ -171,6 +171,7 @@ describe('pixdex CLI', () => {
       },
       ann: () => assert.ok(line('ann').startsWith(`hnswlib-node ${s.ann.build}`)),
       storeBytes: () => assert.ok(line('store').startsWith(`${(s.storeBytes / 1048576).toFixed(1)} MiB`)),
+      store: () => assert.ok(line('store').includes(` in ${s.store}`)),
       dataDir: () => assert.ok(line('store').endsWith(s.dataDir)),
       localFeatures: () => assert.ok(line('local').startsWith(`on, ${s.localFeatures.images} images with local features`)),
       dates: () => assert.equal(line('dates'), s.dates.dated === 0 ? 'none (no image has an EXIF capture date)' : `${s.dates.earliest} … ${s.dates.latest} (${s.dates.dated} of ${s.images} images dated)`),

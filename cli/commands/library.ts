@@ -37,7 +37,7 @@ export function statsText(s: Stats): string {
     ['index', `${ix.type} ${ix.metric} M=${ix.m} efConstruction=${ix.efConstruction} ef=${ix.efSearch}, ${ix.size} vectors of ${ix.dims}-d (capacity ${ix.capacity}), ${ix.snapshotSeq === null ? 'no snapshot yet' : `snapshot at journal ${ix.snapshotSeq} (${mib(ix.snapshotBytes ?? 0)})`}, ${ix.pendingChanges} changes since the snapshot`],
     ['ann', `hnswlib-node ${describeBuildLine(s.ann)}`],
     ['local', `${lf.enabled ? `on, ${lf.images} images with local features, ${lf.vocabulary ? `vocabulary of ${lf.vocabulary.words} words (${lf.vocabulary.images} images, ${lf.vocabulary.learnedAt})` : 'no vocabulary yet'}` : 'off'}${lf.hint ? ` — ${lf.hint}` : ''}`],
-    ['store', `${mib(s.storeBytes)} in ${s.dataDir}`],
+    ['store', `${mib(s.storeBytes)} in ${s.store}${s.store === s.dataDir ? '' : `, data folder ${s.dataDir}`}`],
     ...s.watch.map((w): [string, string] => ['watch', watchStatusText(w)]),
   ];
   return rows.map(([k, text]) => `${k.padEnd(12)}${text}`).join('\n');

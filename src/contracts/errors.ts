@@ -63,6 +63,8 @@ export const ERRORS = Object.freeze({
   STORE_MISMATCH: { exit: EXIT.environment, status: 409, meaning: 'The library was built with another schema, backbone, descriptor or space, or has no metadata.' },
   // 409: one job at a time; retry when the running one ends or after cancelling it.
   INDEX_JOB_RUNNING: { exit: EXIT.environment, status: 409, meaning: 'An index job is already running on this server.' },
+  // 503: the library lives in a PostgreSQL server (--store postgres://…) that cannot be reached or refuses the connection; the same request succeeds once it is back.
+  STORE_UNAVAILABLE: { exit: EXIT.environment, status: 503, meaning: 'The PostgreSQL server of --store cannot be reached, refuses the login or has no such database.' },
   // ---------------------------------------------------------------- the model cannot run (yet)
   // 503: the server is up but cannot answer model requests until its models folder is fixed.
   MODEL_NOT_FOUND: { exit: EXIT.environment, status: 503, meaning: 'The models folder or a model file is missing or unreadable.' },

@@ -8,6 +8,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { NotFoundError } from '../errors.ts';
 import type { LibraryDescriptor } from '../library-descriptor.ts';
 import type { PhotoMetadata } from '../image/metadata.ts';
+import { TABLE_NAMES, type StoreBackend, type Table, type TableName } from './table.ts';
 
 /** A suggested label kept beside an image, distinct from a person's label. */
 export interface SuggestionRecord {
@@ -152,50 +153,52 @@ export interface SnapshotMeta {
 const SNAPSHOT_CHUNK = 64 * 1024 * 1024;
 
 export class Store {
-  readonly root: RootDatabase;
-  readonly images: Database<ImageRecord, number>;
-  readonly paths: Database<number, string>;
-  readonly hashes: Database<number, string>;
-  readonly vectors: Database<Buffer, number>;
+  readonly images: Table<ImageRecord, number>;
+  readonly paths: Table<number, string>;
+  readonly hashes: Table<number, string>;
+  readonly vectors: Table<Buffer, number>;
   /** `regional` libraries: each image's GeM descriptors at the smaller sides, concatenated. */
-  readonly scales: Database<Buffer, number>;
-  readonly codes: Database<Buffer, number>;
-  readonly codes2: Database<Buffer, number>;
-  readonly labels: Database<number, string>;
-  readonly models: Database<Buffer, string>;
-  readonly meta: Database<unknown, string>;
-  readonly ann: Database<Buffer, number>;
-  readonly journal: Database<JournalEntry, number>;
+  readonly scales: Table<Buffer, number>;
+  readonly codes: Table<Buffer, number>;
+  readonly codes2: Table<Buffer, number>;
+  readonly labels: Table<number, string>;
+  readonly models: Table<Buffer, string>;
+  readonly meta: Table<unknown, string>;
+  readonly ann: Table<Buffer, number>;
+  readonly journal: Table<JournalEntry, number>;
   /** Suggested labels (label propagation), apart from the labels a person set. */
-  readonly suggestions: Database<SuggestionRecord, number>;
+  readonly suggestions: Table<SuggestionRecord, number>;
   /** Local features per image (`src/local/features.ts` encoding). */
-  readonly features: Database<Buffer, number>;
+  readonly features: Table<Buffer, number>;
   /** Visual words per image: uint32 vocabulary version, then one uint32 word per keypoint. */
-  readonly words: Database<Buffer, number>;
+  readonly words: Table<Buffer, number>;
   /** Near-duplicate evidence per image: its checked neighbours (src/store/duplicates.ts). */
-  readonly dupes: Database<DupeRecord, number>;
+  readonly dupes: Table<DupeRecord, number>;
   /** Images not compared with their neighbours yet (new, changed, or given local features since). */
-  readonly dupesPending: Database<true, number>;
+  readonly dupesPending: Table<true, number>;
+  /** Where the library lives (a data folder, or a database URL without its password), for messages. */
+  readonly where: string;
 
-  private constructor(readonly file: string) {
-    this.root = open({ path: file, maxDbs: 20, compression: false });
-    this.images = this.root.openDB({ name: 'images', keyEncoding: 'uint32' });
-    this.paths = this.root.openDB({ name: 'paths' });
-    this.hashes = this.root.openDB({ name: 'hashes' });
-    this.vectors = this.root.openDB({ name: 'vectors', keyEncoding: 'uint32', encoding: 'binary' });
-    this.scales = this.root.openDB({ name: 'scales', keyEncoding: 'uint32', encoding: 'binary' });
-    this.codes = this.root.openDB({ name: 'codes', keyEncoding: 'uint32', encoding: 'binary' });
-    this.codes2 = this.root.openDB({ name: 'codes2', keyEncoding: 'uint32', encoding: 'binary' });
-    this.labels = this.root.openDB({ name: 'labels' });
-    this.models = this.root.openDB({ name: 'models', encoding: 'binary' });
-    this.meta = this.root.openDB({ name: 'meta' });
-    this.ann = this.root.openDB({ name: 'ann', keyEncoding: 'uint32', encoding: 'binary' });
-    this.journal = this.root.openDB({ name: 'journal', keyEncoding: 'uint32' });
-    this.suggestions = this.root.openDB({ name: 'suggestions', keyEncoding: 'uint32' });
-    this.features = this.root.openDB({ name: 'features', keyEncoding: 'uint32', encoding: 'binary' });
-    this.words = this.root.openDB({ name: 'words', keyEncoding: 'uint32', encoding: 'binary' });
-    this.dupes = this.root.openDB({ name: 'dupes', keyEncoding: 'uint32' });
-    this.dupesPending = this.root.openDB({ name: 'dupesPending', keyEncoding: 'uint32' });
+  /** A store on `backend`: LMDB (`Store.open`) or PostgreSQL (`src/store/postgres.ts`). */
+  constructor(private readonly backend: StoreBackend) {
+    this.where = backend.where;
+    this.images = backend.table('images');
+    this.paths = backend.table('paths');
+    this.hashes = backend.table('hashes');
+    this.vectors = backend.table('vectors');
+    this.scales = backend.table('scales');
+    this.codes = backend.table('codes');
+    this.codes2 = backend.table('codes2');
+    this.labels = backend.table('labels');
+    this.models = backend.table('models');
+    this.meta = backend.table('meta');
+    this.ann = backend.table('ann');
+    this.journal = backend.table('journal');
+    this.suggestions = backend.table('suggestions');
+    this.features = backend.table('features');
+    this.words = backend.table('words');
+    this.dupes = backend.table('dupes');
+    this.dupesPending = backend.table('dupesPending');
   }
 
   /**
@@ -209,12 +212,12 @@ export class Store {
       throw new NotFoundError(`No pixdex library in ${dataDir}; run \`pixdex index <folder> --data ${dataDir}\` first`);
     }
     fs.mkdirSync(dataDir, { recursive: true });
-    return new Store(file);
+    return new Store(new LmdbBackend(file, dataDir));
   }
 
   /** Runs `fn` in one write transaction: all its writes land together or not at all. */
   write<T>(fn: () => T): T {
-    return this.root.transactionSync(fn);
+    return this.backend.write(fn);
   }
 
   getMeta(): StoreMeta | undefined {
@@ -259,7 +262,7 @@ export class Store {
   }
 
   /** A codes table by name. */
-  codesTable(name: CodesTable): Database<Buffer, number> {
+  codesTable(name: CodesTable): Table<Buffer, number> {
     return name === 'codes' ? this.codes : this.codes2;
   }
 
@@ -298,7 +301,7 @@ export class Store {
 
   /** `saveSnapshot` without its own transaction: call inside `write` (e.g. with a space switch). */
   writeSnapshot(bytes: Buffer, meta: Omit<SnapshotMeta, 'chunks' | 'bytes' | 'savedAt'>): SnapshotMeta {
-    return this.putSnapshot(bytes.length, (i) => bytes.subarray(i * SNAPSHOT_CHUNK, (i + 1) * SNAPSHOT_CHUNK), meta);
+    return this.putSnapshot(bytes.length, (i) => bytes.subarray(i * this.backend.snapshotChunk, (i + 1) * this.backend.snapshotChunk), meta);
   }
 
   /**
@@ -309,11 +312,11 @@ export class Store {
     const fd = fs.openSync(file, 'r');
     try {
       const size = fs.fstatSync(fd).size;
-      const buf = Buffer.allocUnsafe(Math.min(size, SNAPSHOT_CHUNK));
+      const buf = Buffer.allocUnsafe(Math.min(size, this.backend.snapshotChunk));
       return this.write(() => this.putSnapshot(size, (i) => {
-        const want = Math.min(SNAPSHOT_CHUNK, size - i * SNAPSHOT_CHUNK);
+        const want = Math.min(this.backend.snapshotChunk, size - i * this.backend.snapshotChunk);
         for (let got = 0; got < want; ) {
-          const n = fs.readSync(fd, buf, got, want - got, i * SNAPSHOT_CHUNK + got);
+          const n = fs.readSync(fd, buf, got, want - got, i * this.backend.snapshotChunk + got);
           if (n === 0) throw new Error(`${file} ended before ${size} bytes`);
           got += n;
         }
@@ -326,7 +329,7 @@ export class Store {
 
   private putSnapshot(size: number, chunk: (i: number) => Buffer, meta: Omit<SnapshotMeta, 'chunks' | 'bytes' | 'savedAt'>): SnapshotMeta {
     const old = this.getSnapshotMeta();
-    const chunks = Math.max(1, Math.ceil(size / SNAPSHOT_CHUNK));
+    const chunks = Math.max(1, Math.ceil(size / this.backend.snapshotChunk));
     for (let i = 0; i < chunks; i++) this.ann.putSync(i, chunk(i));
     for (let i = chunks; i < (old?.chunks ?? 0); i++) this.ann.removeSync(i);
     for (const key of this.journal.getKeys({ end: meta.seq + 1 })) this.journal.removeSync(key);
@@ -378,17 +381,53 @@ export class Store {
     });
   }
 
-  /** Bytes of the pages each named database uses (for `bench/open.ts`). */
+  /** Bytes each named database uses (for `bench/open.ts`). */
+  tableBytes(): Record<string, number> {
+    return this.backend.tableBytes();
+  }
+
+  /** Size of the store, in bytes (LMDB: its data file on disk). */
+  sizeOnDisk(): number {
+    return this.backend.sizeOnDisk();
+  }
+
+  async close(): Promise<void> {
+    await this.backend.close();
+  }
+}
+
+/** The LMDB environment: one named database per table, writes in `transactionSync`. */
+class LmdbBackend implements StoreBackend {
+  readonly snapshotChunk = SNAPSHOT_CHUNK;
+  private readonly root: RootDatabase;
+  private readonly tables = new Map<TableName, Database>();
+
+  constructor(private readonly file: string, readonly where: string) {
+    this.root = open({ path: file, maxDbs: 20, compression: false });
+    const uint32: TableName[] = ['images', 'vectors', 'scales', 'codes', 'codes2', 'ann', 'journal', 'suggestions', 'features', 'words', 'dupes', 'dupesPending'];
+    const binary: TableName[] = ['vectors', 'scales', 'codes', 'codes2', 'models', 'ann', 'features', 'words'];
+    for (const name of TABLE_NAMES) {
+      this.tables.set(name, this.root.openDB({ name, ...(uint32.includes(name) ? { keyEncoding: 'uint32' } : {}), ...(binary.includes(name) ? { encoding: 'binary' } : {}) }));
+    }
+  }
+
+  table(name: TableName): Database {
+    return this.tables.get(name)!;
+  }
+
+  write<T>(fn: () => T): T {
+    return this.root.transactionSync(fn);
+  }
+
   tableBytes(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const name of ['images', 'paths', 'hashes', 'vectors', 'scales', 'labels', 'meta', 'ann', 'journal', 'features', 'words', 'dupes'] as const) {
-      const s = this[name].getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
+      const s = this.table(name).getStats() as { pageSize: number; treeBranchPageCount: number; treeLeafPageCount: number; overflowPages: number };
       out[name] = s.pageSize * (s.treeBranchPageCount + s.treeLeafPageCount + s.overflowPages);
     }
     return out;
   }
 
-  /** Size of the data file on disk, in bytes. */
   sizeOnDisk(): number {
     try {
       return fs.statSync(this.file).size;

@@ -4,7 +4,6 @@
  * (`models`) and the library's setting (`meta.local`). Written with the image's other records in
  * `Records.writeFiles` (same transaction) and removed with them.
  */
-import path from 'node:path';
 import { PixdexError } from '../errors.ts';
 import { Store, VOCABULARY_KEY, type LocalFeaturesMeta, type StoreMeta, type VocabularyInfo } from './lmdb.ts';
 
@@ -20,7 +19,7 @@ export class LocalRecords {
 
   private meta(): StoreMeta {
     const meta = this.store.getMeta();
-    if (!meta) throw new PixdexError('STORE_MISMATCH', `The store in ${path.dirname(this.store.file)} has no metadata; run \`pixdex check --repair\`.`);
+    if (!meta) throw new PixdexError('STORE_MISMATCH', `The store in ${this.store.where} has no metadata; run \`pixdex check --repair\`.`);
     return meta;
   }
 

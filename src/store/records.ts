@@ -83,13 +83,13 @@ export class Records {
 
   meta(): StoreMeta {
     const meta = this.store.getMeta();
-    if (!meta) throw new PixdexError('STORE_MISMATCH', `The store in ${path.dirname(this.store.file)} has no metadata; run \`pixdex check --repair\`.`);
+    if (!meta) throw new PixdexError('STORE_MISMATCH', `The store in ${this.store.where} has no metadata; run \`pixdex check --repair\`.`);
     return meta;
   }
 
-  /** Creates the library's metadata (a new store: every image it gets is listed for the duplicate check). */
+  /** Creates the library's metadata (a new store: every image it gets is listed for the duplicate check); a process that created it first wins. */
   create(meta: StoreMeta): void {
-    this.store.write(() => this.store.putMeta({ ...meta, dupes: DUPES_VERSION }));
+    this.store.write(() => this.store.getMeta() ?? this.store.putMeta({ ...meta, dupes: DUPES_VERSION }));
   }
 
   space(): SpaceInfo {
@@ -484,6 +484,11 @@ export class Records {
 
   sizeOnDisk(): number {
     return this.store.sizeOnDisk();
+  }
+
+  /** Where the library lives: its data folder, or its database URL without the password. */
+  where(): string {
+    return this.store.where;
   }
 
   close(): Promise<void> {
