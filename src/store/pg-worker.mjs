@@ -23,7 +23,8 @@ function answer(message) {
 port.on('message', async (req) => {
   try {
     if (broken) throw broken;
-    ready ??= client.connect();
+    // literals are quoted for standard_conforming_strings (pg-bridge.ts): never trust the server's default
+    ready ??= client.connect().then(() => client.query('SET standard_conforming_strings = on'));
     await ready;
     if (req.close) {
       await client.end();
