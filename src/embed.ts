@@ -10,7 +10,7 @@ import { invalidParameter } from './errors.ts';
 import { describeWindows, gemPool, l2normalizeRows, regionalPlan } from './descriptors.ts';
 import type { Backbone } from './models/backbone.ts';
 import type { ConvAutoencoder } from './models/autoencoder.ts';
-import { LIBRARY_GEM_P, libraryRegional, type LibraryDescriptor } from './library-descriptor.ts';
+import { isRegional, LIBRARY_GEM_P, libraryRegional, type LibraryDescriptor } from './library-descriptor.ts';
 
 /** What embedding an image gives. */
 export interface Embedding {
@@ -45,7 +45,7 @@ export interface EmbedOptions {
 /** Embeds `pixels` (inputSize² RGB bytes each) in batches of `batchSize`; no tensor outlives it. */
 export async function embedBatch(model: Backbone, autoencoder: ConvAutoencoder | undefined, pixels: readonly Uint8Array[], batchSize: number, options: EmbedOptions = {}): Promise<Embedding[]> {
   const descriptor = options.descriptor ?? 'pooled';
-  const regional = descriptor === 'regional' ? libraryRegional(model.spec) : undefined;
+  const regional = isRegional(descriptor) ? libraryRegional(model.spec, descriptor) : undefined;
   const out: Embedding[] = [];
   const d = model.spec.dims;
   const [mh, mw] = model.spec.featureMap.shape;
