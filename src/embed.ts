@@ -21,7 +21,7 @@ export interface Embedding {
   pooled: Float32Array;
   /** The code in an autoencoder space. */
   code?: Float32Array;
-  /** `regional`: GeM descriptors at the smaller database sides (192, 160, 128), concatenated, each unit length. */
+  /** `regional2`, `regional`: GeM descriptors at the smaller database sides (160; 192, 160, 128), concatenated, each unit length. */
   scales?: Float32Array;
   /** `regional` queries (`windows: true`): GeM of every query window (REGIONAL plan order), each unit length. */
   windows?: Float32Array;

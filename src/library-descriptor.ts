@@ -1,11 +1,11 @@
 /**
  * The descriptor a library is built with (chosen when it is created, kept in `meta`):
  * - `regional2` (default for new libraries): GeM (p = 2) of the feature map is the global vector,
- *   and each image is also described at 128 px (stored in `scales`, not in the HNSW index). A
- *   query image is described by GeM over its 17 sliding windows of 4 and 7 cells of the 7×7 map;
+ *   and each image is also described at 160 px (stored in `scales`, not in the HNSW index). A
+ *   query image is described by GeM over its 10 sliding windows of 5 and 7 cells of the 7×7 map;
  *   each window is matched against the database side at which a whole image gives a map of its
- *   size (4 ↔ 128, 7 ↔ 224). So a photo of a photo, cropped or in clutter, meets its original
- *   (see bench/descriptors.ts). Two backbone passes per image at indexing (1.33× one pass).
+ *   size (5 ↔ 160, 7 ↔ 224). So a photo of a photo, cropped or in clutter, meets its original
+ *   (see bench/descriptors.ts). Two backbone passes per image at indexing (1.51× one pass).
  * - `regional` (the default before `regional2`; libraries made with it keep it): the same with
  *   windows of 4–7 cells (30) and database sides 224, 192, 160, 128: four passes (2.57×).
  * - `gem`: the same global vector, no smaller sides: one backbone pass per image at indexing.
