@@ -2,8 +2,13 @@
  * Indexing throughput on a folder, in one run: decoding alone, the backbone alone (on
  * pre-decoded batches), and end to end (`Engine.index` into a fresh store). Prints one JSON line.
  *
- *   npm run bench:index -- <dir> [--workers N|1,2] [--local-features on|off|off,on] [--stages on|off] [--limit N] [--backbone ID] [--backend NAME]
+ *   npm run bench:index -- <dir> [--workers N|1,2] [--descriptor D|regional,regional2] [--local-features on|off|off,on] [--stages on|off] [--limit N] [--backbone ID] [--backend NAME]
  *
+ * `--descriptor regional,regional2` indexes with each library descriptor (every worker count, the
+ * last local-features setting) in this one run: `endToEndByDescriptor` holds each rate with the
+ * 1-minute load average measured just before it, `descriptorSpeedup` the last descriptor's rate
+ * over the first's per worker count; every other figure is the last descriptor's (default: the
+ * default descriptor only).
  * `--local-features off,on` measures both settings (with the last worker count) in this one run:
  * `localFeaturesRatio` is the rate with them over the rate without, and `bytesPerImage` the
  * store's size per image for each.
@@ -24,6 +29,7 @@ import { scanInputs } from '../indexer/scan.ts';
 import { DEFAULT_EXTENSIONS } from '../src/config.ts';
 import { heicVsJpeg } from './decode-heic.ts';
 import { measureStages } from './index-stages.ts';
+import { checkDescriptor } from '../src/descriptor-kind.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -34,6 +40,7 @@ const { values, positionals } = parseArgs({
     backend: { type: 'string' },
     models: { type: 'string' },
     'local-features': { type: 'string', default: 'on' },
+    descriptor: { type: 'string' },
     stages: { type: 'string', default: 'on' },
   },
 });
@@ -53,12 +60,14 @@ if (localSettings.some((x) => x !== 'on' && x !== 'off')) {
   console.error(`--local-features takes on, off or off,on; received ${values['local-features']}`);
   process.exit(2);
 }
+const descriptors = values.descriptor ? String(values.descriptor).split(',').map((d) => checkDescriptor(d)) : [undefined];
 const scan = await scanInputs([dir], DEFAULT_EXTENSIONS);
 const files = scan.files.slice(0, values.limit ? Number(values.limit) : undefined).map((f) => f.path);
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixdex-bench-'));
 const options = {
   dataDir,
+  ...(descriptors.at(-1) ? { descriptor: descriptors.at(-1) } : {}),
   ...(values.models ? { modelsDir: values.models } : {}),
   ...(values.backbone ? { backbone: values.backbone } : {}),
   ...(values.backend ? { backend: values.backend as 'wasm' } : {}),
@@ -97,19 +106,28 @@ try {
   const round = (x: number) => Math.round(x * 10) / 10;
   const backbonePerSec = decoded.length / backboneSeconds;
   const endToEnd: Record<string, number> = {};
+  const byDescriptor: Record<string, Record<string, { perSec: number; load1: number }>> = {};
   const bySetting: Record<string, { perSec: number; bytesPerImage: number }> = {};
   let last = { added: 0, failed: 0 };
-  const runs = [...workerCounts.map((n) => ({ n, local: localSettings.at(-1)! })), ...localSettings.slice(0, -1).map((local) => ({ n: workerCounts.at(-1)!, local }))];
-  for (const { n, local } of runs) {
+  const lastDescriptor = descriptors.at(-1);
+  const runs = [
+    ...descriptors.flatMap((descriptor) => workerCounts.map((n) => ({ n, local: localSettings.at(-1)!, descriptor }))),
+    ...localSettings.slice(0, -1).map((local) => ({ n: workerCounts.at(-1)!, local, descriptor: lastDescriptor })),
+  ];
+  for (const { n, local, descriptor } of runs) {
     fs.rmSync(dataDir, { recursive: true, force: true });
-    const e2e = await Engine.open({ ...options, workers: n, localFeatures: local === 'on' });
+    const e2e = await Engine.open({ ...options, ...(descriptor ? { descriptor } : {}), workers: n, localFeatures: local === 'on' });
     await e2e.model();
+    const load1 = Math.round(os.loadavg()[0] * 100) / 100;
     t = performance.now();
     const summary = await e2e.index(files, {});
     const seconds = (performance.now() - t) / 1000;
     const stats = await e2e.stats();
+    const name = e2e.descriptor;
     await e2e.close();
     const rate = round(summary.added / seconds);
+    if (local === localSettings.at(-1)) (byDescriptor[name] ??= {})[String(n)] = { perSec: rate, load1 };
+    if (descriptor !== lastDescriptor) continue;
     if (local === localSettings.at(-1)) endToEnd[String(n)] = rate;
     if (n === workerCounts.at(-1)) bySetting[local] = { perSec: rate, bytesPerImage: Math.round(stats.storeBytes / Math.max(1, stats.images)) };
     last = { added: summary.added, failed: summary.failed };
@@ -141,6 +159,8 @@ try {
     endToEndVsBackbone: Math.round((best / backbonePerSec) * 1000) / 1000,
     firstVsBackbone: Math.round((first / backbonePerSec) * 1000) / 1000,
     endToEndByWorkers: endToEnd,
+    endToEndByDescriptor: byDescriptor,
+    ...(descriptors.length > 1 ? { descriptorSpeedup: Object.fromEntries(workerCounts.map((n) => [String(n), Math.round((byDescriptor[descriptors.at(-1)!]![String(n)].perSec / byDescriptor[descriptors[0]!]![String(n)].perSec) * 100) / 100])) } : {}),
     speedupVsFirst: workerCounts.length > 1 ? Math.round((best / first) * 100) / 100 : 1,
     localFeatures: bySetting,
     ...(stages ? { stages } : {}),

@@ -1,6 +1,6 @@
 /**
  * Instance retrieval and query latency through the product path, per library descriptor: all of
- * oxford_flowers17 (1360 photos) is indexed into a fresh library with `--descriptor` regional,
+ * oxford_flowers17 (1360 photos) is indexed into a fresh library with `--descriptor` regional2, regional,
  * gem and pooled (src/library-descriptor.ts), then the generated re-photographed queries
  * (src/eval/instance-set.ts, fixed seed) are searched with `Engine.search` from their JPEG bytes:
  * decode, backbone, HNSW, and for `regional` the window re-ranking. A pixel-identical copy of the
@@ -8,7 +8,7 @@
  * transformation, indexing time, median query latency) and a summary with latency ratios to
  * `pooled` measured in this run.
  *
- *   node --import tsx bench/instance.ts [--queries 243] [--seed 8] [--descriptors regional,gem,pooled]
+ *   node --import tsx bench/instance.ts [--queries 243] [--seed 8] [--descriptors regional2,regional,gem,pooled]
  *        [--backbone mobilenet_v2] [--backend wasm] [--workers 1] [--rounds 3]
  */
 import fs from 'node:fs';
@@ -31,7 +31,7 @@ const { values: args } = parseArgs({
     models: { type: 'string', default: process.env.PIXDEX_MODELS ?? path.join(SHARED, 'models') },
     queries: { type: 'string', default: '243' },
     seed: { type: 'string', default: '8' },
-    descriptors: { type: 'string', default: 'regional,gem,pooled' },
+    descriptors: { type: 'string', default: 'regional2,regional,gem,pooled' },
     backbone: { type: 'string', default: 'mobilenet_v2' },
     backend: { type: 'string', default: 'wasm' },
     workers: { type: 'string', default: '1' },

@@ -30,7 +30,7 @@ const SHARED_DATASETS = path.resolve(process.env.PIXDEX_DATASETS ?? '../shared/d
 function smokeRuns(data: string): Record<string, Omit<ScriptRun, 'timeoutSeconds'>> {
   const flowers = path.join(data, 'oxford_flowers17');
   return {
-    index: { script: 'bench/index.ts', args: [flowers, '--limit', '8', '--local-features', 'off,on'] },
+    index: { script: 'bench/index.ts', args: [flowers, '--limit', '8', '--local-features', 'off,on', '--descriptor', 'regional,regional2'] },
     'decode-heic': { script: 'bench/decode-heic.ts', args: ['--rounds', '1'] },
     query: { script: 'bench/query.ts', args: ['--dataset', path.join(data, 'hymenoptera_data/train'), '--queries', path.join(data, 'hymenoptera_data/val'), '--n', '6', '--breakdown', '2'] },
     ann: { script: 'bench/ann.ts', args: ['--n', '600', '--dims', '64', '--queries', '20', '--ef', '16,64', '--repeat', '1'] },

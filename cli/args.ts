@@ -26,7 +26,7 @@ export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = Object.freez
   store: { type: 'string', value: 'URL', help: 'Keep the library in PostgreSQL with pgvector: postgres://user:password@host:port/database (env PIXDEX_STORE; default: pixdex.lmdb in --data).' },
   models: { type: 'string', value: 'DIR', help: 'Folder with the backbone model folders (env PIXDEX_MODELS; default: the cache ~/.cache/pixdex/models, where missing ones are downloaded).' },
   backbone: { type: 'string', value: 'ID', help: 'Backbone of a new library: mobilenet_v2 (default), mobilenet_v1_0.75, mobilenet_v1_embedding or an imported one.' },
-  descriptor: { type: 'string', value: 'regional|gem|pooled', help: 'How a new library describes images (default: regional, env PIXDEX_DESCRIPTOR).' },
+  descriptor: { type: 'string', value: 'regional2|regional|gem|pooled', help: 'How a new library describes images (default: regional2, env PIXDEX_DESCRIPTOR; a library keeps the one it was made with).' },
   'local-features': { type: 'string', value: 'on|off', help: 'Keypoints and geometric verification of the same object (default: on for a new library; on an existing one, on adds them at the next index run and off drops them; env PIXDEX_LOCAL_FEATURES).' },
   backend: { type: 'string', value: 'auto|tensorflow|wasm|cpu', help: 'Where the model runs (default: auto, env PIXDEX_BACKEND).' },
   json: { type: 'boolean', help: 'Machine-readable output on stdout.' },

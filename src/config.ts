@@ -62,8 +62,8 @@ export interface PixdexConfig {
    */
   backbone: string | undefined;
   /**
-   * How a new library describes images (env PIXDEX_DESCRIPTOR): `regional` (default), `gem` or
-   * `pooled` (src/library-descriptor.ts). Unset: the store's descriptor, or `DEFAULT_DESCRIPTOR`.
+   * How a new library describes images (env PIXDEX_DESCRIPTOR): `regional2` (default), `regional`,
+   * `gem` or `pooled` (src/library-descriptor.ts). Unset: the store's descriptor, or `DEFAULT_DESCRIPTOR`.
    */
   descriptor: LibraryDescriptor | undefined;
   /**

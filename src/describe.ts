@@ -13,7 +13,7 @@ import { Backbone, type BackboneSpec } from './models/backbone.ts';
 import { ensureBackbone } from './models/ensure.ts';
 import { ConvAutoencoder } from './models/autoencoder.ts';
 import { embedBatch, type Embedding } from './embed.ts';
-import { libraryRegional, type LibraryDescriptor } from './library-descriptor.ts';
+import { isRegional, libraryRegional, type LibraryDescriptor } from './library-descriptor.ts';
 import { mapLimit } from './pool.ts';
 import { encodeFeatures, extractFeatures, loadOpenCv, QUERY_SIDE, REFERENCE_SIDE } from './local/features.ts';
 import { describeFsError } from '../indexer/scan.ts';
@@ -87,7 +87,7 @@ export class Describer {
 
   /** The smaller database sides images are decoded at for `descriptor` (a `regional` library's), or undefined. */
   smallerSides(descriptor = this.descriptor): number[] | undefined {
-    return descriptor === 'regional' ? libraryRegional(this.spec).smaller : undefined;
+    return isRegional(descriptor) ? libraryRegional(this.spec, descriptor).smaller : undefined;
   }
 
   /** Decodes an encoded image into model input pixels (typed errors for bad input). */

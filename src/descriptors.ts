@@ -31,6 +31,7 @@ export function gemPool(fmap: tf.Tensor4D, p: number = GEM_DEFAULT_P, eps = 1e-6
   checkP(p);
   return tf.tidy(() => {
     if (p === 1) return tf.mean(tf.maximum(fmap, eps), [1, 2]) as tf.Tensor2D;
+    if (p === 2) return tf.sqrt(tf.mean(tf.square(tf.maximum(fmap, eps)), [1, 2])) as tf.Tensor2D; // the library's p: square/sqrt, not pow
     return tf.pow(tf.mean(tf.pow(tf.maximum(fmap, eps), p), [1, 2]), 1 / p) as tf.Tensor2D;
   });
 }

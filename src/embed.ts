@@ -10,7 +10,7 @@ import { invalidParameter } from './errors.ts';
 import { describeWindows, gemPool, l2normalizeRows, regionalPlan } from './descriptors.ts';
 import type { Backbone } from './models/backbone.ts';
 import type { ConvAutoencoder } from './models/autoencoder.ts';
-import { LIBRARY_GEM_P, libraryRegional, type LibraryDescriptor } from './library-descriptor.ts';
+import { isRegional, LIBRARY_GEM_P, libraryRegional, type LibraryDescriptor } from './library-descriptor.ts';
 
 /** What embedding an image gives. */
 export interface Embedding {
@@ -21,7 +21,7 @@ export interface Embedding {
   pooled: Float32Array;
   /** The code in an autoencoder space. */
   code?: Float32Array;
-  /** `regional`: GeM descriptors at the smaller database sides (192, 160, 128), concatenated, each unit length. */
+  /** `regional2`, `regional`: GeM descriptors at the smaller database sides (160; 192, 160, 128), concatenated, each unit length. */
   scales?: Float32Array;
   /** `regional` queries (`windows: true`): GeM of every query window (REGIONAL plan order), each unit length. */
   windows?: Float32Array;
@@ -45,7 +45,7 @@ export interface EmbedOptions {
 /** Embeds `pixels` (inputSize² RGB bytes each) in batches of `batchSize`; no tensor outlives it. */
 export async function embedBatch(model: Backbone, autoencoder: ConvAutoencoder | undefined, pixels: readonly Uint8Array[], batchSize: number, options: EmbedOptions = {}): Promise<Embedding[]> {
   const descriptor = options.descriptor ?? 'pooled';
-  const regional = descriptor === 'regional' ? libraryRegional(model.spec) : undefined;
+  const regional = isRegional(descriptor) ? libraryRegional(model.spec, descriptor) : undefined;
   const out: Embedding[] = [];
   const d = model.spec.dims;
   const [mh, mw] = model.spec.featureMap.shape;

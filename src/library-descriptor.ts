@@ -1,10 +1,13 @@
 /**
  * The descriptor a library is built with (chosen when it is created, kept in `meta`):
- * - `regional` (default): GeM (p = 2) of the feature map is the global vector, and each image is
- *   also described at 192, 160 and 128 px (stored in `scales`, not in the HNSW index). A query
- *   image is described by GeM over its 30 sliding windows (4–7 cells of the 7×7 map); each window
- *   is matched against the database side at which a whole image gives a map of its size. So a
- *   photo of a photo, cropped or in clutter, meets its original (see bench/descriptors.ts).
+ * - `regional2` (default for new libraries): GeM (p = 2) of the feature map is the global vector,
+ *   and each image is also described at 160 px (stored in `scales`, not in the HNSW index). A
+ *   query image is described by GeM over its 10 sliding windows of 5 and 7 cells of the 7×7 map;
+ *   each window is matched against the database side at which a whole image gives a map of its
+ *   size (5 ↔ 160, 7 ↔ 224). So a photo of a photo, cropped or in clutter, meets its original
+ *   (see bench/descriptors.ts). Two backbone passes per image at indexing (1.51× one pass).
+ * - `regional` (the default before `regional2`; libraries made with it keep it): the same with
+ *   windows of 4–7 cells (30) and database sides 224, 192, 160, 128: four passes (2.57×).
  * - `gem`: the same global vector, no smaller sides: one backbone pass per image at indexing.
  * - `pooled`: the backbone's average-pooled vector (libraries made before descriptors existed).
  */
@@ -13,7 +16,18 @@ import { tf } from './backend.ts';
 import type { BackboneSpec } from './models/backbone.ts';
 
 // The names and their check live in a tfjs-free module (config.ts imports them); re-exported here.
-export { checkDescriptor, DEFAULT_DESCRIPTOR, LIBRARY_DESCRIPTORS, type LibraryDescriptor } from './descriptor-kind.ts';
+export { checkDescriptor, DEFAULT_DESCRIPTOR, isRegional, LIBRARY_DESCRIPTORS, type LibraryDescriptor, type RegionalDescriptor } from './descriptor-kind.ts';
+import type { RegionalDescriptor } from './descriptor-kind.ts';
+
+/**
+ * Each regional descriptor's plan, in cells of the native feature map: the query window sides, the
+ * database sides (the input side at which a whole image gives a map of that many cells: 7 ↔ 224,
+ * 5 ↔ 160 on a 7×7 map) and which (window, database side) pairs are searched.
+ */
+export const REGIONAL_PLANS: Readonly<Record<RegionalDescriptor, { windows: readonly number[]; database: readonly number[]; pairs: RegionalConfig['pairs'] }>> = Object.freeze({
+  regional2: Object.freeze({ windows: Object.freeze([5, 7]), database: Object.freeze([5, 7]), pairs: 'matched' as const }),
+  regional: Object.freeze({ windows: REGIONAL_DEFAULTS.sides, database: REGIONAL_DEFAULTS.sides, pairs: 'matched' as const }),
+});
 
 /** GeM exponent of `gem` and `regional` (p = 2 measured best of 2, 3, 4 for both kinds of query). */
 export const LIBRARY_GEM_P = 2;
@@ -31,15 +45,18 @@ export interface LibraryRegional {
 
 const cache = new Map<string, LibraryRegional>();
 
-export function libraryRegional(spec: BackboneSpec): LibraryRegional {
-  let r = cache.get(spec.id);
+/** The regional plan of `descriptor` (a regional one) on a backbone. */
+export function libraryRegional(spec: BackboneSpec, descriptor: RegionalDescriptor): LibraryRegional {
+  const key = `${spec.id}/${descriptor}`;
+  let r = cache.get(key);
   if (!r) {
     const native = spec.inputSize;
     const mapSide = spec.featureMap.shape[0];
-    const config: RegionalConfig = { ...REGIONAL_DEFAULTS, databaseScales: REGIONAL_DEFAULTS.sides.map((s) => matchedScale(s, mapSide, native)).sort((a, b) => b - a) };
+    const { windows, database, pairs } = REGIONAL_PLANS[descriptor];
+    const config: RegionalConfig = { ...REGIONAL_DEFAULTS, sides: windows, pairs, databaseScales: database.map((s) => matchedScale(s, mapSide, native)).sort((a, b) => b - a) };
     const plan = regionalPlan(config, mapSide, native);
     r = { config, smaller: config.databaseScales.filter((s) => s !== native), windows: plan.windows.length, searches: plan.searches };
-    cache.set(spec.id, r);
+    cache.set(key, r);
   }
   return r;
 }

@@ -10,7 +10,7 @@ import type { Describer } from './describe.ts';
 import { DEFAULT_EXPAND, DEFAULT_K, MAX_EXPAND, MAX_K, MIN_K } from './contracts/limits.ts';
 import { InvalidParameterError, NotFoundError, intParam } from './errors.ts';
 import type { IndexSync } from './index-sync.ts';
-import { libraryRegional, regionalScore } from './library-descriptor.ts';
+import { isRegional, libraryRegional, regionalScore } from './library-descriptor.ts';
 import type { BackboneSpec } from './models/backbone.ts';
 import type { Records } from './store/records.ts';
 import type { SpaceInfo } from './store/lmdb.ts';
@@ -224,7 +224,8 @@ export class Searcher {
    */
   private windows(windows: Float32Array, q: Query, n: number, extra: readonly number[] = []): Hit[] {
     const d = this.spec.dims;
-    const plan = libraryRegional(this.spec);
+    const descriptor = this.records.descriptor();
+    const plan = libraryRegional(this.spec, isRegional(descriptor) ? descriptor : 'regional'); // windows come from a regional library only
     const shortlist = Math.max(n, REGIONAL_SHORTLIST);
     const candidates = new Set<number>(extra);
     const searched: Float32Array[] = [];

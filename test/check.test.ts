@@ -11,6 +11,8 @@ import { checkStore, repairStore, type CheckReport } from '../src/store/check.ts
 import { Engine } from '../src/engine.ts';
 import type { ImageRecord } from '../src/store/lmdb.ts';
 import { rng } from './helpers/hostile-corpus.ts';
+import { DEFAULT_DESCRIPTOR, isRegional, libraryRegional, type RegionalDescriptor } from '../src/library-descriptor.ts';
+import { backboneSpec } from '../src/models/backbone.ts';
 import { CLI, MODELS, engineOptions, tempDir } from './fixtures.ts';
 
 const DIMS = 1280; // mobilenet_v2, the default backbone of a new store
@@ -20,10 +22,13 @@ function vector(seed: number): Float32Array {
   return Float32Array.from({ length: DIMS }, () => r() - 0.5);
 }
 
-/** A regional library's smaller-side vectors (192, 160, 128 px) of a synthetic image. */
+/** The default (regional) library's smaller sides below 224 px (regional2: 128). */
+const SMALLER_SIDES = libraryRegional(backboneSpec('mobilenet_v2'), DEFAULT_DESCRIPTOR as RegionalDescriptor).smaller.length;
+
+/** A regional library's smaller-side vectors of a synthetic image. */
 function scalesOf(seed: number): Float32Array {
   const v = vector(seed);
-  return Float32Array.from({ length: 3 * DIMS }, (_, i) => v[i % DIMS]);
+  return Float32Array.from({ length: SMALLER_SIDES * DIMS }, (_, i) => v[i % DIMS]);
 }
 
 function sha(s: string): string {
@@ -42,7 +47,7 @@ function addImage(engine: Engine, file: string, opts: { label?: string; content?
     store.paths.putSync(file, id);
     store.hashes.putSync(rec.sha256, id);
     store.putVector(id, vector(opts.seed ?? id));
-    if (engine.descriptor === 'regional') store.putScales(id, scalesOf(opts.seed ?? id)); // the default library's smaller sides
+    if (isRegional(engine.descriptor)) store.putScales(id, scalesOf(opts.seed ?? id)); // the default library's smaller sides
     store.countLabel(rec.label, +1);
     store.appendJournal(meta, [{ op: 'add', id }]);
     store.putMeta(meta);
@@ -153,7 +158,8 @@ describe('checkStore / repairStore', () => {
     const kinds = Object.keys(r.counts).sort();
     assert.deepEqual(kinds, ['DUPLICATE_HASH', 'DUPLICATE_PATH', 'HASH_ENTRY', 'IMAGE_WITHOUT_VECTOR', 'INDEX_EXTRA', 'INDEX_MISSING', 'INDEX_STALE', 'LABEL_COUNT', 'NEXT_ID', 'PATH_ENTRY', 'VECTOR_WITHOUT_IMAGE'], JSON.stringify(r.problems, null, 1));
     const ofKind = (k: string) => r.problems.filter((p) => p.kind === k);
-    assert.equal(engine.descriptor, 'regional');
+    assert.equal(engine.descriptor, DEFAULT_DESCRIPTOR);
+    assert.ok(isRegional(engine.descriptor));
     assert.deepEqual(ofKind('IMAGE_WITHOUT_VECTOR').map((p) => p.id), [a, h]);
     assert.deepEqual(ofKind('VECTOR_WITHOUT_IMAGE').map((p) => p.id), [9999, 9998]);
     assert.deepEqual(ofKind('DUPLICATE_PATH').map((p) => p.id), [500]);

@@ -1,4 +1,5 @@
 /** `pixdex stats` and `pixdex remove`: what the library holds, and taking an image out of it. */
+import { DEFAULT_DESCRIPTOR } from '../../src/descriptor-kind.ts';
 import type { Stats } from '../../src/stats.ts';
 import type { WatchStatus } from '../../src/watch-status.ts';
 import { describeBuildLine } from '../../src/ann-build.ts';
@@ -31,7 +32,7 @@ export function statsText(s: Stats): string {
     ['classifier', c
       ? `${c.mode === 'finetune' || c.mode === 'scratch' ? `${c.mode} (${c.trained.join(' + ')}, ${c.views} views per image, ${c.backend})` : 'head'} on ${c.classes.length} labels (${c.classes.join(', ')}), held-out accuracy ${c.heldOutAccuracy.toFixed(3)} on ${c.heldOutImages} images, trained on ${c.trainImages} images in ${c.epochs} epochs (final loss ${c.finalLoss.toFixed(4)}, ${c.seconds}s) at ${new Date(c.trainedAt).toISOString()}, ${(c.bytes / 1024).toFixed(1)} KiB`
       : 'none (`pixdex train-classifier` trains one on the labelled images)'],
-    ['backbone', `${s.backbone} (${s.dims}-d), descriptor ${s.descriptor}`],
+    ['backbone', `${s.backbone} (${s.dims}-d), descriptor ${s.descriptor}${s.descriptor === DEFAULT_DESCRIPTOR ? '' : ` (kept from when the library was made; new libraries get ${DEFAULT_DESCRIPTOR})`}`],
     ['space', sp.kind === 'backbone' ? `backbone (${s.descriptor} ${s.dims}-d)` : `autoencoder ${sp.dims}-d, trained ${sp.trainedAt} on ${sp.samples} images, ${sp.epochs} epochs, final loss ${sp.finalLoss.toFixed(4)}`],
     ['backend', `${s.backend} (${s.backendReason})`],
     ['index', `${ix.type} ${ix.metric} M=${ix.m} efConstruction=${ix.efConstruction} ef=${ix.efSearch}, ${ix.size} vectors of ${ix.dims}-d (capacity ${ix.capacity}), ${ix.snapshotSeq === null ? 'no snapshot yet' : `snapshot at journal ${ix.snapshotSeq} (${mib(ix.snapshotBytes ?? 0)})`}, ${ix.pendingChanges} changes since the snapshot`],

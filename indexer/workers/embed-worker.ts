@@ -10,7 +10,7 @@ import { Backbone } from '../../src/models/backbone.ts';
 import { ConvAutoencoder } from '../../src/models/autoencoder.ts';
 import { decodeImage } from '../../src/image/decode.ts';
 import { embedBatch } from '../../src/embed.ts';
-import { libraryRegional } from '../../src/library-descriptor.ts';
+import { isRegional, libraryRegional } from '../../src/library-descriptor.ts';
 import { PixdexError } from '../../src/errors.ts';
 import { LocalEmbedder } from './pool.ts';
 import { decodeFeatures, encodeFeatures, extractFeatures, loadOpenCv, QUERY_SIDE, REFERENCE_SIDE } from '../../src/local/features.ts';
@@ -28,7 +28,7 @@ try {
   await model.warmUp();
   const autoencoder = init.autoencoder ? ConvAutoencoder.fromBytes(init.autoencoder) : undefined;
   const size = model.spec.inputSize;
-  const smallerSides = init.descriptor === 'regional' ? libraryRegional(model.spec).smaller : undefined;
+  const smallerSides = isRegional(init.descriptor) ? libraryRegional(model.spec, init.descriptor).smaller : undefined;
   if (init.localFeatures) await loadOpenCv();
   const greySide = init.localFeatures ? REFERENCE_SIDE : undefined;
   const embedder = new LocalEmbedder(

@@ -14,7 +14,7 @@ import type { Engine, SpaceKind } from '../engine.ts';
 import type { Embedding } from '../embed.ts';
 import { dotRow, evaluateScores, topRows, type DatasetItem, type EvalReport } from './evaluate.ts';
 import { buildInstanceSet, scoreInstanceSet, type InstanceReport } from './instance-set.ts';
-import { libraryRegional, regionalScoreRows, type LibraryDescriptor } from '../library-descriptor.ts';
+import { isRegional, libraryRegional, regionalScoreRows, type LibraryDescriptor } from '../library-descriptor.ts';
 import { l2normalize } from '../vector.ts';
 
 export interface LibraryEvalOptions {
@@ -49,7 +49,7 @@ export const DEFAULT_INSTANCE_SEED = 8;
 export async function evaluateLibrary(engine: Engine, items: readonly DatasetItem[], options: LibraryEvalOptions = {}): Promise<LibraryEvalReport> {
   const space = engine.searcher.spaceFor(options.space);
   const descriptor = options.descriptor ?? engine.descriptor;
-  const regional = descriptor === 'regional' && space.kind === 'backbone' ? libraryRegional(engine.spec) : undefined;
+  const regional = isRegional(descriptor) && space.kind === 'backbone' ? libraryRegional(engine.spec, descriptor) : undefined;
   const d = space.kind === 'backbone' ? engine.spec.dims : space.dims;
   const progress = options.onProgress ?? (() => {});
 

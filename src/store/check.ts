@@ -12,7 +12,7 @@
 import { applyDupes, planDupes, type DupesProblemKind } from './check-dupes.ts';
 import { applyLocal, planLocal, type LocalProblemKind } from './check-local.ts';
 import { spaceDims, spaceKey, type IndexSync } from '../index-sync.ts';
-import { libraryRegional, type LibraryDescriptor } from '../library-descriptor.ts';
+import { isRegional, libraryRegional, type LibraryDescriptor } from '../library-descriptor.ts';
 import type { BackboneSpec } from '../models/backbone.ts';
 import { l2normalize } from '../vector.ts';
 import { toFloat32, type CodesTable, type ImageRecord, type JournalEntry, type Store, type StoreMeta } from './lmdb.ts';
@@ -185,7 +185,7 @@ export function repairStore(target: CheckTarget): RepairReport {
 
 /** Length of an image's smaller-side descriptors in a `regional` library (0 otherwise). */
 function scalesLength(target: CheckTarget): number {
-  return target.descriptor === 'regional' ? libraryRegional(target.spec).smaller.length * target.spec.dims : 0;
+  return isRegional(target.descriptor) ? libraryRegional(target.spec, target.descriptor).smaller.length * target.spec.dims : 0;
 }
 
 /** Derives the store's derived data from its images and vectors, and lists the differences. */
