@@ -10,6 +10,7 @@ import { decodeImage } from './image/decode.ts';
 import type { Backbone } from './models/backbone.ts';
 import { FinetunedTop, topSplit, type ClassifierMode, type EpochInfo, type FeatureSet, type FinetuneOptions, type FinetuneReport, type TopSplit } from './models/finetune.ts';
 import { stratifiedSplit, type HeadOptions } from './models/head.ts';
+import { assertCanTrainBlocks } from './models/top-blocks.ts';
 import { seededRandom } from './random.ts';
 import { InvalidParameterError } from './errors.ts';
 
@@ -25,6 +26,8 @@ export interface LabelledFile {
 }
 
 export interface FinetuneRun extends Partial<FinetuneOptions> {
+  /** Inverted-residual blocks retrained below Conv_1 (default: FINETUNE_BLOCKS.default). */
+  blocks?: number;
   /** Augmented views per training image (default: 4). */
   views?: number;
   /** Share of each class held out for early stopping and the reported accuracy (default: 0.2). */
@@ -45,7 +48,8 @@ export interface FinetuneResult {
  * split is stratified per class (the same split as the head's for the same seed).
  */
 export async function finetuneOnFiles(backbone: Backbone, files: readonly LabelledFile[], maxInputPixels: number, o: FinetuneRun = {}): Promise<FinetuneResult> {
-  const split = topSplit(backbone.spec.id);
+  const split = topSplit(backbone.spec.id, o.blocks);
+  assertCanTrainBlocks(split.blocks?.length ?? 0); // before the feature pass, not after it
   const classes = [...new Set(files.map((f) => f.label))].sort();
   if (classes.length < 2) throw new InvalidParameterError(`Training a classifier needs at least 2 labels; the library has ${classes.length}. Label more images (pixdex label, or index with --label-from-folder).`);
   const seed = o.seed ?? 42;
@@ -57,8 +61,7 @@ export async function finetuneOnFiles(backbone: Backbone, files: readonly Labell
   const trainSet = await featureSet(backbone, split, train.map((i) => files[i]), classes, views, maxInputPixels, seed, (d) => o.onFeatures?.(d, total));
   const heldSet = await featureSet(backbone, split, held.map((i) => files[i]), classes, 1, maxInputPixels, seed, (d) => o.onFeatures?.(train.length + d, total));
   const featureSeconds = Math.round((performance.now() - t) / 100) / 10;
-  const init = { kernel: backbone.graphWeight(split.kernel), bias: backbone.graphWeight(split.bias) };
-  const top = await FinetunedTop.train(split, init, classes, trainSet, heldSet, { trainImages: trainSet.labels.length / views, views }, o, { onEpoch: o.onEpoch, signal: o.signal });
+  const top = await FinetunedTop.train(split, (name) => backbone.graphWeight(name), classes, trainSet, heldSet, { trainImages: trainSet.labels.length / views, views }, o, { onEpoch: o.onEpoch, signal: o.signal });
   return { top, report: { ...top.report, featureSeconds } };
 }
 

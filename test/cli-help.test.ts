@@ -31,7 +31,7 @@ const OWN: Record<string, string[]> = {
   'label suggestions': [],
   'label accept': ['--all'],
   'label reject': ['--all'],
-  'train-classifier': ['--mode', '--hidden', '--epochs', '--patience'],
+  'train-classifier': ['--mode', '--blocks', '--hidden', '--epochs', '--patience'],
   train: ['--dim', '--epochs', '--sample'],
   remove: [],
   stats: [],

@@ -3,6 +3,9 @@
  * labelled by folder. A short fine-tune beats the untrained top on the held-out split, the weights
  * round-trip bit-exactly through LMDB, classify --method head|both uses them, training leaks no
  * tensors, and an abort keeps the best weights so far. `--mode` goes through the verb schema.
+ * Retraining inverted-residual blocks (--blocks > 0) needs the tensorflow backend: those tests run
+ * there and are skipped on wasm, where the typed error naming `npm run setup:tensorflow` is tested
+ * instead (CI runs this file on both backends); Conv_1 alone (--blocks 0) is tested on both.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,7 +14,8 @@ import path from 'node:path';
 import { Engine } from '../src/engine.ts';
 import { tf } from '../src/backend.ts';
 import { FINETUNE_KEY, featureSet, libraryTop, queryFeatures } from '../src/finetune.ts';
-import { FinetunedTop, MOBILENET_V2_TOP } from '../src/models/finetune.ts';
+import { FinetunedTop, MOBILENET_V2_TOP, topSplit } from '../src/models/finetune.ts';
+import { FINETUNE_BLOCKS } from '../src/contracts/limits.ts';
 import { stratifiedSplit } from '../src/models/head.ts';
 import { parseParams, VERBS } from '../src/contracts/verbs.ts';
 import type { PixdexError } from '../src/errors.ts';
@@ -20,6 +24,8 @@ import { HYM_TRAIN, HYM_VAL, engineOptions, imagesIn, tempDir } from './fixtures
 const truth = (file: string) => path.basename(path.dirname(file));
 /** Every `step`-th file of a class folder: a small, deterministic sample of real photos. */
 const sample = (dir: string, step: number) => imagesIn(dir).filter((_, i) => i % step === 0);
+/** True when the backend in use trains depthwise convolutions (blocks above Conv_1). */
+const trainsBlocks = () => tf.getBackend() === 'tensorflow';
 
 describe('Fine-tuning the top of mobilenet_v2 on hymenoptera', () => {
   const tmp = tempDir();
@@ -42,31 +48,54 @@ describe('Fine-tuning the top of mobilenet_v2 on hymenoptera', () => {
     assert.throws(() => parseParams(VERBS['train-classifier'], { mode: 'full' }), (e: PixdexError) => e.code === 'INVALID_PARAMETER' && /head, finetune or scratch/.test(e.message));
   });
 
-  it('a short fine-tune raises held-out accuracy above the untrained top, without leaking tensors', async () => {
+  /** A short fine-tune of `split` against the untrained top (epochs 0) on the same held-out photos, counting tensors. */
+  async function shortFinetune(split: typeof MOBILENET_V2_TOP): Promise<void> {
     const backbone = await engine.describer.model();
     const labels = labelled.map(truth);
     const { train, held } = stratifiedSplit(labels, 0.3, 42);
     const classes = ['ants', 'bees'];
     const files = labelled.map((p, i) => ({ path: p, label: labels[i] }));
-    const trainSet = await featureSet(backbone, MOBILENET_V2_TOP, train.map((i) => files[i]), classes, 2, engine.config.maxInputPixels, 42, () => {});
-    const heldSet = await featureSet(backbone, MOBILENET_V2_TOP, [...held.map((i) => files[i]), ...val.map((p) => ({ path: p, label: truth(p) }))], classes, 1, engine.config.maxInputPixels, 42, () => {});
-    const init = { kernel: backbone.graphWeight(MOBILENET_V2_TOP.kernel), bias: backbone.graphWeight(MOBILENET_V2_TOP.bias) };
+    const trainSet = await featureSet(backbone, split, train.map((i) => files[i]), classes, 2, engine.config.maxInputPixels, 42, () => {});
+    const heldSet = await featureSet(backbone, split, [...held.map((i) => files[i]), ...val.map((p) => ({ path: p, label: truth(p) }))], classes, 1, engine.config.maxInputPixels, 42, () => {});
+    const weight = (name: string) => backbone.graphWeight(name);
     const before = tf.memory().numTensors;
-    const untrained = await FinetunedTop.train(MOBILENET_V2_TOP, init, classes, trainSet, heldSet, { trainImages: train.length, views: 2 }, { epochs: 0 });
+    const untrained = await FinetunedTop.train(split, weight, classes, trainSet, heldSet, { trainImages: train.length, views: 2 }, { epochs: 0 });
     const start = untrained.evaluate(heldSet).accuracy;
     untrained.dispose();
-    const trained = await FinetunedTop.train(MOBILENET_V2_TOP, init, classes, trainSet, heldSet, { trainImages: train.length, views: 2 }, { epochs: 3, patience: 3 });
+    const trained = await FinetunedTop.train(split, weight, classes, trainSet, heldSet, { trainImages: train.length, views: 2 }, { epochs: 3, patience: 3 });
     const end = trained.evaluate(heldSet).accuracy;
+    assert.equal(trained.weights().length, 6 * (split.blocks?.length ?? 0) + 4, 'one variable per kernel and bias of every retrained layer');
     trained.dispose();
     assert.equal(tf.memory().numTensors, before, 'training and disposing leaves no tensor behind');
     assert.ok(end > start, `held-out accuracy after 3 epochs ${end.toFixed(3)} should beat the untrained top's ${start.toFixed(3)}`);
     assert.ok(end >= 0.8, `held-out accuracy ${end.toFixed(3)}`);
+  }
+
+  it('a short fine-tune of Conv_1 alone (--blocks 0) raises held-out accuracy above the untrained top, without leaking tensors', async () => {
+    await shortFinetune(MOBILENET_V2_TOP);
+  });
+
+  it('on tensorflow: a short fine-tune of the top blocks (expanded_conv_15, 16 + Conv_1) raises held-out accuracy above the untrained top, without leaking tensors', async (t) => {
+    if (!trainsBlocks()) return t.skip(`needs the tensorflow backend (running on ${tf.getBackend()})`);
+    await shortFinetune(topSplit('mobilenet_v2', 2));
+  });
+
+  it('on wasm: retraining blocks is refused with BACKEND_UNAVAILABLE naming npm run setup:tensorflow, before any feature pass', async (t) => {
+    if (trainsBlocks()) return t.skip('the tensorflow backend trains blocks');
+    let features = 0;
+    await assert.rejects(engine.trainClassifier({ mode: 'finetune', onFeatures: () => features++ }), (e: PixdexError) => e.code === 'BACKEND_UNAVAILABLE' && /npm run setup:tensorflow/.test(e.message) && /--blocks 0/.test(e.message));
+    assert.equal(features, 0, 'refused before the backbone ran');
+    const backbone = await engine.describer.model();
+    await assert.rejects(FinetunedTop.train(topSplit('mobilenet_v2', 1), (n) => backbone.graphWeight(n), ['ants', 'bees'], { data: new Float32Array(0), labels: new Int32Array(0), size: 7840 }, { data: new Float32Array(0), labels: new Int32Array(0), size: 7840 }, { trainImages: 0, views: 1 }), (e: PixdexError) => e.code === 'BACKEND_UNAVAILABLE');
   });
 
   it('stores the fine-tuned weights bit-exactly, and classify --method head|both uses them', async () => {
-    const report = await engine.trainClassifier({ mode: 'finetune', epochs: 3, views: 2 });
+    const blocks = trainsBlocks() ? undefined : 0; // the default (2 blocks) on tensorflow
+    const report = await engine.trainClassifier({ mode: 'finetune', epochs: 3, views: 2, blocks });
     assert.ok('mode' in report && report.mode === 'finetune');
-    assert.deepEqual(report.trained, ['MobilenetV2/Conv_1/Conv2D_Fold', 'dense softmax (new)']);
+    const retrained = trainsBlocks() ? topSplit('mobilenet_v2').blocks!.map((b) => b.name) : [];
+    if (trainsBlocks()) assert.equal(retrained.length, FINETUNE_BLOCKS.default);
+    assert.deepEqual(report.trained, [...retrained, 'MobilenetV2/Conv_1/Conv2D_Fold', 'dense softmax (new)']);
     const bytes = engine.store.models.getBinary(FINETUNE_KEY)!;
     const copy = FinetunedTop.fromBytes(bytes);
     assert.deepEqual(Buffer.from(copy.toBytes()), Buffer.from(bytes), 'save/load is bit-exact');
@@ -101,7 +130,7 @@ describe('Fine-tuning the top of mobilenet_v2 on hymenoptera', () => {
   it('an abort keeps the best weights so far, and the top is usable', async () => {
     const controller = new AbortController();
     let epochs = 0;
-    const report = await engine.trainClassifier({ mode: 'scratch', epochs: 50, patience: 50, views: 1, signal: controller.signal }, () => {
+    const report = await engine.trainClassifier({ mode: 'scratch', epochs: 50, patience: 50, views: 1, blocks: trainsBlocks() ? 1 : 0, signal: controller.signal }, () => {
       if (++epochs === 2) controller.abort();
     });
     assert.ok('aborted' in report && report.aborted, 'reported as stopped early');

@@ -52,6 +52,8 @@ export const CLASSIFIER_MODES = Object.freeze(['head', 'finetune', 'scratch'] as
 /** Most epochs and patience of `--mode finetune|scratch` when not given (an epoch costs far more than a head's). */
 export const FINETUNE_EPOCHS_DEFAULT = 30;
 export const FINETUNE_PATIENCE_DEFAULT = 4;
+/** `train-classifier --blocks`: MobileNetV2 inverted-residual blocks retrained below `Conv_1` (0 = Conv_1 only; 3 = expanded_conv_14..16). */
+export const FINETUNE_BLOCKS: IntRange = Object.freeze({ min: 0, max: 3, default: 2 });
 
 /** Embedding worker threads of an index run (default: one per core, in src/config.ts). */
 export const MAX_WORKERS = 64;

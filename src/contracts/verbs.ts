@@ -150,7 +150,8 @@ export const train = z.object({
 
 /** `pixdex train-classifier`: train the softmax head on the labelled images. */
 export const trainClassifier = z.object({
-  mode: oneOf(L.CLASSIFIER_MODES, 'head', 'head (default): a softmax layer on the frozen vectors; finetune: the backbone\'s last 1x1 conv (pretrained, lower learning rate) plus a new softmax layer, on augmented views (mobilenet_v2 only); scratch: the same top from fresh weights (a baseline)'),
+  mode: oneOf(L.CLASSIFIER_MODES, 'head', 'head (default): a softmax layer on the frozen vectors; finetune: the backbone\'s top (--blocks inverted-residual blocks + the last 1x1 conv, pretrained, lower learning rate) plus a new softmax layer, on augmented views (mobilenet_v2 only); scratch: the same top from fresh weights (a baseline)'),
+  blocks: int({ min: L.FINETUNE_BLOCKS.min, max: L.FINETUNE_BLOCKS.max }, undefined, `finetune/scratch: MobileNetV2 inverted-residual blocks retrained below the last 1x1 conv (${L.FINETUNE_BLOCKS.min}..${L.FINETUNE_BLOCKS.max}, default: ${L.FINETUNE_BLOCKS.default} = expanded_conv_15 and 16). Blocks need the tensorflow backend (npm run setup:tensorflow; on wasm a clear BACKEND_UNAVAILABLE error); --blocks 0 (Conv_1 alone) also trains on wasm.`),
   hidden: range(L.HEAD_HIDDEN, 'Hidden units of the head (0 = a linear head)'),
   epochs: int({ min: L.HEAD_EPOCHS.min, max: L.HEAD_EPOCHS.max }, undefined, `Most epochs; early stopping usually ends sooner (${L.HEAD_EPOCHS.min}..${L.HEAD_EPOCHS.max}, default: ${L.HEAD_EPOCHS.default} for head, ${L.FINETUNE_EPOCHS_DEFAULT} for finetune and scratch).`),
   patience: int({ min: L.HEAD_PATIENCE.min, max: L.HEAD_PATIENCE.max }, undefined, `Epochs without a better held-out loss before stopping (${L.HEAD_PATIENCE.min}..${L.HEAD_PATIENCE.max}, default: ${L.HEAD_PATIENCE.default} for head, ${L.FINETUNE_PATIENCE_DEFAULT} for finetune and scratch).`),
