@@ -317,7 +317,7 @@ describe('local features: re-ranking candidates', () => {
     for (const [i, r] of refs.entries()) features.set(i + 1, await featuresOf('book_covers', 'reference', r));
     // visual scores: the true reference (id 6) third; ids 1..8 given out of order
     const candidates = [8, 6, 1, 2, 3, 4, 5, 7].map((id) => ({ id, score: id === 6 ? 0.8 : id === 8 ? 0.9 : id === 1 ? 0.85 : 0.5 - id / 100 }));
-    const all = verifyCandidates(query, candidates, (id) => features.get(id), Infinity);
+    const all = verifyCandidates(query, candidates, (id) => features.get(id), { clearWinner: Infinity });
     const truth = all.find((h) => h.id === 6)!;
     assert.ok(truth.verified && truth.inliers! >= CLEAR_WINNER_INLIERS, `true pair: ${truth.inliers} inliers`);
     assert.equal(all[0].id, 6);
@@ -327,6 +327,10 @@ describe('local features: re-ranking candidates', () => {
     assert.deepEqual(early.map((h) => h.id), [6, 8, 1, 2, 3, 4, 5, 7], 'the winner first, then the visual order');
     assert.deepEqual(early.slice(0, 3).map((h) => h.inliers), [truth.inliers, all.find((h) => h.id === 8)!.inliers, all.find((h) => h.id === 1)!.inliers], 'the candidates up to the winner are checked');
     assert.ok(early.slice(3).every((h) => h.inliers === undefined && h.verified === false), 'the ones after it are not');
+    // but at least minChecked are (a search's k: every hit it returns was checked)
+    const five = verifyCandidates(query, candidates, (id) => features.get(id), { minChecked: 5 });
+    assert.deepEqual(five.map((h) => h.id), [6, 8, 1, 2, 3, 4, 5, 7]);
+    assert.deepEqual(five.map((h) => h.inliers === undefined), [false, false, false, false, false, true, true, true]);
   });
 });
 

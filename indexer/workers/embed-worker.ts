@@ -60,7 +60,7 @@ try {
     try {
       await loadOpenCv();
       const refs = new Map<number, LocalFeatures | undefined>(job.candidates.map((c, i) => [c.id, tryDecode(job.records[i])]));
-      return { ok: true, hits: verifyCandidates(job.query, job.candidates, (id) => refs.get(id)) };
+      return { ok: true, hits: verifyCandidates(job.query, job.candidates, (id) => refs.get(id), { minChecked: job.minChecked }) };
     } catch (err) {
       const e = err as PixdexError;
       return { ok: false, code: e instanceof PixdexError ? e.code : 'INTERNAL', message: e?.message ?? String(err) };

@@ -13,7 +13,8 @@
  * noise level separated the two (bench/local/rank-rule.ts).
  *
  * Candidates are checked in falling visual score, and checking stops once one has
- * `CLEAR_WINNER_INLIERS`: the rest keep their visual order, unchecked (no `inliers`). On smvs
+ * `CLEAR_WINNER_INLIERS` and at least `minChecked` (the results asked for) were checked, so every
+ * hit a search returns was checked: the rest keep their visual order, unchecked (no `inliers`). On smvs
  * book covers this checks ~25 instead of every candidate with the same P@1 and R@5
  * (bench/local/README.md, "Stopping early").
  */
@@ -50,19 +51,24 @@ export const CLEAR_WINNER_INLIERS = 40;
  * Verifies `candidates` against `query` and returns them in rank order: verified first, by
  * inliers; then by visual score. `featuresOf` gives a candidate's local features (undefined: it
  * has none, and keeps its visual score). Candidates are checked in falling visual score until one
- * has `clearWinner` inliers (Infinity: all).
+ * has `clearWinner` inliers (Infinity: all) and at least `minChecked` were checked.
  */
-export function verifyCandidates(query: LocalFeatures, candidates: readonly Candidate[], featuresOf: (id: number) => LocalFeatures | undefined, clearWinner = CLEAR_WINNER_INLIERS): VerifiedCandidate[] {
+export function verifyCandidates(query: LocalFeatures, candidates: readonly Candidate[], featuresOf: (id: number) => LocalFeatures | undefined, options: { clearWinner?: number; minChecked?: number } = {}): VerifiedCandidate[] {
+  const { clearWinner = CLEAR_WINNER_INLIERS, minChecked = 0 } = options;
   const prepared = prepareQuery(query);
   const byScore = [...candidates].sort((a, b) => b.score - a.score || a.id - b.id);
-  let stopped = false;
-  const checked = byScore.map((c) => {
+  let stopped = false, winner = false;
+  const checked = byScore.map((c, i) => {
     if (stopped) return { hit: { ...c, verified: false } as VerifiedCandidate, ref: undefined, matches: undefined, members: undefined };
     const ref = featuresOf(c.id);
-    if (!ref || query.count < 2 || ref.count < 2) return { hit: { ...c, inliers: 0, verified: false } as VerifiedCandidate, ref, matches: undefined, members: undefined };
+    if (!ref || query.count < 2 || ref.count < 2) {
+      if (winner && i + 1 >= minChecked) stopped = true;
+      return { hit: { ...c, inliers: 0, verified: false } as VerifiedCandidate, ref, matches: undefined, members: undefined };
+    }
     const matches = matchFeatures(prepared, ref);
     const v = houghInliers(query, ref, matches);
-    if (v.inliers >= clearWinner) stopped = true;
+    if (v.inliers >= clearWinner) winner = true;
+    if (winner && i + 1 >= minChecked) stopped = true;
     return { hit: { ...c, inliers: v.inliers, verified: v.inliers >= VERIFIED_INLIERS } as VerifiedCandidate, ref, matches, members: v.members };
   });
   checked.sort((a, b) => {
