@@ -78,6 +78,8 @@ export interface QueryPoolOptions {
 export interface VerifyRequest {
   query: LocalFeatures;
   candidates: readonly Candidate[];
+  /** Candidates checked at least, even after a clear winner (the results asked for). */
+  minChecked?: number;
   /** Each candidate's stored local-features record (undefined: none); copied to the worker. */
   records: ReadonlyArray<Uint8Array | undefined>;
   /** The same verification in this thread: used while no worker runs. */
@@ -182,7 +184,7 @@ export class QueryPool {
       const build = (_slot: Slot, jobId: number) => {
         const records = req.records.map((r) => r && new Uint8Array(r));
         const transfer = records.flatMap((r) => (r ? [r.buffer as ArrayBuffer] : []));
-        return { message: { type: 'verify', jobId, query: req.query, candidates: req.candidates.map((c) => ({ id: c.id, score: c.score })), records } as VerifyJob, transfer };
+        return { message: { type: 'verify', jobId, query: req.query, candidates: req.candidates.map((c) => ({ id: c.id, score: c.score })), minChecked: req.minChecked, records } as VerifyJob, transfer };
       };
       this.urgent.push({ name: 'verification', build, here: async () => req.here(), resolve, reject, attempts: 0 });
       this.pump();

@@ -153,9 +153,9 @@ export class Searcher {
     const n = features ? Math.max(q.k, VERIFY_SHORTLIST) : q.k;
     const hits = e.windows && q.space.kind === 'backbone' ? this.windows(e.windows, q, n, extra) : this.vector(q.space.kind === 'backbone' ? e.pooled : e.code ?? e.pooled, q, n, extra);
     if (!features) return this.toResults(hits.slice(0, q.k));
-    const here = () => verifyCandidates(features, hits, (id) => this.words.featuresOf(id));
+    const here = () => verifyCandidates(features, hits, (id) => this.words.featuresOf(id), { minChecked: q.k });
     const pool = this.describer.queryPool; // the server's: verified in a worker, off the thread answering requests
-    const verified = pool ? await pool.verify({ query: features, candidates: hits, records: hits.map((h) => this.records.local.features(h.id)), here }) : here();
+    const verified = pool ? await pool.verify({ query: features, candidates: hits, minChecked: q.k, records: hits.map((h) => this.records.local.features(h.id)), here }) : here();
     return this.toResults(verified.slice(0, q.k));
   }
 

@@ -14,9 +14,10 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { PixdexError } from '../src/errors.ts';
 import {
-  FEATURES_HEADER_BYTES, MAX_KEYPOINTS, QUERY_SIDE, REFERENCE_SIDE, decodeFeatures, encodeFeatures, extractFeatures, featuresBytes, greyscale, type GreyImage,
+  FEATURES_HEADER_BYTES, MAX_KEYPOINTS, QUERY_KEYPOINTS, QUERY_SIDE, REFERENCE_SIDE, decodeFeatures, encodeFeatures, extractFeatures, featuresBytes, greyscale, type GreyImage,
 } from '../src/local/features.ts';
 import { matchFeatures, prepareQuery } from '../src/local/match.ts';
+import { CLEAR_WINNER_INLIERS, verifyCandidates } from '../src/local/rerank.ts';
 import { loadOpenCv, opencv } from '../src/local/opencv.ts';
 import { DESCRIPTOR_BYTES, type LocalFeatures, type Match } from '../src/local/types.ts';
 import { VERIFIED_INLIERS, homography, houghInliers, invert3, outline } from '../src/local/verify.ts';
@@ -30,7 +31,8 @@ const WRONG = 20;
 const file = (category: string, folder: 'query' | 'reference', name: string) => path.join(SMVS, category, folder, name);
 const names = (category: string, folder: 'query' | 'reference') => fs.readdirSync(path.join(SMVS, category, folder)).filter((f) => /\.jpe?g$/i.test(f)).sort();
 async function featuresOf(category: string, folder: 'query' | 'reference', name: string): Promise<LocalFeatures> {
-  return extractFeatures(await greyscale(fs.readFileSync(file(category, folder, name)), folder === 'query' ? QUERY_SIDE : REFERENCE_SIDE, MAX_PIXELS));
+  const query = folder === 'query'; // as the product: queries at QUERY_SIDE with QUERY_KEYPOINTS
+  return extractFeatures(await greyscale(fs.readFileSync(file(category, folder, name)), query ? QUERY_SIDE : REFERENCE_SIDE, MAX_PIXELS), query ? QUERY_KEYPOINTS : MAX_KEYPOINTS);
 }
 function verify(query: LocalFeatures, ref: LocalFeatures): { matches: Match[]; inliers: number; members: number[] } {
   const matches = matchFeatures(prepareQuery(query), ref);
@@ -287,6 +289,14 @@ describe('local features: matching', () => {
     assert.deepEqual(matchFeatures(query, ref, 0.6), naiveMatch(query, ref, 0.6));
   });
 
+  it('matches descriptor sets larger than the WebAssembly memory it starts with', () => {
+    let x = 99;
+    const random = (n: number) => Uint8Array.from({ length: n * DESCRIPTOR_BYTES }, () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 24));
+    const f = (d: Uint8Array): LocalFeatures => ({ width: 100, height: 100, count: d.length / DESCRIPTOR_BYTES, keypoints: new Float32Array((d.length / DESCRIPTOR_BYTES) * 4), descriptors: d });
+    const q = f(random(1500)), r = f(random(3000)); // 144 KB: over one 64 KB page
+    assert.deepEqual(matchFeatures(q, r, 0.95), naiveMatch(q, r, 0.95));
+  });
+
   it('handles distances 0 and 256 (identical and complementary descriptors)', () => {
     const kp = new Float32Array(12).fill(40);
     const desc = (bytes: number[][]) => Uint8Array.from(bytes.flatMap((b) => Array.from({ length: DESCRIPTOR_BYTES }, (_, k) => b[k % b.length])));
@@ -295,6 +305,32 @@ describe('local features: matching', () => {
     const r = f(desc([[0xff], [0x0f, 0x0f], [0x00]]));
     assert.deepEqual(matchFeatures(q, r), naiveMatch(q, r));
     assert.deepEqual(matchFeatures(q, r).map((m) => [m.q, m.r, m.ratio]), [[0, 2, 0], [1, 0, 0]]);
+  });
+});
+
+describe('local features: re-ranking candidates', () => {
+  it('checks candidates in falling visual score and stops after a clear winner; the rest keep their visual order, unchecked', async () => {
+    const refs = names('book_covers', 'reference').slice(0, 8);
+    const name = refs[5];
+    const query = await featuresOf('book_covers', 'query', name);
+    const features = new Map<number, LocalFeatures>();
+    for (const [i, r] of refs.entries()) features.set(i + 1, await featuresOf('book_covers', 'reference', r));
+    // visual scores: the true reference (id 6) third; ids 1..8 given out of order
+    const candidates = [8, 6, 1, 2, 3, 4, 5, 7].map((id) => ({ id, score: id === 6 ? 0.8 : id === 8 ? 0.9 : id === 1 ? 0.85 : 0.5 - id / 100 }));
+    const all = verifyCandidates(query, candidates, (id) => features.get(id), { clearWinner: Infinity });
+    const truth = all.find((h) => h.id === 6)!;
+    assert.ok(truth.verified && truth.inliers! >= CLEAR_WINNER_INLIERS, `true pair: ${truth.inliers} inliers`);
+    assert.equal(all[0].id, 6);
+    assert.ok(all.every((h) => typeof h.inliers === 'number'), 'every candidate checked');
+    assert.ok(all.slice(1).every((h) => !h.verified && h.inliers! < CLEAR_WINNER_INLIERS), JSON.stringify(all.map((h) => [h.id, h.inliers])));
+    const early = verifyCandidates(query, candidates, (id) => features.get(id));
+    assert.deepEqual(early.map((h) => h.id), [6, 8, 1, 2, 3, 4, 5, 7], 'the winner first, then the visual order');
+    assert.deepEqual(early.slice(0, 3).map((h) => h.inliers), [truth.inliers, all.find((h) => h.id === 8)!.inliers, all.find((h) => h.id === 1)!.inliers], 'the candidates up to the winner are checked');
+    assert.ok(early.slice(3).every((h) => h.inliers === undefined && h.verified === false), 'the ones after it are not');
+    // but at least minChecked are (a search's k: every hit it returns was checked)
+    const five = verifyCandidates(query, candidates, (id) => features.get(id), { minChecked: 5 });
+    assert.deepEqual(five.map((h) => h.id), [6, 8, 1, 2, 3, 4, 5, 7]);
+    assert.deepEqual(five.map((h) => h.inliers === undefined), [false, false, false, false, false, true, true, true]);
   });
 });
 

@@ -13,7 +13,7 @@ import { embedBatch } from '../../src/embed.ts';
 import { isRegional, libraryRegional } from '../../src/library-descriptor.ts';
 import { PixdexError } from '../../src/errors.ts';
 import { LocalEmbedder } from './pool.ts';
-import { decodeFeatures, encodeFeatures, extractFeatures, loadOpenCv, QUERY_SIDE, REFERENCE_SIDE } from '../../src/local/features.ts';
+import { decodeFeatures, encodeFeatures, extractFeatures, loadOpenCv, QUERY_KEYPOINTS, QUERY_SIDE, REFERENCE_SIDE } from '../../src/local/features.ts';
 import { verifyCandidates } from '../../src/local/rerank.ts';
 import type { LocalFeatures } from '../../src/local/types.ts';
 import type { EmbedJob, QueryJob, QueryResult, VerifyJob, VerifyResult, WorkerInit, WorkerMessage } from './protocol.ts';
@@ -46,10 +46,10 @@ try {
         queryAutoencoder = { key: job.autoencoder.key, model: ConvAutoencoder.fromBytes(job.autoencoder.bytes) };
       }
       if (job.localFeatures) await loadOpenCv();
-      // as Describer.describeQueryWithFeatures: the native side only, windows, grey at QUERY_SIDE
+      // as Describer.describeQueryWithFeatures: the native side only, windows, grey at QUERY_SIDE, QUERY_KEYPOINTS
       const img = await decodeImage(job.bytes, { size, maxInputPixels: init.maxInputPixels, greySide: job.localFeatures ? QUERY_SIDE : undefined }, job.name);
       const [embedding] = await embedBatch(model, job.autoencoder ? queryAutoencoder!.model : undefined, [img.pixels], 1, { descriptor: init.descriptor, windows: true, smaller: false });
-      return { ok: true, embedding, features: img.grey && extractFeatures(img.grey) };
+      return { ok: true, embedding, features: img.grey && extractFeatures(img.grey, QUERY_KEYPOINTS) };
     } catch (err) {
       const e = err as PixdexError;
       return { ok: false, code: e instanceof PixdexError ? e.code : 'INTERNAL', message: e?.message ?? String(err) };
@@ -60,7 +60,7 @@ try {
     try {
       await loadOpenCv();
       const refs = new Map<number, LocalFeatures | undefined>(job.candidates.map((c, i) => [c.id, tryDecode(job.records[i])]));
-      return { ok: true, hits: verifyCandidates(job.query, job.candidates, (id) => refs.get(id)) };
+      return { ok: true, hits: verifyCandidates(job.query, job.candidates, (id) => refs.get(id), { minChecked: job.minChecked }) };
     } catch (err) {
       const e = err as PixdexError;
       return { ok: false, code: e instanceof PixdexError ? e.code : 'INTERNAL', message: e?.message ?? String(err) };

@@ -72,6 +72,8 @@ export interface VerifyJob {
   jobId: number;
   query: LocalFeatures;
   candidates: Candidate[];
+  /** `verifyCandidates`' minChecked. */
+  minChecked?: number;
   records: Array<Uint8Array | undefined>;
 }
 

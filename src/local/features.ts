@@ -18,6 +18,13 @@ export const REFERENCE_SIDE = 480;
 export const QUERY_SIDE = 640;
 /** Keypoints kept per image (ORB `nfeatures`; the strongest by response). */
 export const MAX_KEYPOINTS = 500;
+/**
+ * Keypoints of a query photo: twice an indexed image's. Only the query side (nothing stored
+ * changes): more of a building photographed from elsewhere survives into the matches, smvs
+ * landmarks P@1 0.545 → 0.644 (bench/local/README.md, "More query keypoints"); matching a pair
+ * costs ~2× (1000 × 500 descriptors).
+ */
+export const QUERY_KEYPOINTS = 1000;
 /** CLAHE before detection: clip limit and tiles per side (dark, low-contrast photos; README). */
 export const CLAHE_CLIP = 2;
 export const CLAHE_TILES = 8;

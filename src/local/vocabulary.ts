@@ -14,6 +14,7 @@
 import { invalidParameter, PixdexError } from '../errors.ts';
 import { seededRandom } from '../random.ts';
 import { DESCRIPTOR_BYTES } from './types.ts';
+import { hammingKnn } from './hamming-wasm.ts';
 
 /** uint32 words per descriptor. */
 const W = DESCRIPTOR_BYTES / 4;
@@ -206,15 +207,17 @@ export class Vocabulary {
         }
       } else {
         kk = seedCentres(data, perm, start, end, k, centres, dist, random);
+        // The range's descriptors in one block: each iteration's assignment is one nearest-centre
+        // search (hamming-wasm.ts; the nearest, the first on a tie, as a scalar loop would give).
+        const block = new Uint8Array(m * DESCRIPTOR_BYTES);
+        const block32 = new Uint32Array(block.buffer);
+        for (let i = start; i < end; i++) block32.set(data.subarray(perm[i] * W, perm[i] * W + W), (i - start) * W);
+        const centreBytes = new Uint8Array(centres.buffer, centres.byteOffset, kk * DESCRIPTOR_BYTES);
         for (let it = 0; ; it++) {
           let changed = 0;
+          const nearest = hammingKnn(block, m, centreBytes, kk);
           for (let i = start; i < end; i++) {
-            const p = perm[i];
-            let best = 0, bd = 257;
-            for (let c = 0; c < kk; c++) {
-              const d = hamming(data, p, centres, c);
-              if (d < bd) (bd = d), (best = c);
-            }
+            const best = nearest[(i - start) * 3 + 2];
             if (it === 0 || assign[i] !== best) changed++;
             assign[i] = best;
           }
@@ -396,25 +399,54 @@ function seedCentres(data: Uint32Array, perm: Uint32Array, start: number, end: n
   return kk;
 }
 
-/** Centroid = per-bit majority of the members (ties give 0); a centre with no member keeps its value. */
+/**
+ * Centroid = per-bit majority of the members (ties give 0); a centre with no member keeps its value.
+ * Bits are counted four at a time (SIMD within a register): for each of a word's 8 bit positions
+ * within its bytes, `(v >>> b) & 0x01010101` adds one byte lane per byte of the word into a 32-bit
+ * accumulator, flushed into the exact counts before a lane can overflow (every 255 members).
+ */
 function majority(data: Uint32Array, perm: Uint32Array, start: number, end: number, assign: Uint8Array, kk: number, centres: Uint32Array, bits: Uint32Array, counts: Uint32Array): void {
   bits.fill(0, 0, kk * W * 32);
   counts.fill(0);
+  if (lanes.length < kk * W * 8) lanes = new Uint32Array(kk * W * 8);
+  lanes.fill(0, 0, kk * W * 8);
+  const pending = new Uint32Array(kk);
+  const flush = (c: number): void => {
+    for (let w = 0; w < W; w++) {
+      const a0 = (c * W + w) * 8, b0 = (c * W + w) * 32;
+      for (let b = 0; b < 8; b++) {
+        const acc = lanes[a0 + b];
+        if (acc === 0) continue;
+        bits[b0 + b] += acc & 0xff;
+        bits[b0 + 8 + b] += (acc >>> 8) & 0xff;
+        bits[b0 + 16 + b] += (acc >>> 16) & 0xff;
+        bits[b0 + 24 + b] += acc >>> 24;
+        lanes[a0 + b] = 0;
+      }
+    }
+    pending[c] = 0;
+  };
   for (let i = start; i < end; i++) {
     const c = assign[i];
     counts[c]++;
     const row = perm[i] * W;
-    const base = c * W * 32;
+    const a = c * W * 8;
     for (let w = 0; w < W; w++) {
-      let v = data[row + w];
-      const b0 = base + w * 32;
-      while (v !== 0) {
-        const low = v & -v;
-        bits[b0 + 31 - Math.clz32(low)]++;
-        v ^= low;
-      }
+      const v = data[row + w];
+      if (v === 0) continue;
+      const o = a + w * 8;
+      lanes[o] += v & 0x01010101;
+      lanes[o + 1] += (v >>> 1) & 0x01010101;
+      lanes[o + 2] += (v >>> 2) & 0x01010101;
+      lanes[o + 3] += (v >>> 3) & 0x01010101;
+      lanes[o + 4] += (v >>> 4) & 0x01010101;
+      lanes[o + 5] += (v >>> 5) & 0x01010101;
+      lanes[o + 6] += (v >>> 6) & 0x01010101;
+      lanes[o + 7] += (v >>> 7) & 0x01010101;
     }
+    if (++pending[c] === 255) flush(c);
   }
+  for (let c = 0; c < kk; c++) if (pending[c] > 0) flush(c);
   for (let c = 0; c < kk; c++) {
     if (counts[c] === 0) continue;
     const half = counts[c];
@@ -426,6 +458,8 @@ function majority(data: Uint32Array, perm: Uint32Array, start: number, end: numb
     }
   }
 }
+/** `majority`'s byte-lane accumulators: per centre, word and bit-within-byte (grown on demand). */
+let lanes = new Uint32Array(0);
 
 let CRC_TABLE: Uint32Array | undefined;
 function crc32(bytes: Uint8Array): number {
