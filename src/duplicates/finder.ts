@@ -22,7 +22,7 @@ export const CANDIDATE_COSINE = 0.7;
 /** Images whose comparisons are written in one transaction (a commit per image was half the write time at 100k). */
 const CHECK_BATCH = 64;
 /** Longest stretch a check runs without yielding to the event loop. */
-const YIELD_MS = 50;
+export const YIELD_MS = 50;
 /** HNSW beam of the neighbour searches. */
 export const NEIGHBOUR_EF = 64;
 
