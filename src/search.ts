@@ -224,7 +224,7 @@ export class Searcher {
    */
   private windows(windows: Float32Array, q: Query, n: number, extra: readonly number[] = []): Hit[] {
     const d = this.spec.dims;
-    const descriptor = this.records.descriptor();
+    const descriptor = this.describer.descriptor; // the windows were embedded by it (Engine.open checks it matches the library)
     const plan = libraryRegional(this.spec, isRegional(descriptor) ? descriptor : 'regional'); // windows come from a regional library only
     const shortlist = Math.max(n, REGIONAL_SHORTLIST);
     const candidates = new Set<number>(extra);

@@ -173,7 +173,10 @@ describe('watch mode: pixdex index DIR --watch', () => {
     fs.copyFileSync(photos[10], path.join(folder, 'back-again.jpg'));
     const idle = await converge(data, folder, Date.now());
     t.diagnostic(`with no backlog (1 rename, 1 deletion, 1 new photo): matched ${idle} ms after the change`);
-    assert.ok(w.out.some((l) => /^watch: full pass: 0 added/.test(l)), 'the first pass is a full pass');
+    // The first pass runs in the background after "watching": under load the first burst may
+    // already be in the folder when it scans, so its count is not fixed; its kind is.
+    const passes = w.out.filter((l) => /^watch: (?:full pass|changes): /.test(l));
+    assert.match(passes[0] ?? '', /^watch: full pass: \d+ added/, `the first pass is a full pass:\n${passes.join('\n')}`);
     assert.ok(!w.out.some((l) => /failed: /.test(l)), `no file failed (half-copied files are waited for):\n${w.out.join('\n')}`);
 
     w.child.kill('SIGTERM');
