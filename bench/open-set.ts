@@ -27,7 +27,8 @@ import { parseArgs } from 'node:util';
 import { Engine } from '../src/engine.ts';
 import { loadDataset, type DatasetItem } from '../src/eval/evaluate.ts';
 import { knnVote } from '../src/classify.ts';
-import { amongUnlabelled, calibrateVote, fitCalibration, libraryGap } from '../src/calibration.ts';
+import { LIBRARY_NEIGHBORS, calibrateVote, fitCalibration, inSetProbability } from '../src/calibration.ts';
+import { decideOpenSet } from '../src/open-set.ts';
 import { exactKnn, l2normalize } from '../src/vector.ts';
 
 const { values } = parseArgs({ options: { datasets: { type: 'string' }, vectors: { type: 'string' }, smoke: { type: 'boolean' } } });
@@ -81,26 +82,31 @@ function matrixOf(photos: Photo[]): Float32Array {
 
 /**
  * Classifies `queries` against `labelled` as propagation does (calibrated answer, and the old
- * share); with `library` (every photo, labelled or not) also the "among unlabelled photos" rule.
+ * share); with `library` (every photo, labelled or not; the queries are its unlabelled photos)
+ * also the open-set decision over the library (src/open-set.ts).
  */
 function classifyAll(labelled: Photo[], queries: Photo[], library?: Photo[]) {
   const dim = labelled[0].v.length;
   const matrix = matrixOf(labelled);
   const libMatrix = library ? matrixOf(library) : undefined;
-  const nearest = (p: Photo, m: Float32Array, within: Photo[]) => exactKnn(p.v, m, dim, K + 1).filter((h) => within[h.index] !== p);
-  const gapOf = (p: Photo) => (library ? libraryGap(nearest(p, libMatrix!, library).map((h) => h.score), nearest(p, matrix, labelled).map((h) => h.score)) : 0);
+  const labelOf = new Map(labelled.map((p) => [p, p.label]));
+  const nearest = (p: Photo, m: Float32Array, within: Photo[], k: number) => exactKnn(p.v, m, dim, k + 1).filter((h) => within[h.index] !== p).slice(0, k);
+  const libraryOf = (p: Photo) => nearest(p, libMatrix!, library!, LIBRARY_NEIGHBORS).map((h) => ({ id: h.index, label: labelOf.get(library![h.index]), score: h.score }));
   const t = performance.now();
-  const gaps = library ? labelled.map(gapOf) : undefined;
-  const cal = fitCalibration(labelled.map((p) => p.v), labelled.map((p) => p.label), { k: K, fingerprint: '', gaps })!;
+  const cal = fitCalibration(labelled.map((p) => p.v), labelled.map((p) => p.label), { k: K, fingerprint: '', library: library ? labelled.map(libraryOf) : undefined })!;
   const fitSeconds = (performance.now() - t) / 1000;
-  const answers = queries.map((q) => {
-    const neighbors = nearest(q, matrix, labelled).slice(0, K).map((h) => ({ label: labelled[h.index].label, score: h.score }));
-    const vote = knnVote(neighbors);
-    const c = calibrateVote(cal, neighbors);
-    const unknown = c.unknown || amongUnlabelled(cal, gapOf(q));
-    return { truth: q.label, label: vote.label, share: vote.confidence, confidence: c.confidence, unknown, unlike: c.unknown };
+  const voted = queries.map((q) => {
+    const neighbors = nearest(q, matrix, labelled, K).map((h) => ({ label: labelled[h.index].label, score: h.score }));
+    const lib = library ? libraryOf(q) : [];
+    return { neighbors, vote: knnVote(neighbors), c: calibrateVote(cal, neighbors), pIn: inSetProbability(cal, neighbors, lib), lib };
   });
-  return { answers, fitSeconds };
+  const index = new Map((library ?? []).map((p, i) => [p, i]));
+  const open = decideOpenSet(voted.map((a, i) => ({ id: index.get(queries[i]) ?? -1 - i, pIn: a.pIn, neighbors: a.lib })));
+  const answers = voted.map(({ vote, c }, i) => {
+    const unknown = c.unknown || (library !== undefined && vote.label !== null && open.unknown[i]);
+    return { truth: queries[i].label, label: vote.label, share: vote.confidence, confidence: c.confidence, unknown, unlike: c.unknown };
+  });
+  return { answers, fitSeconds, unknownShare: open.unknownShare };
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
@@ -126,7 +132,7 @@ for (const L of smoke ? [2, 3] : [3, 6, 9]) {
     };
     const flags = order.map(isLabelled);
     const labelled = order.filter((_, i) => flags[i]);
-    const { answers, fitSeconds } = classifyAll(labelled, order.filter((_, i) => !flags[i]), order);
+    const { answers, fitSeconds, unknownShare } = classifyAll(labelled, order.filter((_, i) => !flags[i]), order);
     const unl = answers.filter((a) => !picked.includes(a.truth));
     const lab = answers.filter((a) => picked.includes(a.truth));
     const suggested = (a: (typeof answers)[number]) => !a.unknown && a.label !== null && a.confidence >= MIN_CONFIDENCE;
@@ -141,6 +147,7 @@ for (const L of smoke ? [2, 3] : [3, 6, 9]) {
       labelledClassSuggested: share(lab, suggested),
       labelledClassRight: share(lab, (a) => suggested(a) && a.label === a.truth),
       labelledClassUnknown: share(lab, (a) => a.unknown),
+      estimatedUnlabelledClassShare: round(unknownShare),
       shareUnlabelledClassSuggested: share(unl, oldSuggested),
       shareLabelledClassRight: share(lab, (a) => oldSuggested(a) && a.label === a.truth),
       fitSeconds: round(fitSeconds),

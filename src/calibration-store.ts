@@ -3,9 +3,9 @@
  * first time a vote needs it, stored as JSON in LMDB `models` beside the head, and refitted when
  * the labels change (label counts, image count, space or k differ from what it was fitted on).
  */
-import type { Searcher, SpaceKind } from './search.ts';
+import type { Searcher, SearchResult, SpaceKind } from './search.ts';
 import type { Records } from './store/records.ts';
-import { GAP_NEIGHBORS, MAX_CALIBRATION_IMAGES, fitCalibration, libraryGap, type Calibration } from './calibration.ts';
+import { LIBRARY_NEIGHBORS, MAX_CALIBRATION_IMAGES, fitCalibration, type Calibration } from './calibration.ts';
 
 const KEY = 'calibration';
 const MAX_CACHED = 4;
@@ -36,10 +36,9 @@ export class CalibrationStore {
     return cal;
   }
 
-  /** `libraryGap` of an indexed image: how much closer its nearest images are than its nearest labelled ones. */
-  gapOf(id: number, vector: Float32Array, space?: SpaceKind): number {
-    const near = (labelled: boolean) => this.searcher.searchVector(vector, { k: GAP_NEIGHBORS, labelled, excludeId: id, space }).map((h) => h.score);
-    return libraryGap(near(false), near(true));
+  /** An indexed image's LIBRARY_NEIGHBORS nearest images, labelled or not (itself excluded): the open-set features read them. */
+  libraryNeighbors(id: number, vector: Float32Array, space?: SpaceKind): SearchResult[] {
+    return this.searcher.searchVector(vector, { k: LIBRARY_NEIGHBORS, excludeId: id, space });
   }
 
   private fit(k: number, space: SpaceKind, fingerprint: string): Calibration | null {
@@ -51,22 +50,22 @@ export class CalibrationStore {
     const picks = Array.from({ length: n }, (_, j) => labelled[Math.floor((j * labelled.length) / n)]);
     const vectors: Float32Array[] = [];
     const labels: string[] = [];
-    const gaps: number[] = [];
+    const library: SearchResult[][] = [];
     for (const { id, label } of picks) {
       const v = this.records.spaceVector(info, id);
       if (!v) continue;
       vectors.push(v);
       labels.push(label);
-      gaps.push(this.gapOf(id, v, space));
+      library.push(this.libraryNeighbors(id, v, space));
     }
-    return vectors.length < 2 ? null : fitCalibration(vectors, labels, { k, fingerprint, gaps });
+    return vectors.length < 2 ? null : fitCalibration(vectors, labels, { k, fingerprint, library });
   }
 }
 
 function parse(bytes: Uint8Array): Calibration | null {
   try {
     const cal = JSON.parse(Buffer.from(bytes).toString()) as Calibration;
-    return cal.format === 'pixdex-calibration-1' ? cal : null;
+    return cal.format === 'pixdex-calibration-2' ? cal : null;
   } catch {
     return null;
   }

@@ -4,12 +4,17 @@
  * Fitted on the labelled images themselves, each classified leave-one-out (its own photo left
  * out): a logistic regression on the vote's features (vote share, similarity of the winner's
  * nearest photo, also relative to how close that class's photos are to each other, mean
- * similarity, margin over the runner-up) maps them to P(right). Two open-set rules:
+ * similarity, margin over the runner-up) maps them to P(right). Two open-set answers:
  *  - unlike the class: the winner's nearest photo is less similar than OPEN_SET_PERCENTILE of
  *    that class's own photos are to their nearest classmate;
- *  - closer to unlabelled photos (propagation, `libraryGap`): the photo's nearest photos in the
- *    whole library are much closer than its nearest labelled ones, more than GAP_PERCENTILE of
- *    labelled photos: it sits in a cluster nobody labelled (measured: bench/open-set.ts).
+ *  - P(in set) (propagation, `inSetProbability`): a second logistic regression, on the vote's
+ *    features and on the photo's nearest photos in the whole library (how much closer they are
+ *    than its nearest labelled ones, how many of them are labelled, how many carry the winning
+ *    label, how many unlabelled ones come before the first labelled one). Its examples of
+ *    "in set" are the labelled photos left out one at a time; its examples of "not in set" are
+ *    made by hiding a whole class: each labelled photo classified against the other classes, its
+ *    classmates counted as unlabelled, as the photos of a class nobody labelled are
+ *    (./open-set.ts turns it into the decision over the library; measured: bench/open-set.ts).
  * Pure and synchronous: no I/O, no tfjs.
  */
 import { exactKnn, l2normalize } from './vector.ts';
@@ -30,7 +35,7 @@ export interface ClassTypicality {
 
 /** A fitted calibration, stored as JSON beside the head (LMDB `models`). */
 export interface Calibration {
-  format: 'pixdex-calibration-1';
+  format: 'pixdex-calibration-2';
   /** Neighbours of the vote it was fitted for. */
   k: number;
   /** Logistic regression on FEATURES: intercept first. */
@@ -38,8 +43,8 @@ export interface Calibration {
   classes: Record<string, ClassTypicality>;
   /** For classes with too few photos of their own: the same over all classes. */
   pooled: ClassTypicality;
-  /** Above this `libraryGap` a photo sits among unlabelled photos (null: not measured). */
-  gapThreshold: number | null;
+  /** Logistic regression on the open-set features (`inSetProbability`), intercept first (null: no library given). */
+  openWeights: number[] | null;
   /** Labelled photos it was fitted on (a sample of at most MAX_CALIBRATION_IMAGES). */
   images: number;
   /** What it changes when the labels change (refitted when this differs). */
@@ -61,8 +66,8 @@ export interface Calibrated {
  * hymenoptera val photos were "unknown" against their own train photos; at 0.01 none were.
  */
 export const OPEN_SET_PERCENTILE = 0.01;
-/** Labelled photos with a larger `libraryGap` than this share are exceptions (measured: 0.95). */
-export const GAP_PERCENTILE = 0.95;
+/** Nearest photos of the whole library read by the open-set features. */
+export const LIBRARY_NEIGHBORS = 10;
 /** Nearest photos averaged on each side of `libraryGap`. */
 export const GAP_NEIGHBORS = 3;
 /** A class needs this many labelled photos for its own threshold (else the pooled one). */
@@ -120,17 +125,52 @@ export function libraryGap(nearest: readonly number[], nearestLabelled: readonly
   return Math.max(0, mean(nearest) - mean(nearestLabelled));
 }
 
-/** True when `gap` (a `libraryGap`) puts the photo among unlabelled photos nobody labelled. */
-export function amongUnlabelled(cal: Calibration, gap: number): boolean {
-  return cal.gapThreshold !== null && gap > cal.gapThreshold;
+/**
+ * Open-set features of a vote: top and mean similarity of the winner's voters (as in `features`;
+ * not the share or the margin: a hidden class leaves fewer classes to vote, so its photos' share
+ * is inflated: with ants and bees labelled, hiding ants left every vote to bees and the model
+ * learnt "a unanimous vote is a stranger"), then from the photo's LIBRARY_NEIGHBORS nearest photos in the whole
+ * library (itself excluded, labelled or not, most similar first): `libraryGap`, the share that is
+ * labelled, the share labelled with the winner, and how many unlabelled ones come before the
+ * first labelled one.
+ */
+function openFeatures(neighbors: readonly CalibrationNeighbor[], k: number, library: readonly CalibrationNeighbor[]): number[] | null {
+  const f = features(neighbors, k, { threshold: -1, median: 0 });
+  if (!f) return null;
+  const lib = library.slice(0, LIBRARY_NEIGHBORS);
+  const labelled = (n: CalibrationNeighbor) => n.label !== undefined && n.label !== null && n.label !== '';
+  const first = lib.findIndex(labelled);
+  const gap = libraryGap(lib.map((n) => n.score), neighbors.filter(labelled).map((n) => n.score));
+  return [
+    f.x[1], f.x[3],
+    gap,
+    lib.filter(labelled).length / LIBRARY_NEIGHBORS,
+    lib.filter((n) => n.label === f.label).length / LIBRARY_NEIGHBORS,
+    first < 0 ? LIBRARY_NEIGHBORS : first,
+  ];
+}
+
+/**
+ * P(the photo belongs to a labelled class) from its labelled neighbours (the vote) and its
+ * nearest photos in the whole library, at an even prior (as many examples of each kind in the
+ * fit; ./open-set.ts adjusts it to the library's own mix). 1 when the calibration has no
+ * open-set model; 0 when no labelled neighbour has a positive score.
+ */
+export function inSetProbability(cal: Calibration, neighbors: readonly CalibrationNeighbor[], library: readonly CalibrationNeighbor[]): number {
+  if (!cal.openWeights) return 1;
+  const x = openFeatures(neighbors, cal.k, library);
+  return x ? logistic(cal.openWeights, x) : 0;
 }
 
 /** Options of `fitCalibration`. */
 export interface FitOptions {
   k: number;
   fingerprint: string;
-  /** `libraryGap` of each labelled photo (same order as the vectors), when the library is known. */
-  gaps?: readonly number[];
+  /**
+   * Each labelled photo's LIBRARY_NEIGHBORS nearest photos in the whole library, itself
+   * excluded (same order as the vectors), when the library is known: fits the open-set model.
+   */
+  library?: ReadonlyArray<readonly CalibrationNeighbor[]>;
 }
 
 /**
@@ -171,10 +211,33 @@ export function fitCalibration(vectors: readonly Float32Array[], labels: readonl
     ws.push(1);
   };
   ranked.forEach((hits, i) => add(hits, names[i]));
-  const gaps = [...(o.gaps ?? [])].sort((a, b) => b - a);
-  const m = conformalRank(gaps.length, 1 - GAP_PERCENTILE);
-  const gapThreshold = m < 0 ? null : gaps[m];
-  return { format: 'pixdex-calibration-1', k: o.k, weights: fitLogistic(xs, ys, ws), classes, pooled, gapThreshold, images: n, fingerprint: o.fingerprint };
+  const openWeights = o.library ? fitOpenSet(ranked, names, pick.map((i) => o.library![i] ?? []), o.k) : null;
+  return { format: 'pixdex-calibration-2', k: o.k, weights: fitLogistic(xs, ys, ws), classes, pooled, openWeights, images: n, fingerprint: o.fingerprint };
+}
+
+/**
+ * The open-set model: in-set examples are the labelled photos left out one at a time; examples
+ * of a class nobody labelled are made by hiding each class in turn (its photos classified
+ * against the other classes, its labelled photos counted as unlabelled in the library). Both
+ * kinds weigh the same in all (an even prior). Null when no class can be hidden (one label).
+ */
+function fitOpenSet(ranked: ReadonlyArray<ReadonlyArray<{ index: number; score: number }>>, names: readonly string[], library: ReadonlyArray<readonly CalibrationNeighbor[]>, k: number): number[] | null {
+  const xs: number[][] = [];
+  const ys: number[] = [];
+  const example = (i: number, hidden: string | null) => {
+    const neighbors = ranked[i].filter((h) => names[h.index] !== hidden).slice(0, k).map((h) => ({ label: names[h.index], score: h.score }));
+    const lib = library[i].map((n) => (hidden !== null && n.label === hidden ? { score: n.score } : n));
+    const x = openFeatures(neighbors, k, lib);
+    if (!x) return;
+    xs.push(x);
+    ys.push(hidden === null ? 1 : 0);
+  };
+  names.forEach((_, i) => example(i, null));
+  names.forEach((name, i) => example(i, name));
+  const nIn = ys.filter((y) => y === 1).length;
+  const nOut = ys.length - nIn;
+  if (nIn === 0 || nOut === 0) return null;
+  return fitLogistic(xs, ys, ys.map((y) => (y === 1 ? 1 : nIn / nOut)));
 }
 
 function typicality(sims: number[]): ClassTypicality | null {

@@ -10,7 +10,8 @@ import { CLASSIFY_METHODS, DEFAULT_CLASSIFY_METHOD, DEFAULT_CLASSIFY_MIN_CONFIDE
 import { InvalidParameterError, NotFoundError, PixdexError, intParam, numberParam } from './errors.ts';
 import { knnVote } from './classify.ts';
 import { ClassifierHead, type HeadOptions, type HeadReport } from './models/head.ts';
-import { amongUnlabelled, calibrateVote } from './calibration.ts';
+import { calibrateVote, inSetProbability } from './calibration.ts';
+import { decideOpenSet } from './open-set.ts';
 import { CalibrationStore } from './calibration-store.ts';
 
 /** Why an answer is null although labelled neighbours voted (open set). */
@@ -83,7 +84,7 @@ export interface PropagateReport {
   suggested: number;
   /** Unlabelled images left without a suggestion (low confidence, unknown or no labelled neighbour). */
   undecided: number;
-  /** Of those, images unlike every labelled class or among unlabelled images much closer than any labelled one. */
+  /** Of those, images unlike every labelled class or, with their nearest images, more likely of a class nobody labelled (src/open-set.ts). */
   unknown: number;
   applied: boolean;
   suggestions: Suggestion[];
@@ -162,24 +163,31 @@ export class Labels {
     const space = this.searcher.spaceFor();
     const suggestions: Suggestion[] = [];
     let unlabelled = 0;
-    let unknown = 0;
     const cal = this.calibration.get(k);
+    // First every unlabelled photo's vote and P(in set), then the open-set decision over them all.
+    const voted: Array<{ id: number; path: string; c: Classification; pIn: number; neighbors: SearchResult[] }> = [];
     for (const { id, rec } of this.records.images()) {
       if (rec.label !== undefined) continue;
       unlabelled++;
       const v = this.records.spaceVector(space, id);
       if (!v) continue;
       const c = this.classifyVector(v, { k, method: 'knn', excludeId: id });
-      // Open set: unlike every labelled class, or among unlabelled photos far closer than any labelled one.
-      if (c.unknown || (c.label !== null && cal !== null && amongUnlabelled(cal, this.calibration.gapOf(id, v)))) {
+      const neighbors = cal?.openWeights ? this.calibration.libraryNeighbors(id, v) : [];
+      voted.push({ id, path: rec.path, c, pIn: cal ? inSetProbability(cal, c.neighbors, neighbors) : 1, neighbors });
+    }
+    const open = decideOpenSet(voted);
+    let unknown = 0;
+    voted.forEach(({ id, path, c }, i) => {
+      // Open set: unlike every labelled class, or (with its neighbours) more likely of a class nobody labelled.
+      if (c.unknown || (c.label !== null && open.unknown[i])) {
         unknown++;
-        continue;
+        return;
       }
       const rejected = this.records.suggestion(id)?.rejected ?? [];
       if (c.label !== null && c.confidence >= minConfidence && !rejected.includes(c.label)) {
-        suggestions.push({ id, path: rec.path, label: c.label, confidence: Math.round(c.confidence * 10000) / 10000 });
+        suggestions.push({ id, path, label: c.label, confidence: Math.round(c.confidence * 10000) / 10000 });
       }
-    }
+    });
     if (o.apply) this.records.replaceSuggestions(suggestions);
     return { unlabelled, suggested: suggestions.length, undecided: unlabelled - suggestions.length, unknown, applied: Boolean(o.apply), suggestions };
   }

@@ -42,13 +42,14 @@ describe('Open set and calibrated confidence (hymenoptera + flowers17)', () => {
     const byPath = new Map(r.suggestions.map((s) => [s.path, s]));
     const strays = unlabelledClassPhotos.filter((f) => byPath.has(f)).length / unlabelledClassPhotos.length;
     const right = labelledClassPhotos.filter((f) => byPath.get(f)?.label === truth(f)).length / labelledClassPhotos.length;
-    // Measured (mobilenet_v2, regional, wasm, load ~10): 0.042 and 0.054 of the unlabelled classes'
-    // photos suggested (1 of 80 sunflowers), 0.79 and 0.83 of the labelled classes' photos right;
-    // by the vote share alone 0.388 of the unlabelled classes' photos would be suggested.
-    assert.ok(strays <= 0.08, `suggestions for unlabelled classes: ${strays.toFixed(3)}`);
-    assert.ok(right >= 0.75, `right suggestions for labelled classes: ${right.toFixed(3)}`);
+    // Measured (mobilenet_v2, regional, wasm, load ~10): with the open-set model and its
+    // library-wide decision (src/open-set.ts) 0.021 of the unlabelled classes' photos suggested
+    // (no sunflower), 0.883 of the labelled classes' photos right; before it (a similarity-gap
+    // rule) 0.042-0.054 and 0.79-0.83; by the vote share alone 0.388 would be suggested.
+    assert.ok(strays <= 0.05, `suggestions for unlabelled classes: ${strays.toFixed(3)}`);
+    assert.ok(right >= 0.8, `right suggestions for labelled classes: ${right.toFixed(3)}`);
     const sunflowers = unlabelledClassPhotos.filter((f) => truth(f) === 'sunflower' && byPath.has(f)).length;
-    assert.ok(sunflowers <= 4, `${sunflowers} sunflowers were suggested ants, bees, tulip, daisy or iris`);
+    assert.ok(sunflowers <= 2, `${sunflowers} sunflowers were suggested ants, bees, tulip, daisy or iris`);
     assert.ok(r.unknown >= unlabelledClassPhotos.length * 0.8, `left alone as unknown: ${r.unknown}`);
     // The vote share alone (the old confidence) would have suggested far more of them.
     const byShare = unlabelledClassPhotos.filter((f) => engine.classifyId(engine.resolve(f)).share >= 0.8).length / unlabelledClassPhotos.length;
@@ -84,9 +85,9 @@ describe('Open set and calibrated confidence (hymenoptera + flowers17)', () => {
     engine.classifyId(engine.resolve(other));
     const stored = () => JSON.parse(engine.store.models.getBinary('calibration')!.toString());
     const before = stored();
-    assert.equal(before.format, 'pixdex-calibration-1');
+    assert.equal(before.format, 'pixdex-calibration-2');
     assert.equal(before.images, 245 + 3 * 60);
-    assert.ok(before.gapThreshold > 0);
+    assert.equal(before.openWeights.length, 7, 'the open-set model: intercept and 6 features');
     assert.deepEqual(Object.keys(before.classes).sort(), ['ants', 'bees'], 'the flower classes (60 photos) use the pooled threshold');
     engine.label(bluebell, 'bluebell');
     const c = engine.classifyId(engine.resolve(other));
