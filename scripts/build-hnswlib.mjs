@@ -372,7 +372,7 @@ function main() {
 
   const hugePages = planHugePages(pkg);
   const key = crypto.createHash('sha256').update(JSON.stringify([sourceHash(pkg), flags, hugePages.id ?? null, cc.version, process.versions.node, process.versions.modules, process.platform, process.arch, base.cpu, probe.isa])).digest('hex').slice(0, 24);
-  if (ours && old.build === 'native' && old.key === key) return say(`already built for this CPU (${flags}: ${vectorSets(probe.isa)})`);
+  if (ours && old.build === 'native' && old.key === key) return say(`already built for this CPU (${flags}: ${vectorSets(probe.isa)}${hugePages.id ? ', huge pages' : ''})`);
 
   const cacheDir = path.join(process.env.PIXDEX_CACHE_DIR || path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'pixdex'), 'hnswlib');
   const cached = path.join(cacheDir, `${key}.node`);
