@@ -187,10 +187,10 @@ export const DEFAULT_SNAPSHOT_EVERY = 20_000;
 /**
  * HNSW defaults. efSearch 800 (was 600, 128 before): at 1M vectors of bench/ann.ts's `real`
  * generator ef 600 finds 98.7% of the exact top 10, 800 finds 99.1% (470 queries/s on one core
- * with the native build, ~2.1 ms against ~40 ms for the backbone on a query photo). M: at 100k,
- * M=24 or 32 did not buy QPS at recall 0.99 over M=16 (same process, interleaved batches:
- * 0.94-0.98x), only at 0.995 (M=24 1.36-1.41x); no 1M graph with M=24 was measured, so 16 stays
- * (README, "The HNSW build").
+ * with the native build, ~2.1 ms against ~40 ms for the backbone on a query photo). M: at recall
+ * 0.99, M=24 gave 0.98x the QPS of M=16 at 100k and 1.08x at 200k (same process, interleaved
+ * batches; more at 0.995); no 1M graph with M=24 was measured, so 16 stays (README, "The HNSW
+ * build").
  */
 export const DEFAULT_ANN: Readonly<AnnOptions> = Object.freeze({ m: 16, efConstruction: 200, efSearch: 800 });
 
