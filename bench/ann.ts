@@ -8,6 +8,9 @@
  *                        [--save-index FILE]   (hnswlib bytes + FILE.json, reused by bench:open
  *                                               and by --load-index; FILE.truth.json: exact kNN)
  *                        [--load-index FILE]   (skip the build: sweep more ef over a saved index)
+ *                        [--ab portable,native[,BUILD@GRAPH...]] [--batch 100]
+ *                                              (instead of the sweep: builds and graphs in one
+ *                                               process, interleaved batches: bench/lib/ann-ab.ts)
  *
  * The JSON names the hnswlib-node build measured (`annBuild`: native or portable, src/ann-build.ts);
  * PIXDEX_PORTABLE_ANN=1 runs the portable build instead of the native one, for a before/after at
@@ -34,6 +37,7 @@ import { AnnIndex, annBuild } from '../src/ann.ts';
 import { DEFAULT_ANN } from '../src/config.ts';
 import { recallAgainstExact } from '../src/classify.ts';
 import { exactKnn, l2normalize } from '../src/vector.ts';
+import { parseArms, runAb } from './lib/ann-ab.ts';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const MODELS = path.resolve(process.env.PIXDEX_MODELS ?? path.join(REPO, '../shared/models'));
@@ -236,6 +240,8 @@ async function main(): Promise<void> {
       repeat: { type: 'string', default: '3' },
       'save-index': { type: 'string' },
       'load-index': { type: 'string' },
+      ab: { type: 'string' },
+      batch: { type: 'string', default: '100' },
     },
   });
   const n = Number(values.n);
@@ -247,7 +253,7 @@ async function main(): Promise<void> {
   const repeat = Number(values.repeat);
   const log = (s: string) => process.stderr.write(`[bench:ann ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
   const loadStart = load();
-  log(`hnswlib-node build: ${annBuild.build}${annBuild.flags ? ` (${annBuild.flags})` : ''}`);
+  log(`hnswlib-node build: ${annBuild.build}${annBuild.flags ? ` (${annBuild.flags}${annBuild.hugePages ? ', huge pages' : ''})` : ''}`);
 
   const gen = await generatorFor(values.gen, dims, Number(values.seed), Number(values.noise), log);
   let t = performance.now();
@@ -300,6 +306,19 @@ async function main(): Promise<void> {
     fs.writeFileSync(file + '.json', JSON.stringify({ ...describe, live: ann.size }));
     log(`saved index to ${file}`);
   }
+  // --ab: the arms load this run's graph from a file (a temp copy when it was neither loaded nor saved).
+  let abGraph = saved ?? (values['save-index'] && path.resolve(values['save-index']));
+  if (values.ab && !abGraph) {
+    abGraph = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pixdex-bench-ab-')), 'graph.bin');
+    fs.writeFileSync(abGraph, bytes);
+    process.on('exit', () => fs.rmSync(path.dirname(abGraph!), { recursive: true, force: true }));
+  }
+  const abArms = values.ab ? parseArms(values.ab, abGraph!) : undefined;
+  for (const arm of abArms ?? []) {
+    if (arm.graph === abGraph) continue;
+    const side = JSON.parse(fs.readFileSync(arm.graph + '.json', 'utf8')) as Record<string, unknown>;
+    for (const key of ['n', 'dims', 'gen', 'seed', 'noise'] as const) if (side[key] !== describe[key]) throw new Error(`--ab ${arm.name}: ${key} is ${side[key]}, not ${describe[key]}`);
+  }
   bytes = undefined;
   copy = undefined;
   global.gc?.(); // frees the copy's native memory before the sweeps
@@ -330,7 +349,8 @@ async function main(): Promise<void> {
   }
 
   const results: Array<{ ef: number; qps: number; qpsRuns: number[]; recall: number; meanLatencyUs: number }> = [];
-  for (const ef of efs) {
+  const ab = abArms && runAb(abArms, dims, queries, exact, k, efs, Number(values.batch), repeat, log);
+  for (const ef of ab ? [] : efs) {
     const runs: number[] = [];
     let recall = 0;
     for (let rep = 0; rep < repeat; rep++) {
@@ -354,7 +374,7 @@ async function main(): Promise<void> {
     k,
     m: params.m,
     efConstruction: params.efConstruction,
-    annBuild: { build: annBuild.build, flags: annBuild.flags, vector: annBuild.vector },
+    annBuild: { build: annBuild.build, flags: annBuild.flags, vector: annBuild.vector, hugePages: annBuild.hugePages },
     generator: { name: gen.name, description: gen.description, seed: Number(values.seed), noise: Number(values.noise) },
     data: { meanCosTop1: round(cos1), [`meanCosTop${k}`]: round(cosK), meanCosRandom: round(cosRandom) },
     buildSeconds: saved ? null : round(buildSeconds, 1),
@@ -366,6 +386,7 @@ async function main(): Promise<void> {
     snapshot: { bytes: snapshotBytes, bytesPerVector: round(snapshotBytes / n, 0), toBytesSeconds: round(toBytesSeconds), fromBytesSeconds: round(fromBytesSeconds), identicalResults: identical },
     exact: Number.isNaN(exactSeconds) ? { cached: truthFile } : { seconds: round(exactSeconds, 1), qps: round(nq / exactSeconds, 1) },
     results,
+    ab: ab ? { arms: abArms!.map((a) => ({ name: a.name, addon: a.addon, graph: a.graph })), batch: Number(values.batch), rounds: repeat, ...ab } : null,
     smallestEfWithRecall099: best?.ef ?? null,
     repeat,
     loadavg: { start: loadStart, end: load() },

@@ -34,6 +34,7 @@ function smokeRuns(data: string): Record<string, Omit<ScriptRun, 'timeoutSeconds
     'decode-heic': { script: 'bench/decode-heic.ts', args: ['--rounds', '1'] },
     query: { script: 'bench/query.ts', args: ['--dataset', path.join(data, 'hymenoptera_data/train'), '--queries', path.join(data, 'hymenoptera_data/val'), '--n', '6', '--breakdown', '2'] },
     ann: { script: 'bench/ann.ts', args: ['--n', '600', '--dims', '64', '--queries', '20', '--ef', '16,64', '--repeat', '1'] },
+    'ann-ab': { script: 'bench/ann.ts', args: ['--n', '600', '--dims', '64', '--queries', '20', '--ef', '16,64', '--repeat', '1', '--ab', 'portable,native', '--batch', '5'] },
     pgvector: { script: 'bench/pgvector.ts', args: ['--n', '400', '--dims', '16', '--queries', '5', '--ef', '40', '--store-n', '20'] },
     open: { script: 'bench/open.ts', args: ['--n', '600', '--dims', '64', '--runs', '1'] },
     labels: { script: 'bench/labels.ts', args: ['--datasets', data] },

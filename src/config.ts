@@ -18,9 +18,9 @@ export interface AnnOptions {
   /** Build-time beam. 200 gives near-exact graphs at ~2x the build cost of 100 (default: 200). */
   efConstruction: number;
   /**
-   * Search beam (raised to k when k is larger). 600 keeps recall@10 >= 0.99 against exact search
-   * at 1M vectors (bench/ann.ts, embedding-like 256-d vectors, M=16/efConstruction=200: ef 128
-   * 0.957, 400 0.990, 600 0.993, 800 0.996); higher costs QPS (default: 600).
+   * Search beam (raised to k when k is larger). 800 keeps recall@10 >= 0.99 against exact search
+   * at 1M vectors (bench/ann.ts `--gen real`, 256-d, M=16/efConstruction=200: ef 400 0.985, 600
+   * 0.987, 800 0.991, 1200 0.994); higher costs QPS (default: 800).
    */
   efSearch: number;
 }
@@ -185,12 +185,14 @@ export const DEFAULT_BACKBONE = 'mobilenet_v2';
 export const DEFAULT_SNAPSHOT_EVERY = 20_000;
 
 /**
- * HNSW defaults. efSearch 600 (was 128): at 1M vectors ef 128 found only 95.7% of the exact top
- * 10; 600 finds 99.3% at ~350 queries/s on one core (2.9 ms, against ~40 ms for the backbone on a
- * query photo), 100k: 99.6%. M=32 did not buy QPS at equal recall (100k: ef 200 → 0.994 at 560/s vs
- * M=16 ef 300 → 0.993 at 790/s) and costs +11% memory and ~2x build time. See bench/ann.ts.
+ * HNSW defaults. efSearch 800 (was 600, 128 before): at 1M vectors of bench/ann.ts's `real`
+ * generator ef 600 finds 98.7% of the exact top 10, 800 finds 99.1% (470 queries/s on one core
+ * with the native build, ~2.1 ms against ~40 ms for the backbone on a query photo). M: at recall
+ * 0.99, M=24 gave 0.98x the QPS of M=16 at 100k and 1.08x at 200k (same process, interleaved
+ * batches; more at 0.995); no 1M graph with M=24 was measured, so 16 stays (README, "The HNSW
+ * build").
  */
-export const DEFAULT_ANN: Readonly<AnnOptions> = Object.freeze({ m: 16, efConstruction: 200, efSearch: 600 });
+export const DEFAULT_ANN: Readonly<AnnOptions> = Object.freeze({ m: 16, efConstruction: 200, efSearch: 800 });
 
 const BACKENDS: readonly BackendChoice[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
 

@@ -63,6 +63,7 @@ describe('pixdex stats reports the hnswlib-node build (src/ann-build.ts)', () =>
       assert.equal(s.ann.flags, record.flags);
       assert.equal(s.ann.compiler, record.compiler);
       assert.ok(s.ann.vector.length > 0, 'a native build names its vector instructions');
+      assert.equal(s.ann.hugePages, typeof record.hugePages?.patch === 'string');
     } else {
       assert.equal(s.ann.flags, null);
     }
@@ -93,7 +94,11 @@ describe('describeAddon: the record is believed only for the file it describes',
     assert.match(describeAddon(addon, record).reason, /no build record/);
     const native = { build: 'native', flags: '-O3 -march=native', compiler: 'g++ 12', isa: ['avx2', 'fma', 'sse42'], addon: { sha256: sha256(addon) }, portable: { sha256: sha256(portable) } };
     fs.writeFileSync(record, JSON.stringify(native));
-    assert.deepEqual({ ...describeAddon(addon, record), builtAt: null, reason: '' }, { build: 'native', flags: '-O3 -march=native', compiler: 'g++ 12', vector: ['avx2', 'fma', 'sse42'], builtAt: null, reason: '', addon });
+    assert.deepEqual({ ...describeAddon(addon, record), builtAt: null, reason: '' }, { build: 'native', flags: '-O3 -march=native', compiler: 'g++ 12', vector: ['avx2', 'fma', 'sse42'], hugePages: false, builtAt: null, reason: '', addon });
+    fs.writeFileSync(record, JSON.stringify({ ...native, hugePages: { patch: '0123456789ab', kernel: 'madvise', checkKb: 2048 } }));
+    assert.equal(describeAddon(addon, record).hugePages, true, 'a build with the huge-pages patch says so');
+    fs.writeFileSync(record, JSON.stringify({ ...native, hugePages: { patch: null, reason: 'PIXDEX_ANN_NO_HUGEPAGES is set' } }));
+    assert.equal(describeAddon(addon, record).hugePages, false);
     assert.equal(describeAddon(portable, record).build, 'portable');
     fs.writeFileSync(addon, 'rebuilt by npm rebuild');
     assert.equal(describeAddon(addon, record).build, 'portable (unknown)');
@@ -161,6 +166,11 @@ describe('scripts/build-hnswlib.mjs on a temp copy of hnswlib-node', { skip: HAS
     assert.equal(first.record.portable.sha256, portableHash);
     assert.equal(sha256(path.join(release, PORTABLE_ADDON)), portableHash);
     assert.ok(first.record.check.cosine.recallAt10 >= 0.95);
+    // The huge-pages patch applies to this hnswlib-node's sources; the check reports what the kernel gave.
+    assert.match(first.record.hugePages.patch, /^[0-9a-f]{12}$/, JSON.stringify(first.record.hugePages));
+    if (process.platform === 'linux') assert.equal(typeof first.record.hugePages.checkKb, 'number');
+    assert.match(first.line, /, huge pages;/);
+    assert.equal(describeAddon(addon, path.join(release, BUILD_RECORD)).hugePages, true);
     assert.ok(searches(addon));
     assert.equal(describeAddon(addon, path.join(release, BUILD_RECORD)).build, 'native');
 
