@@ -13,7 +13,9 @@
  *   descriptor       GeM + L2 of every side's map (regional, gem); nothing for pooled
  *   localFeatures    ORB keypoints + descriptors, encoded (local features only)
  *   commit           Records.writeFiles + IndexSync.refresh per batch (LMDB + HNSW), into a fresh store
- *   finish           what a run does after the files: vocabulary, near-duplicate check, snapshot
+ *   vocabulary       after the files (local features only): learning the visual vocabulary, quantizing every image
+ *   duplicates       after the files: the near-duplicate check (matches local features when there are some)
+ *   snapshot         after the files: the HNSW snapshot
  *
  * `msPerImage` is each stage's time over the images; their sum is what one image costs done one
  * stage after another. The index run overlaps reading and decoding (4 files in flight, sharp's own
@@ -132,11 +134,11 @@ export async function measureStages(files: readonly string[], options: PixdexOpt
         engine.sync.refresh();
       });
     }
-    await time('finish', async () => {
-      if (localFeatures) engine.words.maintain();
-      await engine.dupes.check();
-      engine.sync.snapshot();
-    });
+    // What a run does after the files, one stage each: learning the visual vocabulary and
+    // quantizing every image into it, the near-duplicate check, the HNSW snapshot.
+    if (localFeatures) await time('vocabulary', () => engine.words.maintain());
+    await time('duplicates', () => engine.dupes.check());
+    await time('snapshot', () => engine.sync.snapshot());
 
     const n = Math.max(1, images.length);
     const msPerImage = Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, ms(v / n)]));

@@ -17,7 +17,8 @@
  * `heicVsJpeg` is bench/decode-heic.ts: HEIC vs JPEG decoding of the same pixels (median ms, MP/s).
  * `stages` (off with `--stages off`) accounts for the gap between the two: every stage of an index
  * run timed one at a time (bench/index-stages.ts: read, hash, decode at each side, backbone at
- * each side, descriptor, local features, commit, finish), with the last local-features setting,
+ * each side, descriptor, local features, commit, and after the files vocabulary, duplicates,
+ * snapshot), with the last local-features setting,
  * beside the end-to-end time per image of one worker.
  */
 import fs from 'node:fs';

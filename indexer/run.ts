@@ -157,8 +157,10 @@ export async function indexFiles(ctx: IndexContext, inputs: readonly string[], o
   }
   if (options.signal?.aborted && done < todo.length) summary.interrupted = true;
   if (!summary.interrupted) summary.removed = await pruneMissing(ctx, scan.roots, scan.files);
-  if (!summary.interrupted && local) ctx.words.maintain(options.onVocabulary);
-  if (!summary.interrupted) await ctx.dupes.check({ signal: options.signal, onProgress: options.onDuplicates });
+  if (!summary.interrupted) {
+    // Side by side on two cores: the vocabulary is learned in a worker thread while this one checks near-duplicates.
+    await Promise.all([local && ctx.words.maintainAsync(options.onVocabulary), ctx.dupes.check({ signal: options.signal, onProgress: options.onDuplicates })]);
+  }
   sync.snapshot();
   summary.seconds = Math.round((performance.now() - started) / 10) / 100;
   return summary;

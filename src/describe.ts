@@ -15,7 +15,7 @@ import { ConvAutoencoder } from './models/autoencoder.ts';
 import { embedBatch, type Embedding } from './embed.ts';
 import { isRegional, libraryRegional, type LibraryDescriptor } from './library-descriptor.ts';
 import { mapLimit } from './pool.ts';
-import { encodeFeatures, extractFeatures, loadOpenCv, QUERY_KEYPOINTS, QUERY_SIDE, REFERENCE_SIDE } from './local/features.ts';
+import { encodeFeatures, extractFeatures, loadOpenCv, QUERY_KEYPOINTS, QUERY_PYRAMID, QUERY_SIDE, REFERENCE_SIDE } from './local/features.ts';
 import { describeFsError } from '../indexer/scan.ts';
 import { LocalEmbedder, WorkerPool, type Embedder } from '../indexer/workers/pool.ts';
 import type { SpaceInfo } from './store/lmdb.ts';
@@ -161,7 +161,7 @@ export class Describer {
     if (localFeatures) await loadOpenCv();
     const img = await this.decode(bytes, what, undefined, localFeatures ? QUERY_SIDE : undefined);
     const [embedding] = await this.embedPixels([img.pixels], { space, windows: true });
-    return { embedding, features: img.grey && extractFeatures(img.grey, QUERY_KEYPOINTS) };
+    return { embedding, features: img.grey && extractFeatures(img.grey, QUERY_KEYPOINTS, QUERY_PYRAMID) };
   }
 
   /** An image to store (an upload): decoded at the library's sides and described, with its encoded local features when asked for. */

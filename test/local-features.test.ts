@@ -14,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { PixdexError } from '../src/errors.ts';
 import {
-  FEATURES_HEADER_BYTES, MAX_KEYPOINTS, QUERY_KEYPOINTS, QUERY_SIDE, REFERENCE_SIDE, decodeFeatures, encodeFeatures, extractFeatures, featuresBytes, greyscale, type GreyImage,
+  FEATURES_HEADER_BYTES, MAX_KEYPOINTS, QUERY_KEYPOINTS, QUERY_PYRAMID, QUERY_SIDE, REFERENCE_PYRAMID, REFERENCE_SIDE, decodeFeatures, encodeFeatures, extractFeatures, featuresBytes, greyscale, type GreyImage,
 } from '../src/local/features.ts';
 import { matchFeatures, prepareQuery } from '../src/local/match.ts';
 import { CLEAR_WINNER_INLIERS, verifyCandidates } from '../src/local/rerank.ts';
@@ -32,7 +32,7 @@ const file = (category: string, folder: 'query' | 'reference', name: string) => 
 const names = (category: string, folder: 'query' | 'reference') => fs.readdirSync(path.join(SMVS, category, folder)).filter((f) => /\.jpe?g$/i.test(f)).sort();
 async function featuresOf(category: string, folder: 'query' | 'reference', name: string): Promise<LocalFeatures> {
   const query = folder === 'query'; // as the product: queries at QUERY_SIDE with QUERY_KEYPOINTS
-  return extractFeatures(await greyscale(fs.readFileSync(file(category, folder, name)), query ? QUERY_SIDE : REFERENCE_SIDE, MAX_PIXELS), query ? QUERY_KEYPOINTS : MAX_KEYPOINTS);
+  return extractFeatures(await greyscale(fs.readFileSync(file(category, folder, name)), query ? QUERY_SIDE : REFERENCE_SIDE, MAX_PIXELS), query ? QUERY_KEYPOINTS : MAX_KEYPOINTS, query ? QUERY_PYRAMID : REFERENCE_PYRAMID);
 }
 function verify(query: LocalFeatures, ref: LocalFeatures): { matches: Match[]; inliers: number; members: number[] } {
   const matches = matchFeatures(prepareQuery(query), ref);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { PixdexError } from '../src/errors.ts';
 import { InvertedIndex, decodeWords, encodeWords } from '../src/local/inverted.ts';
 import { Vocabulary } from '../src/local/vocabulary.ts';
+import { learnInWorker, WORKER_MIN_DESCRIPTORS } from '../src/local/learn-thread.ts';
 import { seededRandom } from '../src/random.ts';
 import { SMVS_BOOKS as BOOKS } from './fixtures.ts';
 
@@ -51,6 +52,15 @@ describe('Vocabulary', () => {
     assert.ok(vocab.words > 60 && vocab.words <= 8 ** 3, `${vocab.words} words`);
     assert.equal(vocab.branching, 8);
     assert.equal(vocab.depth, 3);
+  });
+
+  it('learns the same tree in a worker thread (an index run) as in this one; bad options fail the same way', async () => {
+    const big = clustered(WORKER_MIN_DESCRIPTORS, 200, 0.05, 3);
+    const options = { branching: 8, depth: 3, seed: 7 };
+    const inWorker = await learnInWorker(big.descriptors, options);
+    assert.deepEqual(inWorker.toBytes(), Vocabulary.learn(big.descriptors, options).toBytes());
+    assert.ok(inWorker.words > 200, `${inWorker.words} words`);
+    await assert.rejects(learnInWorker(big.descriptors, { branching: 1 }), (err: unknown) => err instanceof PixdexError && err.code === 'INVALID_PARAMETER');
   });
 
   it('quantizes deterministically, a descriptor near its prototype to the prototype\'s word', () => {

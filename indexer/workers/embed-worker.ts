@@ -13,7 +13,7 @@ import { embedBatch } from '../../src/embed.ts';
 import { isRegional, libraryRegional } from '../../src/library-descriptor.ts';
 import { PixdexError } from '../../src/errors.ts';
 import { LocalEmbedder } from './pool.ts';
-import { decodeFeatures, encodeFeatures, extractFeatures, loadOpenCv, QUERY_KEYPOINTS, QUERY_SIDE, REFERENCE_SIDE } from '../../src/local/features.ts';
+import { decodeFeatures, encodeFeatures, extractFeatures, loadOpenCv, QUERY_KEYPOINTS, QUERY_PYRAMID, QUERY_SIDE, REFERENCE_SIDE } from '../../src/local/features.ts';
 import { verifyCandidates } from '../../src/local/rerank.ts';
 import type { LocalFeatures } from '../../src/local/types.ts';
 import type { EmbedJob, QueryJob, QueryResult, VerifyJob, VerifyResult, WorkerInit, WorkerMessage } from './protocol.ts';
@@ -49,7 +49,7 @@ try {
       // as Describer.describeQueryWithFeatures: the native side only, windows, grey at QUERY_SIDE, QUERY_KEYPOINTS
       const img = await decodeImage(job.bytes, { size, maxInputPixels: init.maxInputPixels, greySide: job.localFeatures ? QUERY_SIDE : undefined }, job.name);
       const [embedding] = await embedBatch(model, job.autoencoder ? queryAutoencoder!.model : undefined, [img.pixels], 1, { descriptor: init.descriptor, windows: true, smaller: false });
-      return { ok: true, embedding, features: img.grey && extractFeatures(img.grey, QUERY_KEYPOINTS) };
+      return { ok: true, embedding, features: img.grey && extractFeatures(img.grey, QUERY_KEYPOINTS, QUERY_PYRAMID) };
     } catch (err) {
       const e = err as PixdexError;
       return { ok: false, code: e instanceof PixdexError ? e.code : 'INTERNAL', message: e?.message ?? String(err) };

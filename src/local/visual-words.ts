@@ -11,6 +11,7 @@ import { InvertedIndex } from './inverted.ts';
 import type { LocalFeatures } from './types.ts';
 import { DESCRIPTOR_BYTES } from './types.ts';
 import { Vocabulary } from './vocabulary.ts';
+import { learnInWorker } from './learn-thread.ts';
 
 /** A library learns its first vocabulary once this many images have local features (below it, every image is a candidate). */
 export const VOCABULARY_MIN_IMAGES = 32;
@@ -18,6 +19,8 @@ export const VOCABULARY_MIN_IMAGES = 32;
 export const VOCABULARY_GROWTH = 4;
 /** Descriptors sampled to learn a vocabulary. */
 export const VOCABULARY_SAMPLE = 200_000;
+/** Seed of the vocabulary's k-medians++ seeding (learning is deterministic). */
+const LEARN_SEED = 14;
 /** Word lists written per transaction when (re-)quantizing the library. */
 const WORDS_BATCH = 500;
 
@@ -79,10 +82,34 @@ export class VisualWords {
     return learned;
   }
 
+  /**
+   * `maintain` with the learning in a worker thread (src/local/learn-thread.ts; the same tree):
+   * an index run checks near-duplicates in this thread meanwhile.
+   */
+  async maintainAsync(onProgress?: (p: VocabularyProgress) => void): Promise<boolean> {
+    const sample = this.needsLearning() ? this.sample() : undefined;
+    if (sample) {
+      onProgress?.({ stage: 'learn', done: 0, total: sample.total });
+      this.keep(await learnInWorker(sample.descriptors, { seed: LEARN_SEED }), sample.images);
+      onProgress?.({ stage: 'learn', done: sample.total, total: sample.total });
+    }
+    this.quantizeMissing(onProgress);
+    return sample !== undefined;
+  }
+
   private learn(onProgress?: (p: VocabularyProgress) => void): boolean {
+    const sample = this.sample();
+    if (!sample) return false;
+    onProgress?.({ stage: 'learn', done: 0, total: sample.total });
+    this.keep(Vocabulary.learn(sample.descriptors, { seed: LEARN_SEED }), sample.images);
+    onProgress?.({ stage: 'learn', done: sample.total, total: sample.total });
+    return true;
+  }
+
+  /** The descriptors a vocabulary is learned from: a random sample of images, all their descriptors, up to VOCABULARY_SAMPLE. */
+  private sample(): { descriptors: Uint8Array; total: number; images: number } | undefined {
     const ids = [...this.records.local.featureIds()];
-    if (ids.length === 0) return false;
-    // A random sample of images, all their descriptors, up to VOCABULARY_SAMPLE.
+    if (ids.length === 0) return undefined;
     const random = seededRandom(ids.length);
     for (let i = ids.length - 1; i > 0; i--) {
       const j = Math.floor(random() * (i + 1));
@@ -97,17 +124,18 @@ export class VisualWords {
       parts.push(f.descriptors);
       total += f.count;
     }
-    if (total === 0) return false;
-    const all = new Uint8Array(total * DESCRIPTOR_BYTES);
+    if (total === 0) return undefined;
+    const descriptors = new Uint8Array(total * DESCRIPTOR_BYTES);
     let o = 0;
-    for (const p of parts) all.set(p, (o += p.length) - p.length);
-    onProgress?.({ stage: 'learn', done: 0, total });
-    const vocabulary = Vocabulary.learn(all, { seed: 14 });
-    onProgress?.({ stage: 'learn', done: total, total });
-    const info = this.records.local.putVocabulary(vocabulary.toBytes(), { words: vocabulary.words, images: ids.length });
+    for (const p of parts) descriptors.set(p, (o += p.length) - p.length);
+    return { descriptors, total, images: ids.length };
+  }
+
+  /** Stores a newly learned vocabulary and makes it the current one. */
+  private keep(vocabulary: Vocabulary, images: number): void {
+    const info = this.records.local.putVocabulary(vocabulary.toBytes(), { words: vocabulary.words, images });
     this.vocab = { version: info.version, vocabulary };
     this.index = undefined;
-    return true;
   }
 
   /** Quantizes images that have features but no words under the current vocabulary, in batches. */
