@@ -1,7 +1,7 @@
 /**
  * Geometric verification as a re-ranker (issue 14): the query photo's local features are matched
- * to each candidate's, the matches are checked for one consistent similarity transform (a 4-D
- * Hough vote, `verify.ts`), and the candidates are re-ordered: verified ones (≥ `VERIFIED_INLIERS`)
+ * to each candidate's (ratio `VERIFY_RATIO`), the matches are checked for local geometric
+ * consistency (`consistentInliers`, `verify.ts`), and the candidates are re-ordered: verified ones (≥ `VERIFIED_INLIERS`)
  * first, by inliers; the others keep their visual order. The visual score stays the hit's `score`;
  * `inliers`, `verified` and, for the best verified hits, an `outline` of where the object lies in
  * the query photo are added. Recipe and measurements: bench/local/README.md.
@@ -20,7 +20,7 @@
  */
 import { matchFeatures, prepareQuery } from './match.ts';
 import type { LocalFeatures } from './types.ts';
-import { VERIFIED_INLIERS, homography, houghInliers, outline } from './verify.ts';
+import { VERIFIED_INLIERS, VERIFY_RATIO, consistentInliers, homography, outline } from './verify.ts';
 
 /** A candidate with its visual (global or regional) score. */
 export interface Candidate {
@@ -42,8 +42,8 @@ export const OUTLINED_HITS = 3;
 
 /**
  * A candidate with this many inliers ends verification: no later (visually less similar)
- * candidate is checked. Wrong pairs stay far below it (smvs: ≤ 15; two flowers17 photos with the
- * same photographer's watermark: 21); true book-cover and painting pairs have a median of 76 / 59.
+ * candidate is checked. Wrong pairs stay far below it (`consistentInliers`: smvs ≤ 13, hymenoptera
+ * ≤ 9); true book-cover and painting pairs have a median of 138 / 119.
  */
 export const CLEAR_WINNER_INLIERS = 40;
 
@@ -65,8 +65,8 @@ export function verifyCandidates(query: LocalFeatures, candidates: readonly Cand
       if (winner && i + 1 >= minChecked) stopped = true;
       return { hit: { ...c, inliers: 0, verified: false } as VerifiedCandidate, ref, matches: undefined, members: undefined };
     }
-    const matches = matchFeatures(prepared, ref);
-    const v = houghInliers(query, ref, matches);
+    const matches = matchFeatures(prepared, ref, VERIFY_RATIO);
+    const v = consistentInliers(query, ref, matches);
     if (v.inliers >= clearWinner) winner = true;
     if (winner && i + 1 >= minChecked) stopped = true;
     return { hit: { ...c, inliers: v.inliers, verified: v.inliers >= VERIFIED_INLIERS } as VerifiedCandidate, ref, matches, members: v.members };
