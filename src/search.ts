@@ -93,8 +93,11 @@ const REGIONAL_EF = 64;
  */
 const REGIONAL_SAME_WINDOW = 0.97;
 
-/** Candidates the visual (regional or global) ranking brings to verification (bench/local/README.md: top-50). */
-export const VERIFY_SHORTLIST = 50;
+/**
+ * Candidates the visual (regional or global) ranking brings to verification (bench/local/README.md:
+ * top-50; 100 since the local-consistency check: two smvs landmarks' references rank 54th and 67th).
+ */
+export const VERIFY_SHORTLIST = 100;
 /** Candidates the visual-word inverted index adds (images the global vector missed). */
 export const WORDS_SHORTLIST = 20;
 
