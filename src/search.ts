@@ -34,7 +34,7 @@ export interface SearchResult {
   /** Cosine similarity, highest first. */
   score: number;
   label: string | null;
-  /** With local features: matches that agree on one geometric transform (geometric verification). */
+  /** With local features: matches that agree geometrically (src/local/verify.ts consistentInliers). */
   inliers?: number;
   /** With local features: the same object was found (≥ VERIFIED_INLIERS inliers); verified hits come first. */
   verified?: boolean;
