@@ -34,7 +34,7 @@ export interface SearchResult {
   /** Cosine similarity, highest first. */
   score: number;
   label: string | null;
-  /** With local features: matches that agree on one geometric transform (geometric verification). */
+  /** With local features: matches that agree geometrically (src/local/verify.ts consistentInliers). */
   inliers?: number;
   /** With local features: the same object was found (≥ VERIFIED_INLIERS inliers); verified hits come first. */
   verified?: boolean;
@@ -93,8 +93,11 @@ const REGIONAL_EF = 64;
  */
 const REGIONAL_SAME_WINDOW = 0.97;
 
-/** Candidates the visual (regional or global) ranking brings to verification (bench/local/README.md: top-50). */
-export const VERIFY_SHORTLIST = 50;
+/**
+ * Candidates the visual (regional or global) ranking brings to verification (bench/local/README.md:
+ * top-50; 100 since the local-consistency check: two smvs landmarks' references rank 54th and 67th).
+ */
+export const VERIFY_SHORTLIST = 100;
 /** Candidates the visual-word inverted index adds (images the global vector missed). */
 export const WORDS_SHORTLIST = 20;
 

@@ -20,7 +20,7 @@ import { matchFeatures, prepareQuery } from '../src/local/match.ts';
 import { CLEAR_WINNER_INLIERS, verifyCandidates } from '../src/local/rerank.ts';
 import { loadOpenCv, opencv } from '../src/local/opencv.ts';
 import { DESCRIPTOR_BYTES, type LocalFeatures, type Match } from '../src/local/types.ts';
-import { VERIFIED_INLIERS, homography, houghInliers, invert3, outline } from '../src/local/verify.ts';
+import { VERIFIED_INLIERS, VERIFY_RATIO, consistentInliers, homography, houghInliers, invert3, outline } from '../src/local/verify.ts';
 import { REPO, SMVS } from './fixtures.ts';
 
 const MAX_PIXELS = 100_000_000;
@@ -37,6 +37,11 @@ async function featuresOf(category: string, folder: 'query' | 'reference', name:
 function verify(query: LocalFeatures, ref: LocalFeatures): { matches: Match[]; inliers: number; members: number[] } {
   const matches = matchFeatures(prepareQuery(query), ref);
   return { matches, ...houghInliers(query, ref, matches) };
+}
+/** Search's check (src/local/rerank.ts): matches at `VERIFY_RATIO`, local consistency. */
+function searchCheck(query: LocalFeatures, ref: LocalFeatures): { matches: Match[]; inliers: number; members: number[] } {
+  const matches = matchFeatures(prepareQuery(query), ref, VERIFY_RATIO);
+  return { matches, ...consistentInliers(query, ref, matches) };
 }
 
 /** `fn` throws a PixdexError with `code`. */
@@ -84,8 +89,11 @@ describe('local features: a known homography', () => {
     const query = extractFeatures(photo);
     assert.ok(ref.count > 300 && query.count > 300, `keypoints: reference ${ref.count}, warped ${query.count}`);
     const { matches, inliers, members } = verify(query, ref);
-    assert.ok(inliers >= VERIFIED_INLIERS * 4, `Hough inliers ${inliers} of ${matches.length} matches`);
+    assert.ok(inliers >= 48, `Hough inliers ${inliers} of ${matches.length} matches`); // 4 × the Hough threshold (12) this test was written for
     assert.equal(members.length, inliers);
+    const local = searchCheck(query, ref); // search's check verifies the warp too
+    assert.ok(local.inliers >= VERIFIED_INLIERS * 4, `consistent inliers ${local.inliers} of ${local.matches.length} matches`);
+    assert.equal(local.members.length, local.inliers);
     const found = homography(query, ref, matches, members);
     assert.ok(found, 'a homography from the Hough inliers');
     assert.ok(found.inliers >= inliers * 0.8, `RANSAC inliers ${found.inliers} of ${inliers}`);
@@ -124,6 +132,25 @@ describe('local features: a known homography', () => {
   });
 });
 
+describe('local features: local consistency', () => {
+  it('counts the matches one similarity explains near each other, not scattered ones', () => {
+    // 12 matches under one similarity (scale 2, 90°, shifted) and 12 matches pointing anywhere
+    const n = 24;
+    const q = new Float32Array(n * 4), r = new Float32Array(n * 4);
+    for (let i = 0; i < n; i++) {
+      const x = 50 + (i % 6) * 40, y = 60 + Math.floor(i / 6) * 35;
+      q.set([x, y, 10, 20], i * 4);
+      if (i < 12) r.set([300 - 2 * (y - 60), 40 + 2 * (x - 50), 20, 110], i * 4); // (x, y) → rotated 90°, ×2
+      else r.set([(i * 137) % 400, (i * 71) % 300, 10 * (1 + (i % 3)), (i * 53) % 360], i * 4);
+    }
+    const f = (keypoints: Float32Array): LocalFeatures => ({ width: 480, height: 360, count: n, keypoints, descriptors: new Uint8Array(n * DESCRIPTOR_BYTES) });
+    const matches: Match[] = Array.from({ length: n }, (_, i) => ({ q: i, r: i, ratio: 0.5 }));
+    const v = consistentInliers(f(q), f(r), matches);
+    assert.equal(v.inliers, 12, JSON.stringify(v));
+    assert.deepEqual(v.members, Array.from({ length: 12 }, (_, i) => i));
+  });
+});
+
 describe('local features: real phone photos (smvs)', () => {
   for (const category of ['book_covers', 'museum_paintings']) {
     it(`${category}: ${QUERIES} photos verify against their reference and against none of ${WRONG} unrelated ones`, async (t) => {
@@ -137,12 +164,12 @@ describe('local features: real phone photos (smvs)', () => {
       for (const name of queries) {
         const query = await featuresOf(category, 'query', name);
         assert.ok(query.count > 100, `${category}/query/${name}: ${query.count} keypoints`);
-        const right = verify(query, refs.get(name)!);
+        const right = searchCheck(query, refs.get(name)!);
         report.push(`${name}: ${right.inliers} inliers (${right.matches.length} matches)`);
         assert.ok(right.inliers >= VERIFIED_INLIERS, `${category}/query/${name} against its reference: ${right.inliers} inliers < ${VERIFIED_INLIERS}`);
         let most = 0;
         for (const other of wrong) {
-          const v = verify(query, refs.get(other)!);
+          const v = searchCheck(query, refs.get(other)!);
           most = Math.max(most, v.inliers);
           assert.ok(v.inliers < VERIFIED_INLIERS, `${category}/query/${name} against the unrelated reference ${other}: ${v.inliers} inliers ≥ ${VERIFIED_INLIERS}`);
         }
@@ -239,6 +266,7 @@ describe('local features: extraction edge cases', () => {
     const none = extractFeatures(grey);
     assert.deepEqual(matchFeatures(none, none), []);
     assert.deepEqual(houghInliers(none, none, []), { inliers: 0, members: [] });
+    assert.deepEqual(consistentInliers(none, none, []), { inliers: 0, members: [] });
     assert.equal(homography(none, none, []), undefined);
   });
 

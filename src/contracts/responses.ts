@@ -23,7 +23,7 @@ export const Result = z.object({
   score: z.number().describe('Visual similarity (cosine, or the regional match), at most 1. Without local features the results are in falling score; with them verified hits come first.'),
   label: z.string().nullable(),
   thumbnailUrl: z.string(),
-  inliers: z.number().int().min(0).optional().describe('Local features only: keypoint matches that agree on one geometric transform between the query photo and this image. Absent on a hit that was not checked: verification stops once a candidate has 40 inliers (src/local/rerank.ts CLEAR_WINNER_INLIERS).'),
+  inliers: z.number().int().min(0).optional().describe('Local features only: keypoint matches between the query photo and this image that agree geometrically (the most that the local similarity of one match explains: src/local/verify.ts consistentInliers). Absent on a hit that was not checked: verification stops once a candidate has 40 inliers (src/local/rerank.ts CLEAR_WINNER_INLIERS).'),
   verified: z.boolean().optional().describe('Local features only: enough inliers (src/local/verify.ts VERIFIED_INLIERS) that this image shows the same object; verified hits come first, by inliers.'),
   outline: z.array(z.tuple([z.number(), z.number()])).length(4).optional().describe("A verified hit's four corners (x, y) in the query photo, as fractions of its width and height: where the object was found."),
   takenAt: z.string().optional().describe(TAKEN_AT),
