@@ -53,15 +53,6 @@ function flowersSplit(items: DatasetItem[]): DatasetItem[] {
 }
 
 async function runOne(name: string, mode: string): Promise<void> {
-  if (mode === 'scratch') {
-    try {
-      assertCanTrainScratch();
-    } catch (err) {
-      // wasm (CI's smoke run): the whole network cannot train there; say so in the JSON line instead of dying.
-      console.log(JSON.stringify({ dataset: name, mode, backend: tf.getBackend(), skipped: `${(err as PixdexError).code}: ${(err as Error).message}` }));
-      return;
-    }
-  }
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixdex-bench-finetune-'));
   const engine = await Engine.open({ dataDir });
   try {
@@ -79,6 +70,15 @@ async function runOne(name: string, mode: string): Promise<void> {
     const val = items.filter((x) => x.split !== 'train');
     const truth = val.map((x) => x.label);
     const backbone = await engine.describer.model();
+    if (mode === 'scratch') {
+      try {
+        assertCanTrainScratch();
+      } catch (err) {
+        // wasm (CI's smoke run): the whole network cannot train there; say so in the JSON line instead of dying.
+        console.log(JSON.stringify({ dataset: name, mode, backend: tf.getBackend(), skipped: `${(err as PixdexError).code}: ${(err as Error).message}` }));
+        return;
+      }
+    }
     const t = performance.now();
     let pred: string[];
     let extra: Record<string, unknown>;
