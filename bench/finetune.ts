@@ -4,11 +4,12 @@
  * first 60 files in name order train, the last 20 validate). Each (dataset, mode) runs in its own
  * child process so its peak RSS is its own. Prints one JSON line per run.
  *
- *   node --import tsx bench/finetune.ts [--datasets DIR] [--dataset NAME] [--mode head|finetune|scratch] [--views N] [--blocks N]
+ *   node --import tsx bench/finetune.ts [--datasets DIR] [--dataset NAME] [--mode head|finetune|scratch] [--views N] [--blocks N] [--input N] [--epochs N]
  *
  * --blocks: inverted-residual blocks retrained below Conv_1 (default: train-classifier's default on
  * the tensorflow backend; 0 on wasm, which cannot train the blocks' depthwise convolutions: the
- * JSON line says which).
+ * JSON line says which). --input: scratch's input side (default 128). scratch trains the whole
+ * network and needs the tensorflow backend (on wasm its run fails with BACKEND_UNAVAILABLE).
  *   PIXDEX_BENCH_SMOKE=1 node --import tsx bench/finetune.ts   # 8 images per class, 2 epochs
  */
 import { execFileSync } from 'node:child_process';
@@ -22,10 +23,13 @@ import { loadDataset, type DatasetItem } from '../src/eval/evaluate.ts';
 import { accuracy } from '../src/classify.ts';
 import { ClassifierHead } from '../src/models/head.ts';
 import { finetuneOnFiles, queryFeatures } from '../src/finetune.ts';
+import { decodeImage } from '../src/image/decode.ts';
+import { ScratchNet, assertCanTrainScratch } from '../src/models/scratch-net.ts';
+import type { PixdexError } from '../src/errors.ts';
 import { tf } from '../src/backend.ts';
 import { FINETUNE_BLOCKS } from '../src/contracts/limits.ts';
 
-const { values } = parseArgs({ options: { datasets: { type: 'string' }, dataset: { type: 'string' }, mode: { type: 'string' }, views: { type: 'string' }, blocks: { type: 'string' } } });
+const { values } = parseArgs({ options: { datasets: { type: 'string' }, dataset: { type: 'string' }, mode: { type: 'string' }, views: { type: 'string' }, blocks: { type: 'string' }, input: { type: 'string' }, epochs: { type: 'string' } } });
 const root = path.resolve(values.datasets ?? process.env.PIXDEX_DATASETS ?? '../shared/datasets');
 const smoke = process.env.PIXDEX_BENCH_SMOKE === '1';
 const DATASETS = smoke ? ['hymenoptera_data'] : ['hymenoptera_data', 'oxford_flowers17'];
@@ -34,7 +38,7 @@ const MODES = ['head', 'finetune', 'scratch'];
 if (!values.dataset || !values.mode) {
   for (const dataset of DATASETS) {
     for (const mode of MODES) {
-      const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--datasets', root, '--dataset', dataset, '--mode', mode, ...(values.views ? ['--views', values.views] : []), ...(values.blocks ? ['--blocks', values.blocks] : [])];
+      const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--datasets', root, '--dataset', dataset, '--mode', mode, ...(values.views ? ['--views', values.views] : []), ...(values.blocks ? ['--blocks', values.blocks] : []), ...(values.input ? ['--input', values.input] : []), ...(values.epochs ? ['--epochs', values.epochs] : [])];
       process.stdout.write(execFileSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
     }
   }
@@ -66,6 +70,15 @@ async function runOne(name: string, mode: string): Promise<void> {
     const val = items.filter((x) => x.split !== 'train');
     const truth = val.map((x) => x.label);
     const backbone = await engine.describer.model();
+    if (mode === 'scratch') {
+      try {
+        assertCanTrainScratch();
+      } catch (err) {
+        // wasm (CI's smoke run): the whole network cannot train there; say so in the JSON line instead of dying.
+        console.log(JSON.stringify({ dataset: name, mode, backend: tf.getBackend(), skipped: `${(err as PixdexError).code}: ${(err as Error).message}` }));
+        return;
+      }
+    }
     const t = performance.now();
     let pred: string[];
     let extra: Record<string, unknown>;
@@ -79,18 +92,23 @@ async function runOne(name: string, mode: string): Promise<void> {
       head.dispose();
     } else {
       const views = Number(values.views ?? (smoke ? 2 : 4));
-      const blocks = values.blocks !== undefined ? Number(values.blocks) : tf.getBackend() === 'tensorflow' ? FINETUNE_BLOCKS.default : 0;
+      // scratch trains the whole network (no --blocks); finetune: the default blocks on tensorflow, Conv_1 alone on wasm.
+      const blocks = mode === 'scratch' ? undefined : values.blocks !== undefined ? Number(values.blocks) : tf.getBackend() === 'tensorflow' ? FINETUNE_BLOCKS.default : 0;
       const { top, report } = await finetuneOnFiles(backbone, train, engine.config.maxInputPixels, {
         mode: mode as 'finetune' | 'scratch',
         views,
         blocks,
-        ...(smoke ? { epochs: 2 } : {}),
+        ...(smoke ? { epochs: 2 } : values.epochs ? { epochs: Number(values.epochs) } : {}),
+        ...(values.input ? { inputSize: Number(values.input) } : {}),
         onEpoch: (e) => process.stderr.write(`${name} ${mode} epoch ${e.epoch} loss ${e.loss.toFixed(4)} held-out loss ${e.valLoss.toFixed(4)} acc ${e.valAccuracy.toFixed(3)} ${e.seconds.toFixed(1)}s\n`),
       });
       const trainSeconds = (performance.now() - t) / 1000;
       pred = [];
-      for (const it of val) pred.push(top.predict(await queryFeatures(backbone, top.split, fs.readFileSync(it.path), engine.config.maxInputPixels))[0].label);
-      extra = { epochs: report.epochs, bestEpoch: report.bestEpoch, views, blocks, heldOutAccuracy: round4(report.heldOutAccuracy), featureSeconds: report.featureSeconds, trainSeconds: round1(trainSeconds), trained: report.trained };
+      for (const it of val) {
+        const bytes = fs.readFileSync(it.path);
+        pred.push((top instanceof ScratchNet ? top.predict((await decodeImage(bytes, { size: top.inputSize, maxInputPixels: engine.config.maxInputPixels })).pixels) : top.predict(await queryFeatures(backbone, top.split, bytes, engine.config.maxInputPixels)))[0].label);
+      }
+      extra = { epochs: report.epochs, bestEpoch: report.bestEpoch, views: mode === 'scratch' ? '1 fresh per epoch' : views, blocks: blocks ?? 'all', ...(top instanceof ScratchNet ? { inputSize: top.inputSize } : {}), heldOutAccuracy: round4(report.heldOutAccuracy), featureSeconds: report.featureSeconds, trainSeconds: round1(trainSeconds), trained: report.trained };
       top.dispose();
     }
     console.log(JSON.stringify({

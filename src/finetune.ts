@@ -11,8 +11,9 @@ import type { Backbone } from './models/backbone.ts';
 import { FinetunedTop, topSplit, type ClassifierMode, type EpochInfo, type FeatureSet, type FinetuneOptions, type FinetuneReport, type TopSplit } from './models/finetune.ts';
 import { stratifiedSplit, type HeadOptions } from './models/head.ts';
 import { assertCanTrainBlocks } from './models/top-blocks.ts';
+import { ScratchNet, SCRATCH_INPUT_DEFAULT, assertCanTrainScratch, type ScratchOptions } from './models/scratch-net.ts';
 import { seededRandom } from './random.ts';
-import { InvalidParameterError } from './errors.ts';
+import { InvalidParameterError, invalidParameter } from './errors.ts';
 
 /** Side the augmented views are cropped from (224 crops of a 256 decode: up to 32 px of shift). */
 const AUGMENT_SIDE = 256;
@@ -26,6 +27,8 @@ export interface LabelledFile {
 }
 
 export interface FinetuneRun extends Partial<FinetuneOptions> {
+  /** `--mode scratch`: input side of the whole network trained from pixels (default 128). */
+  inputSize?: number;
   /** Inverted-residual blocks retrained below Conv_1 (default: FINETUNE_BLOCKS.default). */
   blocks?: number;
   /** Augmented views per training image (default: 4). */
@@ -39,7 +42,7 @@ export interface FinetuneRun extends Partial<FinetuneOptions> {
 
 /** The trained top and its report (plus how long the feature pass took). */
 export interface FinetuneResult {
-  top: FinetunedTop;
+  top: FinetunedTop | ScratchNet;
   report: FinetuneReport & { featureSeconds: number };
 }
 
@@ -48,6 +51,7 @@ export interface FinetuneResult {
  * split is stratified per class (the same split as the head's for the same seed).
  */
 export async function finetuneOnFiles(backbone: Backbone, files: readonly LabelledFile[], maxInputPixels: number, o: FinetuneRun = {}): Promise<FinetuneResult> {
+  if (o.mode === 'scratch') return scratchOnFiles(backbone, files, maxInputPixels, o);
   const split = topSplit(backbone.spec.id, o.blocks);
   assertCanTrainBlocks(split.blocks?.length ?? 0); // before the feature pass, not after it
   const classes = [...new Set(files.map((f) => f.label))].sort();
@@ -63,6 +67,45 @@ export async function finetuneOnFiles(backbone: Backbone, files: readonly Labell
   const featureSeconds = Math.round((performance.now() - t) / 100) / 10;
   const top = await FinetunedTop.train(split, (name) => backbone.graphWeight(name), classes, trainSet, heldSet, { trainImages: trainSet.labels.length / views, views }, o, { onEpoch: o.onEpoch, signal: o.signal });
   return { top, report: { ...top.report, featureSeconds } };
+}
+
+/**
+ * `--mode scratch`: the whole MobileNetV2 architecture from fresh weights (src/models/scratch-net.ts),
+ * trained from pixels at `inputSize` (default 128) with a fresh augmented view of every training
+ * image per epoch (the same flip / crop / colour augmentation, crops of a decode 256/224 larger).
+ * The pretrained backbone is used for nothing but its name (mobilenet_v2 only, like finetune).
+ */
+async function scratchOnFiles(backbone: Backbone, files: readonly LabelledFile[], maxInputPixels: number, o: FinetuneRun): Promise<FinetuneResult> {
+  topSplit(backbone.spec.id, 0); // mobilenet_v2 only, the same message as finetune
+  if (o.blocks !== undefined) throw new InvalidParameterError('--blocks applies to --mode finetune; --mode scratch trains the whole network (every block).');
+  assertCanTrainScratch(); // before any image is read
+  const classes = [...new Set(files.map((f) => f.label))].sort();
+  if (classes.length < 2) throw new InvalidParameterError(`Training a classifier needs at least 2 labels; the library has ${classes.length}. Label more images (pixdex label, or index with --label-from-folder).`);
+  const seed = o.seed ?? 42;
+  const size = o.inputSize ?? SCRATCH_INPUT_DEFAULT;
+  if (!Number.isInteger(size) || size < 32 || size > 512) throw invalidParameter('inputSize', 'an integer 32..512 (pixels)', size);
+  const side = Math.round((size * AUGMENT_SIDE) / backbone.spec.inputSize);
+  const { train, held } = stratifiedSplit(files.map((f) => f.label), o.validationSplit ?? 0.2, seed);
+  if (held.length === 0) throw new InvalidParameterError('Too few labelled images to hold any out: label at least 2 images per class.');
+  const t = performance.now();
+  const total = train.length + held.length;
+  const decodeAll = async (list: number[], sides: number, offset: number) => {
+    const out: { pixels: Uint8Array; label: number }[] = [];
+    for (let i = 0; i < list.length; i += 8) {
+      const batch = list.slice(i, i + 8).map((k) => files[k]);
+      const decoded = await Promise.all(batch.map(async (f) => decodeImage(await fs.readFile(f.path), { size: sides, maxInputPixels }, f.path).catch(() => undefined)));
+      decoded.forEach((img, j) => img && out.push({ pixels: img.pixels, label: classes.indexOf(batch[j].label) })); // unreadable: skipped
+      o.onFeatures?.(offset + Math.min(i + 8, list.length), total);
+    }
+    return out;
+  };
+  const trainImages = await decodeAll(train, side, 0);
+  const heldImages = await decodeAll(held, size, train.length);
+  const featureSeconds = Math.round((performance.now() - t) / 100) / 10;
+  const random = seededRandom(seed + 11);
+  const options: Partial<ScratchOptions> = definedOnly({ epochs: o.epochs, patience: o.patience, learningRate: o.learningRate, batchSize: o.batchSize, seed, labelSmoothing: o.labelSmoothing });
+  const net = await ScratchNet.train(size, classes, { labels: Int32Array.from(trainImages.map((x) => x.label)), view: (i) => augment(trainImages[i].pixels, side, size, random) }, { labels: Int32Array.from(heldImages.map((x) => x.label)), pixels: heldImages.map((x) => x.pixels) }, { trainImages: trainImages.length }, options, { onEpoch: o.onEpoch, signal: o.signal });
+  return { top: net, report: { ...net.report, featureSeconds } };
 }
 
 /** Inner-node features of one encoded image (the query side: plain 224 decode, no augmentation). */
@@ -176,7 +219,10 @@ export type ClassifierTrainOptions = Omit<FinetuneRun, 'onEpoch'> & { mode: 'fin
 /** What `train-classifier` takes for any mode (the head's options apply to `head`). */
 export type ClassifierTrainRequest = Partial<HeadOptions> & Omit<Partial<ClassifierTrainOptions>, 'mode'> & { mode?: ClassifierMode };
 
-const loaded = new WeakMap<object, FinetunedTop>();
+/** The fine-tuned top, or the scratch network (both read the image, not a stored vector). */
+export type TunedClassifier = FinetunedTop | ScratchNet;
+
+const loaded = new WeakMap<object, TunedClassifier>();
 
 /** Trains the fine-tuned (or scratch) top on every image a person labelled and stores it. */
 export async function trainLibraryTop(lib: FinetuneLibrary, options: ClassifierTrainOptions, onEpoch?: (epoch: number, loss: number, valLoss: number) => void): Promise<FinetuneReport & { featureSeconds: number }> {
@@ -190,7 +236,7 @@ export async function trainLibraryTop(lib: FinetuneLibrary, options: ClassifierT
 }
 
 /** The library's fine-tuned top when it is the classifier in use (newer than the head), else undefined. */
-export function libraryTop(lib: FinetuneLibrary): FinetunedTop | undefined {
+export function libraryTop(lib: FinetuneLibrary): TunedClassifier | undefined {
   const bytes = lib.records.model(FINETUNE_KEY);
   if (!bytes) return undefined;
   const trainedAt = FinetunedTop.trainedAt(bytes);
@@ -198,7 +244,7 @@ export function libraryTop(lib: FinetuneLibrary): FinetunedTop | undefined {
   let top = loaded.get(lib.records);
   if (!top || top.report.trainedAt !== trainedAt) {
     top?.dispose();
-    top = FinetunedTop.fromBytes(bytes);
+    top = ScratchNet.isScratch(bytes) ? ScratchNet.fromBytes(bytes) : FinetunedTop.fromBytes(bytes);
     loaded.set(lib.records, top);
   }
   return top;
@@ -209,8 +255,10 @@ export async function topProbabilities(lib: FinetuneLibrary, query: Uint8Array, 
   if (method !== 'head' && method !== 'both') return undefined;
   const top = libraryTop(lib);
   if (!top) return undefined;
-  const features = await queryFeatures(await lib.model(), top.split, query, lib.config.maxInputPixels);
-  return Object.fromEntries(top.predict(features).map((p) => [p.label, p.probability]));
+  const probabilities = top instanceof ScratchNet
+    ? top.predict((await decodeImage(query, { size: top.inputSize, maxInputPixels: lib.config.maxInputPixels }, 'query')).pixels) // the whole network, from pixels
+    : top.predict(await queryFeatures(await lib.model(), top.split, query, lib.config.maxInputPixels));
+  return Object.fromEntries(probabilities.map((p) => [p.label, p.probability]));
 }
 
 /**

@@ -6,6 +6,10 @@
  * Retraining inverted-residual blocks (--blocks > 0) needs the tensorflow backend: those tests run
  * there and are skipped on wasm, where the typed error naming `npm run setup:tensorflow` is tested
  * instead (CI runs this file on both backends); Conv_1 alone (--blocks 0) is tested on both.
+ * `--mode scratch` (the whole MobileNetV2 from fresh weights, from pixels) likewise trains only on
+ * tensorflow (a short run at 64 px: round trip, classify, abort, no leaks; no accuracy bound — two
+ * epochs from fresh weights on a dozen photos learn next to nothing, which is the mode's point) and
+ * is refused on wasm; its layer table is checked against the graph's weight shapes on both.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +20,8 @@ import { tf } from '../src/backend.ts';
 import { FINETUNE_KEY, featureSet, libraryTop, queryFeatures } from '../src/finetune.ts';
 import { FinetunedTop, MOBILENET_V2_TOP, topSplit } from '../src/models/finetune.ts';
 import { FINETUNE_BLOCKS } from '../src/contracts/limits.ts';
+import { MOBILENET_V2_BLOCKS, MOBILENET_V2_LAST, MOBILENET_V2_STEM, ScratchNet } from '../src/models/scratch-net.ts';
+import { decodeImage } from '../src/image/decode.ts';
 import { stratifiedSplit } from '../src/models/head.ts';
 import { parseParams, VERBS } from '../src/contracts/verbs.ts';
 import type { PixdexError } from '../src/errors.ts';
@@ -130,7 +136,7 @@ describe('Fine-tuning the top of mobilenet_v2 on hymenoptera', () => {
   it('an abort keeps the best weights so far, and the top is usable', async () => {
     const controller = new AbortController();
     let epochs = 0;
-    const report = await engine.trainClassifier({ mode: 'scratch', epochs: 50, patience: 50, views: 1, blocks: trainsBlocks() ? 1 : 0, signal: controller.signal }, () => {
+    const report = await engine.trainClassifier({ mode: 'finetune', epochs: 50, patience: 50, views: 1, blocks: trainsBlocks() ? 1 : 0, signal: controller.signal }, () => {
       if (++epochs === 2) controller.abort();
     });
     assert.ok('aborted' in report && report.aborted, 'reported as stopped early');
@@ -138,6 +144,75 @@ describe('Fine-tuning the top of mobilenet_v2 on hymenoptera', () => {
     assert.ok(report.bestEpoch >= 1 && report.bestEpoch <= 2);
     const c = await engine.classify(fs.readFileSync(val[1]), { method: 'head' });
     assert.ok(c.label === 'ants' || c.label === 'bees');
+  });
+
+  it('scratch: the layer table is the graph\'s MobileNetV2 (stem, 17 blocks, Conv_1)', async () => {
+    const backbone = await engine.describer.model();
+    const shape = (name: string) => backbone.graphWeight(`MobilenetV2/${name}`).shape;
+    assert.deepEqual(shape('Conv/Conv2D_Fold'), [3, 3, 3, MOBILENET_V2_STEM]);
+    let c = MOBILENET_V2_STEM;
+    MOBILENET_V2_BLOCKS.forEach(([t, out], i) => {
+      const name = i === 0 ? 'expanded_conv' : `expanded_conv_${i}`;
+      if (t !== 1) assert.deepEqual(shape(`${name}/expand/Conv2D_Fold`), [1, 1, c, c * t], name);
+      assert.deepEqual(shape(`${name}/depthwise/depthwise_Fold`), [3, 3, c * t, 1], name);
+      assert.deepEqual(shape(`${name}/project/Conv2D_Fold`), [1, 1, c * t, out], name);
+      c = out;
+    });
+    assert.deepEqual(shape('Conv_1/Conv2D_Fold'), [1, 1, c, MOBILENET_V2_LAST]);
+    assert.throws(() => backbone.graphWeight(`MobilenetV2/expanded_conv_${MOBILENET_V2_BLOCKS.length}/project/Conv2D_Fold`), 'no block beyond the table');
+  });
+
+  it('on wasm: --mode scratch is refused with BACKEND_UNAVAILABLE naming npm run setup:tensorflow, before any image is read', async (t) => {
+    if (trainsBlocks()) return t.skip('the tensorflow backend trains the whole network');
+    let read = 0;
+    await assert.rejects(engine.trainClassifier({ mode: 'scratch', onFeatures: () => read++ }), (e: PixdexError) => e.code === 'BACKEND_UNAVAILABLE' && /npm run setup:tensorflow/.test(e.message) && /whole MobileNetV2/.test(e.message));
+    assert.equal(read, 0, 'refused before any image was decoded');
+  });
+
+  it('on tensorflow: --mode scratch trains the whole network from pixels; weights round-trip bit-exactly, classify uses it, no tensor leaks, an abort keeps the best', async (t) => {
+    if (!trainsBlocks()) return t.skip(`needs the tensorflow backend (running on ${tf.getBackend()})`);
+    await assert.rejects(engine.trainClassifier({ mode: 'scratch', blocks: 1 }), (e: PixdexError) => e.code === 'INVALID_PARAMETER' && /--blocks applies to --mode finetune/.test(e.message));
+    const epochsSeen: number[] = [];
+    const report = await engine.trainClassifier({ mode: 'scratch', epochs: 2, patience: 2, inputSize: 64 }, (epoch) => epochsSeen.push(epoch));
+    assert.deepEqual(epochsSeen, [1, 2], 'progress per epoch');
+    assert.ok('mode' in report && report.mode === 'scratch' && !report.aborted);
+    assert.match(report.trained[0], /whole network at 64 px/);
+    const bytes = engine.store.models.getBinary(FINETUNE_KEY)!;
+    assert.ok(ScratchNet.isScratch(bytes) && !FinetunedTop.isFinetuned(bytes));
+    const copy = ScratchNet.fromBytes(bytes);
+    assert.deepEqual(Buffer.from(copy.toBytes()), Buffer.from(bytes), 'save/load is bit-exact');
+    const live = libraryTop(engine.tuned())!;
+    assert.ok(live instanceof ScratchNet);
+    const weights = copy.weights();
+    assert.deepEqual(weights, live.weights(), 'weights equal bit for bit (batch-norm statistics included)');
+    // stem + 17 blocks + Conv_1, each conv with 4 batch-norm weights, + the dense layer
+    const convs = 1 + MOBILENET_V2_BLOCKS.reduce((a, [tt]) => a + (tt === 1 ? 2 : 3), 0) + 1;
+    assert.equal(weights.length, convs * 5 + 2, 'every layer of the architecture is in the network');
+
+    const query = fs.readFileSync(val[0]);
+    const expected = Object.fromEntries(copy.predict((await decodeImage(query, { size: 64, maxInputPixels: engine.config.maxInputPixels })).pixels).map((p) => [p.label, p.probability]));
+    copy.dispose();
+    const c = await engine.classify(query, { method: 'head' });
+    assert.deepEqual(c.votes, expected, 'classify --method head runs the scratch network from pixels');
+    const stats = await engine.stats();
+    assert.ok(stats.classifier && 'mode' in stats.classifier && stats.classifier.mode === 'scratch');
+
+    // An abort keeps the best weights so far.
+    const controller = new AbortController();
+    let epochs = 0;
+    const aborted = await engine.trainClassifier({ mode: 'scratch', epochs: 50, patience: 50, inputSize: 64, signal: controller.signal }, () => {
+      if (++epochs === 2) controller.abort();
+    });
+    assert.ok('aborted' in aborted && aborted.aborted && aborted.epochs <= 3 && aborted.bestEpoch >= 1 && aborted.bestEpoch <= 2);
+    const label = (await engine.classify(fs.readFileSync(val[1]), { method: 'head' })).label;
+    assert.ok(label === 'ants' || label === 'bees');
+
+    // Leaks: training and disposing a network directly leaves the tensor count where it was.
+    const px = await Promise.all(labelled.slice(0, 4).map(async (p) => (await decodeImage(fs.readFileSync(p), { size: 64, maxInputPixels: engine.config.maxInputPixels })).pixels));
+    const before = tf.memory().numTensors;
+    const net = await ScratchNet.train(64, ['ants', 'bees'], { labels: Int32Array.from([0, 0, 1, 1]), view: (i) => px[i] }, { labels: Int32Array.from([0, 1]), pixels: [px[0], px[3]] }, { trainImages: 4 }, { epochs: 2, batchSize: 2 });
+    net.dispose();
+    assert.equal(tf.memory().numTensors, before, 'training and disposing a scratch network leaves no tensor behind');
   });
 
   it('refuses fine-tuning on a backbone it cannot split, naming --mode head', async () => {

@@ -47,11 +47,15 @@ export const TRAIN_BATCH_SIZE: IntRange = Object.freeze({ min: 2, max: 1024, def
 export const HEAD_HIDDEN: IntRange = Object.freeze({ min: 0, max: 4096, default: 0 });
 export const HEAD_EPOCHS: IntRange = Object.freeze({ min: 1, max: 10_000, default: 200 });
 export const HEAD_PATIENCE: IntRange = Object.freeze({ min: 1, max: 1000, default: 10 });
-/** `train-classifier --mode`: the head on frozen vectors (default), the top block fine-tuned, or the top block from fresh weights. */
+/** `train-classifier --mode`: the head on frozen vectors (default), the top blocks fine-tuned, or the whole network from fresh weights. */
 export const CLASSIFIER_MODES = Object.freeze(['head', 'finetune', 'scratch'] as const);
 /** Most epochs and patience of `--mode finetune|scratch` when not given (an epoch costs far more than a head's). */
 export const FINETUNE_EPOCHS_DEFAULT = 30;
 export const FINETUNE_PATIENCE_DEFAULT = 4;
+/** `--mode scratch` (the whole network from fresh weights): input side, most epochs and patience when not given (an epoch costs ~10x a top's). */
+export const SCRATCH_INPUT_DEFAULT = 128;
+export const SCRATCH_EPOCHS_DEFAULT = 20;
+export const SCRATCH_PATIENCE_DEFAULT = 8;
 /** `train-classifier --blocks`: MobileNetV2 inverted-residual blocks retrained below `Conv_1` (0 = Conv_1 only; 3 = expanded_conv_14..16). */
 export const FINETUNE_BLOCKS: IntRange = Object.freeze({ min: 0, max: 3, default: 2 });
 

@@ -19,6 +19,7 @@ import { tf } from '../backend.ts';
 import { InvalidParameterError, invalidParameter } from '../errors.ts';
 import { matMulT, seededRandom } from './matconv.ts';
 import { CLASSIFIER_MODES, FINETUNE_BLOCKS, FINETUNE_EPOCHS_DEFAULT, FINETUNE_PATIENCE_DEFAULT } from '../contracts/limits.ts';
+import { packWeights, readPackedHeader, scoreProbabilities, trainLoop, loopReport, unpackWeights, type EpochInfo, type LoopResult } from './train-loop.ts';
 import { MOBILENET_V2_SPLITS, assertCanTrainBlocks, blockForward, freshBlockWeights, graphBlockWeights, type BlockSpec } from './top-blocks.ts';
 
 /** How `train-classifier` trains: the head on frozen vectors, the top block fine-tuned, or the top block from fresh weights. */
@@ -115,7 +116,7 @@ interface FinetuneFile {
   shapes: number[][];
 }
 
-export type EpochInfo = { epoch: number; loss: number; valLoss: number; valAccuracy: number; seconds: number };
+export type { EpochInfo };
 
 /** The trainable top: 1×1 conv (ReLU6) → global average pooling → dense softmax. */
 export class FinetunedTop {
@@ -148,77 +149,35 @@ export class FinetunedTop {
     const pretrained = vars.slice(0, -2);
     const optimizer = tf.train.adam(o.learningRate);
     const pretrainedOptimizer = fresh ? optimizer : tf.train.adam(o.learningRate * o.pretrainedRate);
-    const n = train.labels.length;
-    const order = Array.from({ length: n }, (_, i) => i);
-    let best = Infinity;
-    let bestWeights: tf.Tensor[] | undefined;
-    let bestEpoch = 0;
-    let bestAccuracy = 0;
-    let sinceBest = 0;
-    let epochs = 0;
-    let finalLoss = NaN;
-    let aborted = false;
+    let loop: LoopResult;
     try {
-      for (let epoch = 1; epoch <= o.epochs; epoch++) {
-        const warming = !fresh && epoch <= o.warmup;
-        const t = performance.now();
-        for (let i = n - 1; i > 0; i--) {
-          const j = Math.floor(random() * (i + 1));
-          [order[i], order[j]] = [order[j], order[i]];
-        }
-        let lossSum = 0;
-        let steps = 0;
-        for (let s = 0; s < n; s += o.batchSize) {
-          const idx = order.slice(s, s + o.batchSize);
-          const loss = tf.tidy(() => {
-            const x = gather(train, idx, split.shape);
-            const y = tf.oneHot(tf.tensor1d(idx.map((i) => train.labels[i]), 'int32'), classes.length);
-            const { value, grads } = tf.variableGrads(() => {
-              const ce = tf.losses.softmaxCrossEntropy(y, top.logits(x, { rate: o.dropout, seed: Math.floor(random() * 2 ** 31) }), undefined, o.labelSmoothing);
-              const penalty = tf.sum(tf.square(newLayer[0])).mul(o.l2); // the new layer only: a penalty on the pretrained kernels would pull them away from what they learnt
-              return ce.add(penalty) as tf.Scalar;
-            }, warming ? newLayer : vars);
-            const named = (list: tf.Variable[]) => list.map((v) => ({ name: v.name, tensor: grads[v.name] }));
-            // tfjs's Adam keys its moments by position in the list: each optimizer always gets the same list.
-            if (fresh) optimizer.applyGradients(named(vars));
-            else {
-              optimizer.applyGradients(named(newLayer));
-              if (!warming) pretrainedOptimizer.applyGradients(named(pretrained));
-            }
-            return value;
-          });
-          lossSum += (await loss.data())[0];
-          loss.dispose();
-          steps++;
-          await new Promise((r) => setImmediate(r)); // let Ctrl-C / abort in
-          if (hooks.signal?.aborted) break;
-        }
-        epochs = epoch;
-        finalLoss = lossSum / Math.max(1, steps);
-        if (hooks.signal?.aborted) {
-          aborted = true;
-          break;
-        }
-        const { loss: valLoss, accuracy } = top.evaluate(held);
-        hooks.onEpoch?.({ epoch, loss: finalLoss, valLoss, valAccuracy: accuracy, seconds: (performance.now() - t) / 1000 });
-        if (valLoss < best - 1e-4) {
-          best = valLoss;
-          bestEpoch = epoch;
-          bestAccuracy = accuracy;
-          bestWeights?.forEach((x) => x.dispose());
-          bestWeights = vars.map((v) => v.clone());
-          sinceBest = 0;
-        } else if (!warming && ++sinceBest >= o.patience) {
-          break;
-        }
-      }
-      if (bestWeights) vars.forEach((v, i) => v.assign(bestWeights![i]));
-      else bestAccuracy = top.evaluate(held).accuracy;
+      loop = await trainLoop(train.labels.length, { epochs: o.epochs, patience: o.patience, warmup: fresh ? 0 : o.warmup, batchSize: o.batchSize, dropSmallLast: false }, random, {
+        step: (idx, epoch) => tf.tidy(() => {
+          const warming = !fresh && epoch <= o.warmup;
+          const x = gather(train, idx, split.shape);
+          const y = tf.oneHot(tf.tensor1d(idx.map((i) => train.labels[i]), 'int32'), classes.length);
+          const { value, grads } = tf.variableGrads(() => {
+            const ce = tf.losses.softmaxCrossEntropy(y, top.logits(x, { rate: o.dropout, seed: Math.floor(random() * 2 ** 31) }), undefined, o.labelSmoothing);
+            const penalty = tf.sum(tf.square(newLayer[0])).mul(o.l2); // the new layer only: a penalty on the pretrained kernels would pull them away from what they learnt
+            return ce.add(penalty) as tf.Scalar;
+          }, warming ? newLayer : vars);
+          const named = (list: tf.Variable[]) => list.map((v) => ({ name: v.name, tensor: grads[v.name] }));
+          // tfjs's Adam keys its moments by position in the list: each optimizer always gets the same list.
+          if (fresh) optimizer.applyGradients(named(vars));
+          else {
+            optimizer.applyGradients(named(newLayer));
+            if (!warming) pretrainedOptimizer.applyGradients(named(pretrained));
+          }
+          return value;
+        }),
+        evaluate: () => top.evaluate(held),
+        snapshot: () => vars.map((v) => v.clone()),
+        restore: (weights) => vars.forEach((v, i) => v.assign(weights[i])),
+      }, hooks);
     } catch (err) {
       top.dispose();
       throw err;
     } finally {
-      bestWeights?.forEach((x) => x.dispose());
       optimizer.dispose();
       if (pretrainedOptimizer !== optimizer) pretrainedOptimizer.dispose();
     }
@@ -228,15 +187,8 @@ export class FinetunedTop {
       trainImages: meta.trainImages,
       heldOutImages: held.labels.length,
       views: meta.views,
-      epochs,
-      bestEpoch,
-      heldOutAccuracy: bestAccuracy,
-      finalLoss,
-      seconds: Math.round((performance.now() - started) / 100) / 10,
-      trainedAt: Date.now(),
-      backend: tf.getBackend(),
+      ...loopReport(loop, started),
       trained: [...blocks.map((b) => b.name), split.kernel].map((name) => (fresh ? `${name} (fresh weights)` : name)).concat('dense softmax (new)'),
-      aborted,
     };
     return top;
   }
@@ -256,16 +208,7 @@ export class FinetunedTop {
 
   /** Mean cross-entropy and accuracy on a feature set (batched). */
   evaluate(set: FeatureSet): { loss: number; accuracy: number } {
-    const probs = this.probabilities(set);
-    let loss = 0;
-    let right = 0;
-    const k = this.classes.length;
-    for (let i = 0; i < set.labels.length; i++) {
-      const row = probs.subarray(i * k, (i + 1) * k);
-      loss -= Math.log(Math.max(row[set.labels[i]], 1e-12));
-      if (row.indexOf(Math.max(...row)) === set.labels[i]) right++;
-    }
-    return { loss: loss / Math.max(1, set.labels.length), accuracy: right / Math.max(1, set.labels.length) };
+    return scoreProbabilities(this.probabilities(set), set.labels, this.classes.length);
   }
 
   /** Softmax probabilities, row-major [n, classes]. */
@@ -289,10 +232,7 @@ export class FinetunedTop {
   /** Serialises config and weights (float32, exact). */
   toBytes(): Buffer {
     const header: FinetuneFile = { format: 'pixdex-finetune-1', split: this.split, normScale: this.normScale, classes: this.classes, report: this.report, shapes: this.vars.map((v) => v.shape) };
-    const json = Buffer.from(JSON.stringify(header));
-    const len = Buffer.alloc(4);
-    len.writeUInt32LE(json.length);
-    return Buffer.concat([len, json, ...this.vars.map((v) => Buffer.from((v.dataSync() as Float32Array).buffer.slice(0)))]);
+    return packWeights(header, this.vars);
   }
 
   /** The weights as float32 arrays (for tests: compare bit for bit). */
@@ -313,16 +253,9 @@ export class FinetunedTop {
 
   /** Restores a top saved with `toBytes`. */
   static fromBytes(bytes: Uint8Array): FinetunedTop {
-    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const header = readHeader(bytes);
     if (header?.format !== 'pixdex-finetune-1') throw new InvalidParameterError('Unknown fine-tuned classifier format; retrain with pixdex train-classifier --mode finetune.');
-    let offset = 4 + buf.readUInt32LE(0);
-    const vars = header.shapes.map((shape) => {
-      const size = shape.reduce((a, b) => a * b, 1);
-      const data = new Float32Array(buf.buffer.slice(buf.byteOffset + offset, buf.byteOffset + offset + size * 4));
-      offset += size * 4;
-      return variable(tf.tensor(data, shape), false);
-    });
+    const vars = unpackWeights(bytes, header.shapes).map((t) => variable(t, false));
     return new FinetunedTop(header.split, header.classes, vars, header.report, header.normScale);
   }
 
@@ -332,12 +265,7 @@ export class FinetunedTop {
 }
 
 function readHeader(bytes: Uint8Array): FinetuneFile | undefined {
-  try {
-    const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    return JSON.parse(buf.subarray(4, 4 + buf.readUInt32LE(0)).toString()) as FinetuneFile;
-  } catch {
-    return undefined;
-  }
+  return readPackedHeader<FinetuneFile>(bytes);
 }
 
 /** A variable holding a copy of `t`; `t` is disposed (tf.variable alone would leave it behind). */
