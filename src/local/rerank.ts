@@ -2,7 +2,7 @@
  * Geometric verification as a re-ranker (issue 14): the query photo's local features are matched
  * to each candidate's (ratio `VERIFY_RATIO`), the matches are checked for local geometric
  * consistency (`consistentInliers`, `verify.ts`), and the candidates are re-ordered: verified ones (≥ `VERIFIED_INLIERS`)
- * first, by inliers; the others keep their visual order. The visual score stays the hit's `score`;
+ * first, by inliers; the others by visual score plus a small inlier bonus (below). The visual score stays the hit's `score`;
  * `inliers`, `verified` and, for the best verified hits, an `outline` of where the object lies in
  * the query photo are added. Recipe and measurements: bench/local/README.md.
  *
