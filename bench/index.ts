@@ -9,6 +9,10 @@
  * 1-minute load average measured just before it, `descriptorSpeedup` the last descriptor's rate
  * over the first's per worker count; every other figure is the last descriptor's (default: the
  * default descriptor only).
+ * With both, every descriptor is also run with the other setting (`byDescriptorAndSetting`: rate,
+ * load, bytes per image at the last worker count), e.g. `--descriptor regional,regional2
+ * --local-features off,on` puts issue 14's baseline (regional, no local features: the default when
+ * it was filed) and today's default with local features side by side.
  * `--local-features off,on` measures both settings (with the last worker count) in this one run:
  * `localFeaturesRatio` is the rate with them over the rate without, and `bytesPerImage` the
  * store's size per image for each.
@@ -111,10 +115,13 @@ try {
   const bySetting: Record<string, { perSec: number; bytesPerImage: number }> = {};
   let last = { added: 0, failed: 0 };
   const lastDescriptor = descriptors.at(-1);
+  // With several descriptors and both settings, every descriptor is also run with the other
+  // setting (last worker count): `byDescriptorAndSetting` compares any two of them in this run.
   const runs = [
     ...descriptors.flatMap((descriptor) => workerCounts.map((n) => ({ n, local: localSettings.at(-1)!, descriptor }))),
-    ...localSettings.slice(0, -1).map((local) => ({ n: workerCounts.at(-1)!, local, descriptor: lastDescriptor })),
+    ...localSettings.slice(0, -1).flatMap((local) => descriptors.map((descriptor) => ({ n: workerCounts.at(-1)!, local, descriptor }))),
   ];
+  const byDescriptorAndSetting: Record<string, Record<string, { perSec: number; load1: number; bytesPerImage: number }>> = {};
   for (const { n, local, descriptor } of runs) {
     fs.rmSync(dataDir, { recursive: true, force: true });
     const e2e = await Engine.open({ ...options, ...(descriptor ? { descriptor } : {}), workers: n, localFeatures: local === 'on' });
@@ -127,6 +134,7 @@ try {
     const name = e2e.descriptor;
     await e2e.close();
     const rate = round(summary.added / seconds);
+    if (n === workerCounts.at(-1)) (byDescriptorAndSetting[name] ??= {})[local] = { perSec: rate, load1, bytesPerImage: Math.round(stats.storeBytes / Math.max(1, stats.images)) };
     if (local === localSettings.at(-1)) (byDescriptor[name] ??= {})[String(n)] = { perSec: rate, load1 };
     if (descriptor !== lastDescriptor) continue;
     if (local === localSettings.at(-1)) endToEnd[String(n)] = rate;
@@ -164,6 +172,7 @@ try {
     ...(descriptors.length > 1 ? { descriptorSpeedup: Object.fromEntries(workerCounts.map((n) => [String(n), Math.round((byDescriptor[descriptors.at(-1)!]![String(n)].perSec / byDescriptor[descriptors[0]!]![String(n)].perSec) * 100) / 100])) } : {}),
     speedupVsFirst: workerCounts.length > 1 ? Math.round((best / first) * 100) / 100 : 1,
     localFeatures: bySetting,
+    ...(descriptors.length > 1 && localSettings.length > 1 ? { byDescriptorAndSetting } : {}),
     ...(stages ? { stages } : {}),
     ...(bySetting.on && bySetting.off ? { localFeaturesRatio: Math.round((bySetting.on.perSec / bySetting.off.perSec) * 100) / 100 } : {}),
     heicVsJpeg: await heicVsJpeg(),

@@ -12,6 +12,7 @@ import { houghInliers } from '../local/verify.ts';
 import type { VisualWords } from '../local/visual-words.ts';
 import type { Records } from '../store/records.ts';
 import type { DupeEdge } from '../store/lmdb.ts';
+import type { LocalFeatures } from '../local/types.ts';
 import { dot } from '../vector.ts';
 import { type DuplicateGroup, type DuplicateKind, type DuplicateThresholds, type MemberFacts, groupEdges } from './groups.ts';
 
@@ -82,13 +83,14 @@ export class DuplicateFinder {
     let done = 0;
     let lastReport = 0;
     let batch: Array<{ id: number; edges: DupeEdge[] }> = [];
+    const memo = new PairMemo(todo);
     const flush = (): void => {
       this.records.dupes.putMany(batch);
       batch = [];
     };
     for (const id of todo) {
       if (options.signal?.aborted) break;
-      batch.push({ id, edges: this.compare(id) });
+      batch.push({ id, edges: this.compare(id, memo) });
       done++;
       if (batch.length >= CHECK_BATCH) flush();
       let now = performance.now();
@@ -113,14 +115,19 @@ export class DuplicateFinder {
     this.records.dupes.put(id, this.compare(id));
   }
 
-  /** The evidence between image `id` and its nearest neighbours (those above `CANDIDATE_COSINE`). */
-  compare(id: number): DupeEdge[] {
+  /**
+   * The evidence between image `id` and its nearest neighbours (those above `CANDIDATE_COSINE`).
+   * A pair's inliers are always counted from the lower id to the higher, so both images of a
+   * pair get the same count whichever is checked first; `memo` keeps the count of a pair whose
+   * other image a run has still to check (each pair is matched once per run, not twice).
+   */
+  compare(id: number, memo?: PairMemo): DupeEdge[] {
     const space = this.records.space();
     const query = this.records.unitVector(space, id);
     const own = this.records.unitVector({ kind: 'backbone' }, id);
     if (!query || !own) return [];
     const hits = this.sync.index.search(query, DUPLICATE_NEIGHBOURS + 1, undefined, NEIGHBOUR_EF);
-    let prepared: ReturnType<typeof prepareQuery> | undefined | null;
+    let mine: LocalFeatures | undefined | null;
     const edges: DupeEdge[] = [];
     for (const h of hits) {
       if (h.id === id) continue;
@@ -128,14 +135,16 @@ export class DuplicateFinder {
       if (!other) continue;
       const cosine = dot(own, other);
       if (cosine < CANDIDATE_COSINE) continue;
-      if (prepared === undefined) {
-        const f = this.words.featuresOf(id);
-        prepared = f && f.count >= 2 ? prepareQuery(f) : null;
+      let inliers = memo?.take(id, h.id);
+      if (inliers === undefined) {
+        if (mine === undefined) mine = usable(this.words.featuresOf(id));
+        const theirs = mine ? usable(this.words.featuresOf(h.id)) : null;
+        inliers = mine && theirs ? (id < h.id ? pairInliers(mine, theirs) : pairInliers(theirs, mine)) : -1;
+        memo?.keep(id, h.id, inliers);
       }
-      const ref = prepared ? this.words.featuresOf(h.id) : undefined;
-      const inliers = prepared && ref && ref.count >= 2 ? houghInliers(prepared.features, ref, matchFeatures(prepared, ref)).inliers : -1;
       edges.push({ id: h.id, cosine: Math.round(cosine * 1e6) / 1e6, inliers });
     }
+    memo?.done(id);
     return edges;
   }
 
@@ -154,5 +163,47 @@ export class DuplicateFinder {
       return out.sort((a, b) => b.members.length - a.members.length || a.members[0].id - b.members[0].id);
     }
     return groupEdges(this.records.dupes.all(), kind, t, facts);
+  }
+}
+
+/** Features with at least the 2 keypoints a ratio test needs, else null. */
+function usable(f: LocalFeatures | undefined): LocalFeatures | null {
+  return f && f.count >= 2 ? f : null;
+}
+
+/** Hough-verified inliers of `lower`'s features (the lower id) matched against `higher`'s. */
+function pairInliers(lower: LocalFeatures, higher: LocalFeatures): number {
+  return houghInliers(lower, higher, matchFeatures(prepareQuery(lower), higher)).inliers;
+}
+
+/**
+ * The inliers of pairs whose second image a check run has not reached yet, held until it does
+ * (then dropped): memory bounded by the edges towards unchecked images.
+ */
+export class PairMemo {
+  private readonly pending: Set<number>;
+  private readonly waiting = new Map<number, Map<number, number>>();
+
+  constructor(todo: readonly number[]) {
+    this.pending = new Set(todo);
+  }
+
+  /** The count kept for (`id`, `other`) while checking `id`, if `other` computed it. */
+  take(id: number, other: number): number | undefined {
+    return this.waiting.get(id)?.get(other);
+  }
+
+  /** Keeps the count for `other`'s turn, if it is still to be checked in this run. */
+  keep(id: number, other: number, inliers: number): void {
+    if (!this.pending.has(other)) return;
+    let m = this.waiting.get(other);
+    if (!m) this.waiting.set(other, (m = new Map()));
+    m.set(id, inliers);
+  }
+
+  /** `id` is checked: what was kept for it is no longer needed. */
+  done(id: number): void {
+    this.pending.delete(id);
+    this.waiting.delete(id);
   }
 }
