@@ -112,7 +112,6 @@ try {
   const backbonePerSec = decoded.length / backboneSeconds;
   const endToEnd: Record<string, number> = {};
   const byDescriptor: Record<string, Record<string, { perSec: number; load1: number }>> = {};
-  const bySetting: Record<string, { perSec: number; bytesPerImage: number }> = {};
   let last = { added: 0, failed: 0 };
   const lastDescriptor = descriptors.at(-1);
   // With several descriptors and both settings, every descriptor is also run with the other
@@ -138,7 +137,6 @@ try {
     if (local === localSettings.at(-1)) (byDescriptor[name] ??= {})[String(n)] = { perSec: rate, load1 };
     if (descriptor !== lastDescriptor) continue;
     if (local === localSettings.at(-1)) endToEnd[String(n)] = rate;
-    if (n === workerCounts.at(-1)) bySetting[local] = { perSec: rate, bytesPerImage: Math.round(stats.storeBytes / Math.max(1, stats.images)) };
     last = { added: summary.added, failed: summary.failed };
   }
   const first = endToEnd[String(workerCounts[0])];
@@ -154,6 +152,8 @@ try {
     };
   }
   const best = endToEnd[String(workerCounts.at(-1))];
+  // the last descriptor's figures per setting (rate and bytes per image at the last worker count)
+  const bySetting = Object.values(byDescriptorAndSetting).at(-1) ?? {};
 
   console.log(JSON.stringify({
     dir,

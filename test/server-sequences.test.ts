@@ -36,7 +36,7 @@ import type { Express } from 'express';
 import { createApp } from '../server/app.ts';
 import type { IndexJobs } from '../server/jobs.ts';
 import { Engine, MAX_K } from '../src/engine.ts';
-import { SOFT_FLOOR, SOFT_WEIGHT } from '../src/local/rerank.ts';
+import { softKey } from '../src/local/rerank.ts';
 import { HYM_TRAIN, HYM_VAL, engineOptions, imagesIn } from './fixtures.ts';
 
 const TOKEN = 'sequences-token-0123456789';
@@ -283,8 +283,7 @@ function checkResults(results: Array<{ id: number; score: number; label: string 
   }
   // Verified search results (local features, src/local/rerank.ts): verified hits first by inliers,
   // the rest by score plus the small inlier bonus; plain results by score.
-  const soft = (r: (typeof results)[number]): number => r.score + SOFT_WEIGHT * Math.log1p(Math.max(0, (r.inliers ?? 0) - SOFT_FLOOR));
-  const key = (r: (typeof results)[number]): number[] => (r.inliers === undefined ? [0, r.score] : r.verified ? [1, r.inliers] : [0, soft(r)]);
+  const key = (r: (typeof results)[number]): number[] => (r.inliers === undefined ? [0, r.score] : r.verified ? [1, r.inliers] : [0, softKey(r)]);
   for (let i = 1; i < results.length; i++) {
     const [a, b] = [key(results[i - 1]), key(results[i])];
     assert.ok(a[0] > b[0] || (a[0] === b[0] && a[1] >= b[1] - 1e-9), `${what}: results not in rank order`);

@@ -14,7 +14,7 @@ import sharp from 'sharp';
 import request from 'supertest';
 import { createApp } from '../server/app.ts';
 import { Engine, MAX_K } from '../src/engine.ts';
-import { SOFT_FLOOR, SOFT_WEIGHT } from '../src/local/rerank.ts';
+import { softKey } from '../src/local/rerank.ts';
 import { CLI, HYM_TRAIN, HYM_VAL, MODELS, BACKEND, engineOptions, imagesIn, tempDir } from './fixtures.ts';
 
 const TOKEN = 'test-token-0123456789';
@@ -144,8 +144,7 @@ describe('HTTP server over hymenoptera train (245 labelled photos)', () => {
       assert.equal(typeof r.body.tookMs, 'number');
       // Verified hits first (by inliers), then the rest by visual score plus the small inlier bonus (src/local/rerank.ts).
       const rest = r.body.results.filter((h: { verified: boolean }) => !h.verified);
-      const key = (h: { score: number; inliers?: number }) => h.score + SOFT_WEIGHT * Math.log1p(Math.max(0, (h.inliers ?? 0) - SOFT_FLOOR));
-      for (let i = 1; i < rest.length; i++) assert.ok(key(rest[i - 1]) >= key(rest[i]) - 1e-9);
+      for (let i = 1; i < rest.length; i++) assert.ok(softKey(rest[i - 1]) >= softKey(rest[i]) - 1e-9);
     });
 
     it('accepts a raw image/* body and returns 10 results by default', async () => {

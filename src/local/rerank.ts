@@ -41,7 +41,8 @@ export interface VerifiedCandidate extends Candidate {
 /** Weight and floor of the unverified candidates' inlier bonus (see the module comment). */
 export const SOFT_WEIGHT = 0.1;
 export const SOFT_FLOOR = 4;
-const softKey = (c: VerifiedCandidate): number => c.score + SOFT_WEIGHT * Math.log1p(Math.max(0, (c.inliers ?? 0) - SOFT_FLOOR));
+/** The key unverified candidates are ordered by (highest first): the visual score plus the inlier bonus. */
+export const softKey = (c: { score: number; inliers?: number }): number => c.score + SOFT_WEIGHT * Math.log1p(Math.max(0, (c.inliers ?? 0) - SOFT_FLOOR));
 
 /** Verified hits that get an outline (a homography each: 2–19 ms, so only the first few). */
 export const OUTLINED_HITS = 3;
