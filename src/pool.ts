@@ -42,3 +42,19 @@ export async function pipeline<B, R>(batches: Iterable<B>, parallelism: number, 
   }
   await Promise.all(inflight);
 }
+
+/**
+ * Blocks this (worker) thread until `gate[0]` reaches `turn`: threads started together run a
+ * step that must not overlap (TensorFlow's process-wide initialisation) in turn order, while
+ * everything before and after it runs side by side. Each turn must end with `passTurn`. A
+ * thread blocked here can still be terminated (V8 wakes a waiting thread for interrupts).
+ */
+export function awaitTurn(gate: Int32Array, turn: number): void {
+  for (let seen = Atomics.load(gate, 0); seen < turn; seen = Atomics.load(gate, 0)) Atomics.wait(gate, 0, seen, 1000);
+}
+
+/** Ends this thread's turn (after `awaitTurn`), whether its step succeeded or not. */
+export function passTurn(gate: Int32Array): void {
+  Atomics.add(gate, 0, 1);
+  Atomics.notify(gate, 0);
+}

@@ -5,13 +5,14 @@
  * libuv threads) overlaps the inference of the current one.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { initBackend } from '../../src/backend.ts';
+import { initBackend, type BackendInfo } from '../../src/backend.ts';
 import { Backbone } from '../../src/models/backbone.ts';
 import { ConvAutoencoder } from '../../src/models/autoencoder.ts';
 import { decodeImage } from '../../src/image/decode.ts';
 import { embedBatch } from '../../src/embed.ts';
 import { isRegional, libraryRegional } from '../../src/library-descriptor.ts';
 import { PixdexError } from '../../src/errors.ts';
+import { awaitTurn, passTurn } from '../../src/pool.ts';
 import { LocalEmbedder } from './pool.ts';
 import { decodeFeatures, encodeFeatures, extractFeatures, loadOpenCv, QUERY_KEYPOINTS, QUERY_PYRAMID, QUERY_SIDE, REFERENCE_SIDE } from '../../src/local/features.ts';
 import { verifyCandidates } from '../../src/local/rerank.ts';
@@ -23,7 +24,14 @@ const init = workerData as WorkerInit;
 const post = (m: WorkerMessage, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
 
 try {
-  const backend = await initBackend(init.backend);
+  // Started beside other workers: TensorFlow's native initialisation runs one worker at a time.
+  if (init.start) awaitTurn(init.start.gate, init.start.turn);
+  let backend: BackendInfo;
+  try {
+    backend = await initBackend(init.backend);
+  } finally {
+    if (init.start) passTurn(init.start.gate);
+  }
   const model = await Backbone.load(init.modelsDir, init.backbone);
   await model.warmUp();
   const autoencoder = init.autoencoder ? ConvAutoencoder.fromBytes(init.autoencoder) : undefined;

@@ -117,17 +117,22 @@ export class WorkerPool implements Embedder {
   /** Starts `n` workers and waits until each has loaded and warmed its model. */
   static async start(n: number, init: WorkerInit): Promise<WorkerPool> {
     const slots: Slot[] = [];
-    const backends: string[] = [];
+    const readies: Promise<string>[] = [];
+    // Side by side: each worker's imports and model loading overlap the others'; only the backend's
+    // native initialisation (process-wide TensorFlow state) runs one worker at a time, in turn
+    // (`WorkerInit.start`). A tensorflow run in CI once died of SIGSEGV while two workers
+    // initialised at once; starting them strictly one after another cost ~1 s per worker.
+    const gate = new Int32Array(new SharedArrayBuffer(4));
+    for (let i = 0; i < n; i++) {
+      const started = startWorker({ ...init, start: { gate, turn: i } });
+      slots.push({ worker: started.worker, pending: new Map() });
+      readies.push(started.ready);
+    }
+    let backends: string[];
     try {
-      // One at a time: each worker loads its backend (the tensorflow one initialises native,
-      // process-wide TensorFlow state) before the next starts. A tensorflow run in CI once died
-      // of SIGSEGV while two workers were starting at once; this costs about a second per worker.
-      for (let i = 0; i < n; i++) {
-        const started = startWorker(init);
-        slots.push({ worker: started.worker, pending: new Map() });
-        backends.push(await started.ready);
-      }
+      backends = await Promise.all(readies);
     } catch (err) {
+      // A worker that failed before passing its turn leaves the later ones waiting: stop them all.
       await Promise.all(slots.map((s) => s.worker.terminate()));
       throw err;
     }

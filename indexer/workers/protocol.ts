@@ -19,6 +19,11 @@ export interface WorkerInit {
   autoencoder?: Uint8Array;
   /** Also compute each image's local features (the library's setting, issue 14). */
   localFeatures?: boolean;
+  /**
+   * Workers started together initialise their backend one at a time: worker `turn` waits until
+   * `gate[0]` reaches `turn`, initialises, then adds 1 (`src/pool.ts`, `awaitTurn`/`passTurn`).
+   */
+  start?: { gate: Int32Array; turn: number };
 }
 
 /** One batch to decode and embed: encoded bytes (transferred, not copied) with their names. */
