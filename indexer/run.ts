@@ -90,6 +90,18 @@ export function folderLabel(file: string): string {
   return path.basename(path.dirname(file));
 }
 
+/**
+ * Images per batch in tensorflow workers: TensorFlow's kernels use the cores better on larger
+ * batches (all 1,360 flowers17 photos, 2 workers, 7 alternating pairs: 32 faster in 5, median
+ * ratio 1.07 over 16); wasm gained nothing measurable, so it keeps `batchSize`.
+ */
+export const TENSORFLOW_INDEX_BATCH = 32;
+
+/** Images per index batch: as configured, else TENSORFLOW_INDEX_BATCH in tensorflow workers, else `batchSize`. */
+function indexBatchSize(config: PixdexConfig, embedder: Embedder): number {
+  return config.indexBatchSize ?? (embedder.backend === 'tensorflow' ? TENSORFLOW_INDEX_BATCH : config.batchSize);
+}
+
 /** Indexes files and folders: incremental, batched, resumable; bad files are reported and skipped. */
 export async function indexFiles(ctx: IndexContext, inputs: readonly string[], options: IndexOptions = {}): Promise<IndexSummary> {
   const { records, sync, config } = ctx;
@@ -133,7 +145,8 @@ export async function indexFiles(ctx: IndexContext, inputs: readonly string[], o
   let done = 0;
   const embedder = await ctx.describer.embedder(records.space(), todo.length, options.onWarning, undefined, local);
   const batches: ScannedFile[][] = [];
-  for (let i = 0; i < todo.length; i += config.batchSize) batches.push(todo.slice(i, i + config.batchSize));
+  const batchSize = indexBatchSize(config, embedder);
+  for (let i = 0; i < todo.length; i += batchSize) batches.push(todo.slice(i, i + batchSize));
   try {
     await pipeline(batches, embedder.parallelism, (batch) => readBatch(ctx, batch, options, fail), async (batch, read) => {
       try {

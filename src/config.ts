@@ -78,6 +78,11 @@ export interface PixdexConfig {
   /** Images per inference batch: 16 is where wasm throughput stops improving (default: 16). */
   batchSize: number;
   /**
+   * Images per index batch, when the batch size was given (option batchSize); unset, indexing
+   * uses `batchSize`, or TENSORFLOW_INDEX_BATCH in tensorflow workers (indexer/run.ts).
+   */
+  indexBatchSize: number | undefined;
+  /**
    * Embedding worker threads for indexing, each with its own tfjs backend (wasm uses one core
    * per thread). 1 = in this thread, no worker start-up cost (default: one per core, env
    * PIXDEX_WORKERS).
@@ -218,6 +223,7 @@ export function resolveConfig(options: PixdexOptions = {}, env: NodeJS.ProcessEn
     localFeatures: options.localFeatures ?? optionalSwitch('localFeatures', env.PIXDEX_LOCAL_FEATURES || undefined),
     backend,
     batchSize: options.batchSize ?? 16,
+    indexBatchSize: options.batchSize,
     workers: intParam('workers', options.workers ?? env.PIXDEX_WORKERS ?? coreCount(), 1, 64),
     maxInputPixels: options.maxInputPixels ?? 100_000_000,
     maxFileBytes: options.maxFileBytes ?? 200 * 1024 * 1024,

@@ -21,6 +21,8 @@ export interface Embedder {
   embed(items: EmbedItem[]): Promise<EmbedItemResult[]>;
   /** Number of batches it can usefully have in flight. */
   readonly parallelism: number;
+  /** The workers' backend (a worker pool); undefined in this thread. */
+  readonly backend?: string;
   close(): Promise<void>;
 }
 
