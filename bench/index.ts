@@ -30,7 +30,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Engine } from '../src/engine.ts';
-import { TENSORFLOW_INDEX_BATCH } from '../indexer/run.ts';
+import { indexBatchSize } from '../indexer/run.ts';
 import { scanInputs } from '../indexer/scan.ts';
 import { DEFAULT_EXTENSIONS } from '../src/config.ts';
 import { heicVsJpeg } from './decode-heic.ts';
@@ -164,7 +164,7 @@ try {
     workers: workerCounts.at(-1),
     batchSize: engine.config.batchSize,
     // what the worker pool batches by (indexer/run.ts)
-    indexBatchSize: engine.config.indexBatchSize ?? (backend === 'tensorflow' && (workerCounts.at(-1) ?? 1) > 1 ? TENSORFLOW_INDEX_BATCH : engine.config.batchSize),
+    indexBatchSize: indexBatchSize(engine.config, (workerCounts.at(-1) ?? 1) > 1 ? backend : undefined),
     decodePerSec: round(decoded.length / decodeSeconds),
     backbonePerSec: round(backbonePerSec),
     endToEndPerSec: best,

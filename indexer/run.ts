@@ -97,9 +97,9 @@ export function folderLabel(file: string): string {
  */
 export const TENSORFLOW_INDEX_BATCH = 32;
 
-/** Images per index batch: as configured, else TENSORFLOW_INDEX_BATCH in tensorflow workers, else `batchSize`. */
-function indexBatchSize(config: PixdexConfig, embedder: Embedder): number {
-  return config.indexBatchSize ?? (embedder.backend === 'tensorflow' ? TENSORFLOW_INDEX_BATCH : config.batchSize);
+/** Images per index batch: as configured, else TENSORFLOW_INDEX_BATCH in tensorflow workers (`workersBackend`, `Embedder.backend`), else `batchSize`. */
+export function indexBatchSize(config: PixdexConfig, workersBackend: string | undefined): number {
+  return config.indexBatchSize ?? (workersBackend === 'tensorflow' ? TENSORFLOW_INDEX_BATCH : config.batchSize);
 }
 
 /** Indexes files and folders: incremental, batched, resumable; bad files are reported and skipped. */
@@ -145,7 +145,7 @@ export async function indexFiles(ctx: IndexContext, inputs: readonly string[], o
   let done = 0;
   const embedder = await ctx.describer.embedder(records.space(), todo.length, options.onWarning, undefined, local);
   const batches: ScannedFile[][] = [];
-  const batchSize = indexBatchSize(config, embedder);
+  const batchSize = indexBatchSize(config, embedder.backend);
   for (let i = 0; i < todo.length; i += batchSize) batches.push(todo.slice(i, i + batchSize));
   try {
     await pipeline(batches, embedder.parallelism, (batch) => readBatch(ctx, batch, options, fail), async (batch, read) => {
