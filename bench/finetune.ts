@@ -4,7 +4,7 @@
  * first 60 files in name order train, the last 20 validate). Each (dataset, mode) runs in its own
  * child process so its peak RSS is its own. Prints one JSON line per run.
  *
- *   node --import tsx bench/finetune.ts [--datasets DIR] [--dataset NAME] [--mode head|finetune|scratch] [--views N] [--blocks N] [--input N] [--epochs N]
+ *   node --import tsx bench/finetune.ts [--datasets DIR] [--dataset NAME] [--mode head|finetune|scratch] [--views N] [--blocks N] [--input N] [--epochs N] [--seed N] [--no-refit]
  *
  * --blocks: inverted-residual blocks retrained below Conv_1 (default: train-classifier's default on
  * the tensorflow backend; 0 on wasm, which cannot train the blocks' depthwise convolutions: the
@@ -29,7 +29,7 @@ import type { PixdexError } from '../src/errors.ts';
 import { tf } from '../src/backend.ts';
 import { FINETUNE_BLOCKS } from '../src/contracts/limits.ts';
 
-const { values } = parseArgs({ options: { datasets: { type: 'string' }, dataset: { type: 'string' }, mode: { type: 'string' }, views: { type: 'string' }, blocks: { type: 'string' }, input: { type: 'string' }, epochs: { type: 'string' } } });
+const { values } = parseArgs({ options: { datasets: { type: 'string' }, dataset: { type: 'string' }, mode: { type: 'string' }, views: { type: 'string' }, blocks: { type: 'string' }, input: { type: 'string' }, epochs: { type: 'string' }, seed: { type: 'string' }, 'no-refit': { type: 'boolean' } } });
 const root = path.resolve(values.datasets ?? process.env.PIXDEX_DATASETS ?? '../shared/datasets');
 const smoke = process.env.PIXDEX_BENCH_SMOKE === '1';
 const DATASETS = smoke ? ['hymenoptera_data'] : ['hymenoptera_data', 'oxford_flowers17'];
@@ -38,7 +38,7 @@ const MODES = ['head', 'finetune', 'scratch'];
 if (!values.dataset || !values.mode) {
   for (const dataset of DATASETS) {
     for (const mode of MODES) {
-      const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--datasets', root, '--dataset', dataset, '--mode', mode, ...(values.views ? ['--views', values.views] : []), ...(values.blocks ? ['--blocks', values.blocks] : []), ...(values.input ? ['--input', values.input] : []), ...(values.epochs ? ['--epochs', values.epochs] : [])];
+      const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--datasets', root, '--dataset', dataset, '--mode', mode, ...(values.views ? ['--views', values.views] : []), ...(values.blocks ? ['--blocks', values.blocks] : []), ...(values.input ? ['--input', values.input] : []), ...(values.epochs ? ['--epochs', values.epochs] : []), ...(values.seed ? ['--seed', values.seed] : []), ...(values['no-refit'] ? ['--no-refit'] : [])];
       process.stdout.write(execFileSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }));
     }
   }
@@ -100,7 +100,9 @@ async function runOne(name: string, mode: string): Promise<void> {
         blocks,
         ...(smoke ? { epochs: 2 } : values.epochs ? { epochs: Number(values.epochs) } : {}),
         ...(values.input ? { inputSize: Number(values.input) } : {}),
-        onEpoch: (e) => process.stderr.write(`${name} ${mode} epoch ${e.epoch} loss ${e.loss.toFixed(4)} held-out loss ${e.valLoss.toFixed(4)} acc ${e.valAccuracy.toFixed(3)} ${e.seconds.toFixed(1)}s\n`),
+        ...(values.seed ? { seed: Number(values.seed) } : {}),
+        ...(values['no-refit'] ? { refit: false } : {}),
+        onEpoch: (e) => process.stderr.write(Number.isNaN(e.valLoss) ? `${name} ${mode} refit epoch ${e.epoch} loss ${e.loss.toFixed(4)} ${e.seconds.toFixed(1)}s\n` : `${name} ${mode} epoch ${e.epoch} loss ${e.loss.toFixed(4)} held-out loss ${e.valLoss.toFixed(4)} acc ${e.valAccuracy.toFixed(3)} ${e.seconds.toFixed(1)}s\n`),
       });
       const trainSeconds = (performance.now() - t) / 1000;
       pred = [];
@@ -108,7 +110,7 @@ async function runOne(name: string, mode: string): Promise<void> {
         const bytes = fs.readFileSync(it.path);
         pred.push((top instanceof ScratchNet ? top.predict((await decodeImage(bytes, { size: top.inputSize, maxInputPixels: engine.config.maxInputPixels })).pixels) : top.predict(await queryFeatures(backbone, top.split, bytes, engine.config.maxInputPixels)))[0].label);
       }
-      extra = { epochs: report.epochs, bestEpoch: report.bestEpoch, views: mode === 'scratch' ? '1 fresh per epoch' : views, blocks: blocks ?? 'all', ...(top instanceof ScratchNet ? { inputSize: top.inputSize } : {}), heldOutAccuracy: round4(report.heldOutAccuracy), featureSeconds: report.featureSeconds, trainSeconds: round1(trainSeconds), trained: report.trained };
+      extra = { epochs: report.epochs, bestEpoch: report.bestEpoch, views: mode === 'scratch' ? '1 fresh per epoch' : views, blocks: blocks ?? 'all', ...(top instanceof ScratchNet ? { inputSize: top.inputSize } : {}), heldOutAccuracy: round4(report.heldOutAccuracy), refit: report.refit ?? false, featureSeconds: report.featureSeconds, trainSeconds: round1(trainSeconds), trained: report.trained };
       top.dispose();
     }
     console.log(JSON.stringify({

@@ -61,6 +61,7 @@ export const COMMANDS: readonly CommandSpec[] = Object.freeze([
   command({
     name: 'train-classifier', args: '', positionals: [0, 0], verb: VERBS['train-classifier'],
     summary: 'Train the classifier on the labelled images: the softmax head, or --mode finetune (used by classify\'s head and both methods)',
+    options: { 'no-refit': { type: 'boolean', field: 'refit', negates: true, help: 'finetune: keep the first run\'s best weights; no second run on every labelled image (default: refit).' } },
     examples: ['pixdex train-classifier --hidden 64', 'pixdex train-classifier --mode finetune --backend tensorflow', 'pixdex train-classifier --mode finetune --blocks 0'],
     run: async (p) => (await import('./commands/training.ts')).trainClassifier(p),
   }),

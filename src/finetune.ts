@@ -35,6 +35,12 @@ export interface FinetuneRun extends Partial<FinetuneOptions> {
   views?: number;
   /** Share of each class held out for early stopping and the reported accuracy (default: 0.2). */
   validationSplit?: number;
+  /**
+   * `--mode finetune`: once early stopping has chosen the number of epochs, train the top again from
+   * the start on every labelled image (the held-out ones too) for that many epochs and keep that
+   * (default: true; `--no-refit` keeps the first run's best weights).
+   */
+  refit?: boolean;
   signal?: AbortSignal;
   onFeatures?: (done: number, total: number) => void;
   onEpoch?: (e: EpochInfo) => void;
@@ -65,8 +71,25 @@ export async function finetuneOnFiles(backbone: Backbone, files: readonly Labell
   const trainSet = await featureSet(backbone, split, train.map((i) => files[i]), classes, views, maxInputPixels, seed, (d) => o.onFeatures?.(d, total));
   const heldSet = await featureSet(backbone, split, held.map((i) => files[i]), classes, 1, maxInputPixels, seed, (d) => o.onFeatures?.(train.length + d, total));
   const featureSeconds = Math.round((performance.now() - t) / 100) / 10;
-  const top = await FinetunedTop.train(split, (name) => backbone.graphWeight(name), classes, trainSet, heldSet, { trainImages: trainSet.labels.length / views, views }, o, { onEpoch: o.onEpoch, signal: o.signal });
-  return { top, report: { ...top.report, featureSeconds } };
+  const weight = (name: string) => backbone.graphWeight(name);
+  const top = await FinetunedTop.train(split, weight, classes, trainSet, heldSet, { trainImages: trainSet.labels.length / views, views }, o, { onEpoch: o.onEpoch, signal: o.signal });
+  if (o.refit === false || top.report.aborted || top.report.bestEpoch < 1 || o.signal?.aborted) return { top, report: { ...top.report, featureSeconds } };
+  // The refit: the held-out images join the training rows (their augmented views computed now; progress counts them).
+  const t2 = performance.now();
+  const heldViews = views > 1 ? await featureSet(backbone, split, held.map((i) => files[i]), classes, views, maxInputPixels, seed + 1, (d) => o.onFeatures?.(d, held.length)) : heldSet;
+  const all = joinSets(trainSet, heldViews);
+  const refitSeconds = (performance.now() - t2) / 1000;
+  const final = await FinetunedTop.train(split, weight, classes, all, heldSet, { trainImages: all.labels.length / views, views, refit: true }, { ...o, epochs: top.report.bestEpoch }, { onEpoch: o.onEpoch, signal: o.signal }).catch((err) => {
+    top.dispose();
+    throw err;
+  });
+  if (final.report.aborted) {
+    final.dispose(); // stopped part-way: the first run's best weights are the best so far
+    return { top, report: { ...top.report, aborted: true, featureSeconds } };
+  }
+  final.report = { ...top.report, trainImages: final.report.trainImages, seconds: Math.round((top.report.seconds + refitSeconds + final.report.seconds) * 10) / 10, finalLoss: final.report.finalLoss, trainedAt: final.report.trainedAt, refit: { images: final.report.trainImages, epochs: final.report.epochs, seconds: Math.round((refitSeconds + final.report.seconds) * 10) / 10 } };
+  top.dispose();
+  return { top: final, report: { ...final.report, featureSeconds } };
 }
 
 /**
@@ -159,6 +182,17 @@ export async function featureSet(backbone: Backbone, split: TopSplit, files: rea
     offset += c.length;
   }
   return { data, labels: Int32Array.from(labels), size };
+}
+
+/** Two feature sets as one (the rows of `a`, then those of `b`). */
+function joinSets(a: FeatureSet, b: FeatureSet): FeatureSet {
+  const data = new Float32Array(a.data.length + b.data.length);
+  data.set(a.data);
+  data.set(b.data, a.data.length);
+  const labels = new Int32Array(a.labels.length + b.labels.length);
+  labels.set(a.labels);
+  labels.set(b.labels, a.labels.length);
+  return { data, labels, size: a.size };
 }
 
 /**

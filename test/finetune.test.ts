@@ -146,6 +146,39 @@ describe('Fine-tuning the top of mobilenet_v2 on hymenoptera', () => {
     assert.ok(c.label === 'ants' || c.label === 'bees');
   });
 
+  it('refits on every labelled image for the epochs early stopping chose; refit: false keeps the first run; an abort during the refit keeps the first run\'s best weights', async () => {
+    const options = { mode: 'finetune' as const, epochs: 3, patience: 3, views: 1, blocks: 0 };
+    const heldLosses: number[] = [];
+    const report = await engine.trainClassifier(options, (_epoch, _loss, valLoss) => heldLosses.push(valLoss));
+    assert.ok('refit' in report && report.refit, 'refit by default');
+    assert.equal(report.refit.images, labelled.length, 'the second run trains on every labelled image, held-out ones included');
+    assert.equal(report.trainImages, labelled.length);
+    assert.equal(report.refit.epochs, report.bestEpoch, 'for as many epochs as early stopping chose');
+    assert.equal(heldLosses.filter(Number.isNaN).length, report.bestEpoch, 'one progress line per refit epoch, without a held-out figure');
+    assert.equal(heldLosses.length, report.epochs + report.bestEpoch);
+    const stats = await engine.stats();
+    assert.ok(stats.classifier && 'refit' in stats.classifier);
+    assert.deepEqual(stats.classifier.refit, report.refit, 'stats says the top in use was refit');
+    const tensors = tf.memory().numTensors; // the loaded top in use, and the backbone
+
+    const plain = await engine.trainClassifier({ ...options, refit: false });
+    assert.ok('mode' in plain && plain.refit === undefined, 'refit: false keeps the first run');
+    assert.ok(plain.trainImages < labelled.length, `the first run trains on ${plain.trainImages} of ${labelled.length}: the rest are held out`);
+    const cli = parseParams(VERBS['train-classifier'], { mode: 'finetune', refit: 'false' });
+    assert.equal(cli.refit, false, 'refit=false parses (query string / CLI --no-refit)');
+    assert.equal(tf.memory().numTensors, tensors, 'the first run\'s top, its copies and the joined sets leave no tensor behind');
+
+    const controller = new AbortController();
+    const aborted = await engine.trainClassifier({ ...options, signal: controller.signal }, (_epoch, _loss, valLoss) => {
+      if (Number.isNaN(valLoss)) controller.abort(); // the refit's first epoch
+    });
+    assert.ok('mode' in aborted && aborted.bestEpoch >= 2, `the first run's best epoch leaves the refit more than one epoch to be stopped in`);
+    assert.ok(aborted.aborted && aborted.refit === undefined, 'stopped during the refit: the first run\'s best weights are kept');
+    assert.equal(tf.memory().numTensors, tensors, 'the stopped refit is disposed');
+    const c = await engine.classify(fs.readFileSync(val[2]), { method: 'head' });
+    assert.ok(c.label === 'ants' || c.label === 'bees');
+  });
+
   it('scratch: the layer table is the graph\'s MobileNetV2 (stem, 17 blocks, Conv_1)', async () => {
     const backbone = await engine.describer.model();
     const shape = (name: string) => backbone.graphWeight(`MobilenetV2/${name}`).shape;

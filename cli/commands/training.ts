@@ -36,9 +36,9 @@ export async function trainClassifier({ values: v, params }: Parsed<z.output<typ
       engine.trainClassifier({
         ...params,
         ...(tuning ? { signal, onFeatures: (done: number, total: number) => progress.update(`${params.mode === 'scratch' ? 'decoding' : 'backbone features'} ${done}/${total} images`) } : {}),
-      }, (epoch, loss, valLoss) => (tuning ? progress.note.bind(progress) : progress.update.bind(progress))(`epoch ${epoch}  loss ${loss.toFixed(4)}  held-out loss ${valLoss.toFixed(4)}`)));
+      }, (epoch, loss, valLoss) => (tuning ? progress.note.bind(progress) : progress.update.bind(progress))(Number.isNaN(valLoss) ? `refit on every labelled image: epoch ${epoch}  loss ${loss.toFixed(4)}` : `epoch ${epoch}  loss ${loss.toFixed(4)}  held-out loss ${valLoss.toFixed(4)}`)));
     const mode = 'mode' in report ? `${report.mode} (${report.trained.join(' + ')}, ${report.mode === 'scratch' ? 'a fresh augmented view per image per epoch' : `${report.views} views per image`}, ${report.backend}${report.aborted ? ', stopped early: best weights kept' : ''})` : 'head';
-    out(v, report, `trained the ${mode} classifier on ${report.trainImages} images (${report.classes.length} labels) in ${report.seconds}s${'featureSeconds' in report ? ` (+${report.featureSeconds}s ${params.mode === 'scratch' ? 'decoding' : 'backbone features'})` : ''}, ${report.epochs} epochs; held-out accuracy ${report.heldOutAccuracy.toFixed(3)} on ${report.heldOutImages} images. Use: pixdex classify <image> --method head|both`);
+    out(v, report, `trained the ${mode} classifier on ${report.trainImages} images (${report.classes.length} labels) in ${report.seconds}s${'featureSeconds' in report ? ` (+${report.featureSeconds}s ${params.mode === 'scratch' ? 'decoding' : 'backbone features'})` : ''}, ${report.epochs} epochs; held-out accuracy ${report.heldOutAccuracy.toFixed(3)} on ${report.heldOutImages} images${'refit' in report && report.refit ? ` (then refit on all ${report.refit.images} images for the best ${report.refit.epochs} epochs, ${report.refit.seconds}s)` : ''}. Use: pixdex classify <image> --method head|both`);
     return EXIT.ok;
   });
 }

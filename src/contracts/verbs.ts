@@ -155,6 +155,10 @@ export const trainClassifier = z.object({
   hidden: range(L.HEAD_HIDDEN, 'Hidden units of the head (0 = a linear head)'),
   epochs: int({ min: L.HEAD_EPOCHS.min, max: L.HEAD_EPOCHS.max }, undefined, `Most epochs; early stopping usually ends sooner (${L.HEAD_EPOCHS.min}..${L.HEAD_EPOCHS.max}, default: ${L.HEAD_EPOCHS.default} for head, ${L.FINETUNE_EPOCHS_DEFAULT} for finetune, ${L.SCRATCH_EPOCHS_DEFAULT} for scratch).`),
   patience: int({ min: L.HEAD_PATIENCE.min, max: L.HEAD_PATIENCE.max }, undefined, `Epochs without a better held-out loss before stopping (${L.HEAD_PATIENCE.min}..${L.HEAD_PATIENCE.max}, default: ${L.HEAD_PATIENCE.default} for head, ${L.FINETUNE_PATIENCE_DEFAULT} for finetune, ${L.SCRATCH_PATIENCE_DEFAULT} for scratch).`),
+  refit: expects(
+    z.preprocess(truth, z.boolean()).optional().describe('finetune: after early stopping has chosen the number of epochs on the held-out split, train again from the start on every labelled image, held-out ones included, for that many epochs (false: keep the first run\'s best weights; default: true).'),
+    'true or false',
+  ),
 });
 
 /** A folder given on the command line (relative to the working directory). */

@@ -105,6 +105,12 @@ export interface FinetuneReport {
   trained: string[];
   /** True when training stopped early on request (Ctrl-C / abort): the best weights so far are kept. */
   aborted: boolean;
+  /**
+   * Set when the top in use was trained again, from the start, on every labelled image (the held-out
+   * ones included) for the `bestEpoch` epochs early stopping chose; `heldOutAccuracy` and `bestEpoch`
+   * are the first run's (nothing is held out of the second).
+   */
+  refit?: { images: number; epochs: number; seconds: number };
 }
 
 interface FinetuneFile {
@@ -123,7 +129,7 @@ export class FinetunedTop {
   private constructor(readonly split: TopSplit, readonly classes: string[], private readonly vars: tf.Variable[], public report: FinetuneReport, readonly normScale = 0) {}
 
   /** Trains on inner-node features; `train` has several views per image, `held` one each. */
-  static async train(split: TopSplit, weight: (name: string) => tf.Tensor, classes: string[], train: FeatureSet, held: FeatureSet, meta: { trainImages: number; views: number }, options: Partial<FinetuneOptions> = {}, hooks: { onEpoch?: (e: EpochInfo) => void; signal?: AbortSignal } = {}): Promise<FinetunedTop> {
+  static async train(split: TopSplit, weight: (name: string) => tf.Tensor, classes: string[], train: FeatureSet, held: FeatureSet, meta: { trainImages: number; views: number; refit?: boolean }, options: Partial<FinetuneOptions> = {}, hooks: { onEpoch?: (e: EpochInfo) => void; signal?: AbortSignal } = {}): Promise<FinetunedTop> {
     const o = { ...DEFAULT_FINETUNE_OPTIONS, ...options };
     const started = performance.now();
     const fresh = o.mode === 'scratch';
@@ -151,7 +157,7 @@ export class FinetunedTop {
     const pretrainedOptimizer = fresh ? optimizer : tf.train.adam(o.learningRate * o.pretrainedRate);
     let loop: LoopResult;
     try {
-      loop = await trainLoop(train.labels.length, { epochs: o.epochs, patience: o.patience, warmup: fresh ? 0 : o.warmup, batchSize: o.batchSize, dropSmallLast: false }, random, {
+      loop = await trainLoop(train.labels.length, { epochs: o.epochs, patience: o.patience, warmup: fresh ? 0 : o.warmup, batchSize: o.batchSize, dropSmallLast: false, keepLast: meta.refit }, random, {
         step: (idx, epoch) => tf.tidy(() => {
           const warming = !fresh && epoch <= o.warmup;
           const x = gather(train, idx, split.shape);
@@ -170,7 +176,7 @@ export class FinetunedTop {
           }
           return value;
         }),
-        evaluate: () => top.evaluate(held),
+        evaluate: () => top.evaluate(held), // not called by a refit (keepLast)
         snapshot: () => vars.map((v) => v.clone()),
         restore: (weights) => vars.forEach((v, i) => v.assign(weights[i])),
       }, hooks);

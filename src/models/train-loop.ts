@@ -17,6 +17,8 @@ export interface LoopOptions {
   batchSize: number;
   /** Leave out a last batch under half the size (batch norm's statistics of a handful of images are noise). */
   dropSmallLast: boolean;
+  /** A refit: train exactly `epochs` epochs and keep the last weights, no held-out evaluation (the held-out images are in the training rows); `onEpoch` gets NaN for the held-out figures. */
+  keepLast?: boolean;
 }
 
 export interface LoopParts {
@@ -68,6 +70,12 @@ export async function trainLoop(n: number, o: LoopOptions, random: () => number,
         r.aborted = true;
         break;
       }
+      if (o.keepLast) {
+        hooks.onEpoch?.({ epoch, loss: r.finalLoss, valLoss: NaN, valAccuracy: NaN, seconds: (performance.now() - t) / 1000 });
+        r.bestEpoch = epoch;
+        r.bestAccuracy = NaN;
+        continue;
+      }
       const { loss: valLoss, accuracy } = parts.evaluate();
       hooks.onEpoch?.({ epoch, loss: r.finalLoss, valLoss, valAccuracy: accuracy, seconds: (performance.now() - t) / 1000 });
       if (valLoss < best - 1e-4) {
@@ -82,7 +90,7 @@ export async function trainLoop(n: number, o: LoopOptions, random: () => number,
       }
     }
     if (bestWeights) parts.restore(bestWeights);
-    else r.bestAccuracy = parts.evaluate().accuracy;
+    else if (!o.keepLast) r.bestAccuracy = parts.evaluate().accuracy;
   } finally {
     bestWeights?.forEach((w) => w.dispose());
   }
