@@ -19,11 +19,21 @@ export interface WatchPass {
   removed: string[];
   /** The watched folders: a removal is applied only while its folder is there (a folder that went is not a deletion). */
   roots: string[];
+  /**
+   * A file that fails and was modified less than this many ms before the pass began, or since, is
+   * still being written (a half-copied photo the full pass met before its size was stable): not a
+   * failure but `deferred`, for the watcher to take again once it settles (default: 0, none).
+   */
+  settleMs?: number;
 }
 
+/** A pass's summary; `deferred` lists the files left for the next pass because they were still being written. */
+export type WatchPassSummary = IndexSummary & { deferred?: string[] };
+
 /** Runs one watch pass; `summary.total` counts the files looked at, `removed` the images removed. */
-export async function runWatchPass(ctx: IndexContext, pass: WatchPass, options: IndexOptions = {}): Promise<IndexSummary> {
+export async function runWatchPass(ctx: IndexContext, pass: WatchPass, options: IndexOptions = {}): Promise<WatchPassSummary> {
   const started = performance.now();
+  const youngSince = Date.now() - (pass.settleMs ?? 0);
   const summary: IndexSummary = { added: 0, updated: 0, skipped: 0, failed: 0, removed: 0, total: 0, seconds: 0, errors: [] };
   const aborted = (): boolean => Boolean(options.signal?.aborted);
   options = { ...options, skipHidden: true }; // as the watcher's events: dotfiles and dot folders are not followed
@@ -32,6 +42,7 @@ export async function runWatchPass(ctx: IndexContext, pass: WatchPass, options: 
   if (changed.length > 0 && !aborted()) merge(summary, await indexFiles(ctx, changed, options));
   if (pass.removed.length > 0 && !aborted()) summary.removed += await removeGone(ctx, pass.removed, pass.roots);
   if (aborted()) summary.interrupted = true;
+  if (pass.settleMs) await deferYoung(summary, youngSince);
   summary.seconds = Math.round((performance.now() - started) / 10) / 100;
   return summary;
 }
@@ -45,6 +56,18 @@ function merge(into: IndexSummary, s: IndexSummary): void {
   into.total += s.total;
   into.errors.push(...s.errors);
   if (s.interrupted) into.interrupted = true;
+}
+
+/** Moves the failures of files modified since `youngSince` (still being written) from `errors` to `deferred`. */
+async function deferYoung(summary: WatchPassSummary, youngSince: number): Promise<void> {
+  const kept: IndexSummary['errors'] = [];
+  for (const e of summary.errors) {
+    const mtime = await fs.stat(e.path).then((st) => st.mtimeMs, () => -Infinity);
+    if (mtime >= youngSince) (summary.deferred ??= []).push(e.path);
+    else kept.push(e);
+  }
+  summary.failed -= summary.errors.length - kept.length;
+  summary.errors = kept;
 }
 
 /** The paths that are still files (one removed again since its event waits for its unlink). */

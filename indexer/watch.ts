@@ -18,9 +18,9 @@ import { watch, type FSWatcher } from 'chokidar';
 import type { WatchConfig } from '../src/config.ts';
 import { removeStaleWatchStatuses, removeWatchStatus, writeWatchStatus, type WatchPassReport, type WatchStatus } from '../src/watch-status.ts';
 import type { IndexSummary } from './run.ts';
-import type { WatchPass } from './watch-pass.ts';
+import type { WatchPass, WatchPassSummary } from './watch-pass.ts';
 
-export type { WatchPass } from './watch-pass.ts';
+export type { WatchPass, WatchPassSummary } from './watch-pass.ts';
 
 /** Options of `FolderWatcher.start`. */
 export interface WatcherOptions {
@@ -30,7 +30,7 @@ export interface WatcherOptions {
   /** Extensions indexed (lower case, with dot): other files are ignored. */
   extensions: readonly string[];
   /** Runs one pass (the CLI: on its engine; the server: as an index job, taking turns with HTTP jobs). */
-  run: (pass: WatchPass, signal: AbortSignal) => Promise<IndexSummary>;
+  run: (pass: WatchPass, signal: AbortSignal) => Promise<WatchPassSummary>;
   /** One line per event worth telling (a folder gone or back, a failed pass). */
   log: (line: string) => void;
   /** Told after every pass. */
@@ -175,7 +175,7 @@ export class FolderWatcher {
     const available = (root: string): boolean => this.roots.some((r) => r.path === root && r.available);
     const full = [...this.full].filter(available);
     this.full.clear();
-    const pass: WatchPass = { full, changed: [], removed: [], roots: this.roots.map((r) => r.path) };
+    const pass: WatchPass = { full, changed: [], removed: [], roots: this.roots.map((r) => r.path), settleMs: this.o.config.stableMs };
     let dropped = 0;
     const young = Date.now() - this.holdMs();
     for (const [p, { kind, at }] of this.pending) {
@@ -212,6 +212,12 @@ export class FolderWatcher {
         files: summary.total + pass.removed.length,
         interrupted: Boolean(summary.interrupted),
       };
+      if (summary.deferred?.length) {
+        // Met half-written (the full pass scans without chokidar's wait for a stable size): taken again once settled.
+        this.o.log(`watch: ${summary.deferred.length} file(s) still being written, taken again once their size is stable`);
+        for (const p of summary.deferred) if (!this.pending.has(p)) this.pending.set(p, { kind: 'changed', at: Date.now() });
+        this.quietTimer ??= setTimeout(() => this.fire(), this.holdMs());
+      }
       this.status.passes++;
       this.status.lastPass = report;
       this.o.onPass?.(report, summary);

@@ -141,9 +141,9 @@ export class IndexJobs {
    * /api/index take turns, never write at once), and resolves with its summary. Cancelling the job
    * (DELETE) or aborting `signal` stops it after its batches in flight.
    */
-  async runWatchPass(roots: string[], signal: AbortSignal, work: JobWork): Promise<IndexSummary> {
+  async runWatchPass<S extends IndexSummary>(roots: string[], signal: AbortSignal, work: (options: IndexOptions) => Promise<S>): Promise<S> {
     while (this.running) await this.running.finished;
-    let result: IndexSummary | undefined;
+    let result: S | undefined;
     let failure: unknown;
     const status = this.start(roots, false, async (o) => {
       try {

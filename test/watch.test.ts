@@ -22,6 +22,7 @@ import os from 'node:os';
 import { Engine } from '../src/engine.ts';
 import { FolderWatcher } from '../indexer/watch.ts';
 import { runWatchPass } from '../indexer/watch-pass.ts';
+import type { IndexSummary } from '../indexer/run.ts';
 import { readWatchStatuses } from '../src/watch-status.ts';
 import { CLI, HYM_TRAIN, MODELS, engineOptions, imagesIn, tempDir } from './fixtures.ts';
 
@@ -290,6 +291,57 @@ describe('watch mode in process: renames and folders that go away', () => {
       assert.equal(engine.check().ok, true);
     } finally {
       await watcher.stop();
+      await engine.close();
+    }
+  });
+
+  it('a photo half-written when the first full pass meets it is taken once complete, not reported failed', async () => {
+    const folder = path.join(tmp.dir, 'copying');
+    fs.mkdirSync(folder);
+    const [whole, slow] = distinctPhotos(2);
+    fs.copyFileSync(whole, path.join(folder, 'whole.jpg'));
+    const engine = await Engine.open({ ...engineOptions(path.join(tmp.dir, 'data-copying')), workers: 1, watch: { quietMs: 300, stableMs: 2000 } });
+    const bytes = fs.readFileSync(slow);
+    const copying = path.join(folder, 'copying.jpg');
+    fs.writeFileSync(copying, bytes.subarray(0, bytes.length >> 1)); // the copy has begun when the watcher starts
+    const log: string[] = [];
+    const reports: IndexSummary[] = [];
+    const watcher = await FolderWatcher.start({
+      roots: [folder],
+      config: engine.config.watch,
+      extensions: engine.config.extensions,
+      log: (l) => log.push(l),
+      run: (pass, signal) => runWatchPass(engine, pass, { signal }),
+      onPass: (_report, summary) => reports.push(summary),
+    });
+    try {
+      await until('the first pass', () => reports.length > 0, 60_000);
+      fs.appendFileSync(copying, bytes.subarray(bytes.length >> 1)); // the copy ends
+      assert.deepEqual(reports[0].errors, [], 'a file still being written is not a failure');
+      assert.equal(reports[0].added, 1);
+      assert.ok(log.some((l) => /1 file\(s\) still being written/.test(l)), log.join('\n'));
+      await until('the finished copy', () => engine.store.paths.get(copying) !== undefined, 30_000);
+      await watcher.settled();
+      assert.equal(engine.store.images.getCount(), 2);
+      assert.deepEqual(reports.flatMap((r) => r.errors), [], 'no pass reported it failed');
+    } finally {
+      await watcher.stop();
+    }
+    try {
+      // A truncated file that has not changed for longer than the settle time is a failure, as in `pixdex index`.
+      const stalled = path.join(folder, 'stalled.jpg');
+      fs.writeFileSync(stalled, bytes.subarray(0, bytes.length >> 1));
+      const young = await runWatchPass(engine, { full: [], changed: [stalled], removed: [], roots: [folder], settleMs: 2000 });
+      assert.deepEqual([young.failed, young.deferred], [0, [stalled]]);
+      const old = new Date(Date.now() - 60_000);
+      fs.utimesSync(stalled, old, old);
+      const settled = await runWatchPass(engine, { full: [], changed: [stalled], removed: [], roots: [folder], settleMs: 2000 });
+      assert.equal(settled.failed, 1);
+      assert.match(settled.errors[0].error, /^TRUNCATED_IMAGE: /);
+      assert.equal(settled.deferred, undefined);
+      const plain = await runWatchPass(engine, { full: [], changed: [stalled], removed: [], roots: [folder] });
+      assert.equal(plain.failed, 1, 'without settleMs nothing is deferred');
+    } finally {
       await engine.close();
     }
   });
