@@ -215,8 +215,7 @@ export class FolderWatcher {
       if (summary.deferred?.length) {
         // Met half-written (the full pass scans without chokidar's wait for a stable size): taken again once settled.
         this.o.log(`watch: ${summary.deferred.length} file(s) still being written, taken again once their size is stable`);
-        for (const p of summary.deferred) if (!this.pending.has(p)) this.pending.set(p, { kind: 'changed', at: Date.now() });
-        this.quietTimer ??= setTimeout(() => this.fire(), this.holdMs());
+        for (const p of summary.deferred) this.onEvent(p, 'changed');
       }
       this.status.passes++;
       this.status.lastPass = report;

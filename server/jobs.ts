@@ -55,7 +55,7 @@ const MAX_REPORTED_ERRORS = 100;
 const JSON_LIMIT = '64kb';
 
 /** What a job runs: by default `engine.index`; a watch pass runs its own (indexer/watch-pass.ts). */
-export type JobWork = (options: IndexOptions) => Promise<IndexSummary>;
+export type JobWork<S extends IndexSummary = IndexSummary> = (options: IndexOptions) => Promise<S>;
 
 interface Job {
   status: IndexJobStatus;
@@ -141,7 +141,7 @@ export class IndexJobs {
    * /api/index take turns, never write at once), and resolves with its summary. Cancelling the job
    * (DELETE) or aborting `signal` stops it after its batches in flight.
    */
-  async runWatchPass<S extends IndexSummary>(roots: string[], signal: AbortSignal, work: (options: IndexOptions) => Promise<S>): Promise<S> {
+  async runWatchPass<S extends IndexSummary>(roots: string[], signal: AbortSignal, work: JobWork<S>): Promise<S> {
     while (this.running) await this.running.finished;
     let result: S | undefined;
     let failure: unknown;
