@@ -28,6 +28,11 @@
 //      source stops node-pre-gyp from trying to fetch a prebuilt addon).
 //   6. verify in a child process: backend is `tensorflow`, conv2d + matMul match the cpu backend,
 //      one model.fit step of a small conv model gives a finite loss and changes the weights.
+//   7. CPU kernels (src/tensorflow-cpu.ts): a MobileNet-shaped probe in child processes under
+//      oneDNN at the full instruction set, then capped at AVX2, AVX, SSE4.1, then oneDNN off; the
+//      first that does not crash is recorded in deps/pixdex-cpu.json, which pixdex applies before
+//      TensorFlow loads (on VMs that report no cache sizes, oneDNN's AVX2/AVX-512 1x1 kernels die
+//      of SIGFPE). Runs on the 'already set up' path too, so a new CPU gets a new verdict.
 // On any failure after step 3 started, node_modules/@tensorflow/tfjs-node (and what step 3
 // added) is removed, so require() fails with MODULE_NOT_FOUND and pixdex falls back to wasm.
 //
@@ -52,6 +57,7 @@ import zlib from 'node:zlib';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 
 const DEFAULT_TF_VERSION = '2.21.0';
 const LIBTF_EXPECTED = '2.9.1'; // tfjs-node 4.x's LIBTENSORFLOW_VERSION (scripts/deps-constants.js)
@@ -377,6 +383,19 @@ function probe(root) {
   });
 }
 
+/** Step 7: probes TensorFlow's CPU kernels on this machine and records the setting that runs. */
+async function chooseCpuKernels(root, pkgDir) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  const cpu = await import(pathToFileURL(path.join(root, 'src', 'tensorflow-cpu.ts')).href);
+  const v = cpu.cpuVerdict(pkgDir, { reprobe: true });
+  const tried = v.trials.map((t) => `${t.label}: ${t.outcome} (${secs(t.ms)})`).join('; ');
+  if (!v.setting) {
+    throw new SetupError(`TensorFlow crashed on this CPU under every kernel setting (${tried})`, 'pixdex keeps using wasm; report the CPU (lscpu) and this output');
+  }
+  return { note: `${v.setting.label}${tried ? ` - tried: ${tried}` : ''}` };
+}
+
 function wheelVersion(file) {
   const m = /^tensorflow(?:[_-]cpu)?-(\d+\.\d+\.\d+[^-]*)-.*\.whl$/i.exec(path.basename(file));
   return m ? m[1] : null;
@@ -631,6 +650,7 @@ async function main() {
   if (!opts.force) {
     const res = await step('check whether the tensorflow backend already works', () => probe(root).then((r) => ({ ...r, note: r.ok ? 'yes' : `no (${(r.error || '').split('\n')[0]})` })));
     if (res.ok) {
+      await step("choose TensorFlow's CPU kernels for this CPU (child processes)", () => chooseCpuKernels(root, pkgDir));
       log(`already set up: ${PKG} ${res.tfjsNode}, libtensorflow ${res.libtensorflow}, backend '${res.backend}', conv2d+matMul match cpu (max diff ${res.opsMaxAbsDiffVsCpu.toExponential(1)}), model.fit loss ${res.fitLoss.toFixed(4)}. Nothing to do.`);
       return 0;
     }
@@ -681,6 +701,7 @@ async function main() {
     if (!r.ok) throw new SetupError(`verification failed: ${(r.error || '').split('\n')[0]}`, 'the binding loads TensorFlow 2.x where 2.9.1 is expected; try another --version, or use wasm', `${r.error || ''}\n${r.stderr || ''}`);
     return { ...r, note: `backend '${r.backend}', libtensorflow ${r.libtensorflow}` };
   }));
+  await step("choose TensorFlow's CPU kernels for this CPU (child processes)", () => chooseCpuKernels(root, pkgDir));
   if (build.built) {
     await fsp.mkdir(path.dirname(build.cached), { recursive: true });
     const tmp = `${build.cached}.tmp-${process.pid}`;

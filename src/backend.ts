@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendChoice, BackendName } from './config.ts';
 import { BackendError } from './errors.ts';
+import { prepareTensorflowCpu } from './tensorflow-cpu.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -23,11 +24,18 @@ export interface BackendInfo {
 let current: BackendInfo | undefined;
 let pending: Promise<BackendInfo> | undefined;
 
+/** Which of TensorFlow's CPU kernels run here, when it is not the default (src/tensorflow-cpu.ts). */
+let cpuNote: string | undefined;
+
 /** Loads tfjs-node if it is installed and built; returns the failure message otherwise. */
 function loadTensorflow(): string | undefined {
   // TensorFlow's C++ start-up banner (CPU features) goes to stderr unless told otherwise; level 2
   // keeps warnings and errors. A user's own setting wins.
   process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
+  // Before TensorFlow loads: kernels that crash this CPU are never dispatched to.
+  const cpu = prepareTensorflowCpu();
+  if (!cpu.ok) return cpu.failure;
+  cpuNote = cpu.note;
   try {
     require('@tensorflow/tfjs-node');
     return undefined;
@@ -80,7 +88,8 @@ async function choose(choice: BackendChoice): Promise<BackendInfo> {
   if (choice === 'tensorflow' || choice === 'auto') {
     const failure = loadTensorflow();
     if (!failure && (await activate('tensorflow'))) {
-      return { name: 'tensorflow', reason: choice === 'auto' ? 'tfjs-node loaded (fastest)' : 'requested' };
+      const reason = choice === 'auto' ? 'tfjs-node loaded (fastest)' : 'requested';
+      return { name: 'tensorflow', reason: cpuNote ? `${reason}; ${cpuNote}` : reason };
     }
     notes.push(failure ?? 'tensorflow backend failed to initialise');
     if (choice === 'tensorflow') {

@@ -8,6 +8,7 @@ import { PixdexError } from '../../src/errors.ts';
 import type { GreyImage } from '../../src/image/decode.ts';
 import { readMetadata } from '../../src/image/metadata.ts';
 import { mapLimit } from '../../src/pool.ts';
+import { prepareTensorflowCpu } from '../../src/tensorflow-cpu.ts';
 import type { EmbedItemResult, WorkerInit, WorkerMessage } from './protocol.ts';
 
 /** One encoded image to embed; `name` is used in error messages. */
@@ -91,6 +92,8 @@ const WORKER_URL = new URL('./embed-worker.mjs', import.meta.url);
  * the server's query pool (src/query-pool.ts).
  */
 export function startWorker(init: WorkerInit): { worker: Worker; ready: Promise<string> } {
+  // TensorFlow's CPU setting is process-wide environment: set on this (main) thread, copied to the worker.
+  if (init.backend !== 'wasm' && init.backend !== 'cpu') prepareTensorflowCpu();
   const worker = new Worker(WORKER_URL, { workerData: init, stdout: false, stderr: false });
   const ready = new Promise<string>((resolve, reject) => {
     worker.once('message', (m: WorkerMessage) => {
