@@ -28,7 +28,8 @@
 //      source stops node-pre-gyp from trying to fetch a prebuilt addon).
 //   6. verify in a child process: backend is `tensorflow`, conv2d + matMul match the cpu backend,
 //      one model.fit step of a small conv model gives a finite loss and changes the weights.
-//   7. CPU kernels (src/tensorflow-cpu.ts): a MobileNet-shaped probe in child processes under
+//   7. CPU kernels (src/tensorflow-cpu.ts; after the build, before step 6's verification, which
+//      then runs under the chosen setting): a MobileNet-shaped probe in child processes under
 //      oneDNN at the full instruction set, then capped at AVX2, AVX, SSE4.1, then oneDNN off; the
 //      first that does not crash is recorded in deps/pixdex-cpu.json, which pixdex applies before
 //      TensorFlow loads (on VMs that report no cache sizes, oneDNN's AVX2/AVX-512 1x1 kernels die
@@ -360,9 +361,9 @@ process.on('uncaughtException', (e) => { out.error = String(e && e.stack || e); 
 `;
 
 /** Runs the small model in a child process; returns the parsed result (never throws). */
-function probe(root) {
+function probe(root, cpuEnv = {}) {
   return new Promise((resolve) => {
-    const env = { ...process.env };
+    const env = { ...process.env, ...cpuEnv };
     if (env.TF_CPP_MIN_LOG_LEVEL === undefined) env.TF_CPP_MIN_LOG_LEVEL = '2';
     const child = spawn(process.execPath, ['-e', VERIFY_JS], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     current.children.add(child);
@@ -393,7 +394,7 @@ async function chooseCpuKernels(root, pkgDir) {
   if (!v.setting) {
     throw new SetupError(`TensorFlow crashed on this CPU under every kernel setting (${tried})`, 'pixdex keeps using wasm; report the CPU (lscpu) and this output');
   }
-  return { note: `${v.setting.label}${tried ? ` - tried: ${tried}` : ''}` };
+  return { note: `${v.setting.label}${tried ? ` - tried: ${tried}` : ''}`, env: v.setting.env };
 }
 
 function wheelVersion(file) {
@@ -696,12 +697,13 @@ async function main() {
   await step('lay out deps/{include,lib}', () => layoutDeps(pkgDir, libs.dir));
   const key = `tfjs-node-${spec}_tf-${libs.version}_napi-${process.versions.napi}_${process.platform}-${process.arch}`;
   const build = await step('build the binding', () => buildBinding(root, pkgDir, cache, key, opts));
-  const res = build.res || (await step('verify: small model on the tensorflow backend (child process)', async () => {
-    const r = await probe(root);
+  // The CPU's kernel setting first: the verification then runs under it, as pixdex will.
+  const cpu = await step("choose TensorFlow's CPU kernels for this CPU (child processes)", () => chooseCpuKernels(root, pkgDir));
+  const res = (build.res && !Object.keys(cpu.env).length ? build.res : undefined) || (await step('verify: small model on the tensorflow backend (child process)', async () => {
+    const r = await probe(root, cpu.env);
     if (!r.ok) throw new SetupError(`verification failed: ${(r.error || '').split('\n')[0]}`, 'the binding loads TensorFlow 2.x where 2.9.1 is expected; try another --version, or use wasm', `${r.error || ''}\n${r.stderr || ''}`);
     return { ...r, note: `backend '${r.backend}', libtensorflow ${r.libtensorflow}` };
   }));
-  await step("choose TensorFlow's CPU kernels for this CPU (child processes)", () => chooseCpuKernels(root, pkgDir));
   if (build.built) {
     await fsp.mkdir(path.dirname(build.cached), { recursive: true });
     const tmp = `${build.cached}.tmp-${process.pid}`;
