@@ -167,6 +167,7 @@ try {
     indexBatchSize: indexBatchSize(engine.config, (workerCounts.at(-1) ?? 1) > 1 ? backend : undefined),
     decodePerSec: round(decoded.length / decodeSeconds),
     backbonePerSec: round(backbonePerSec),
+    backboneRuntime: model.runtime,
     endToEndPerSec: best,
     endToEndVsBackbone: Math.round((best / backbonePerSec) * 1000) / 1000,
     firstVsBackbone: Math.round((first / backbonePerSec) * 1000) / 1000,

@@ -9,6 +9,7 @@ import { tf } from '../backend.ts';
 import { ModelNotFoundError, invalidParameter } from '../errors.ts';
 import { importedBackbones } from './installed.ts';
 import type { BackboneSpec } from './spec.ts';
+import { NativeGraph, type JsonNode } from './native-graph.ts';
 
 export type { BackboneSpec } from './spec.ts';
 
@@ -23,6 +24,7 @@ const SPECS: Record<string, BackboneSpec> = {
     featureMap: { name: 'MobilenetV2/Conv_1/Relu6', shape: [7, 7, 1280] },
     pooled: 'MobilenetV2/Logits/AvgPool',
     dims: 1280,
+    graphRuntime: true,
   },
   'mobilenet_v1_0.75': {
     id: 'mobilenet_v1_0.75',
@@ -76,6 +78,9 @@ export class Backbone {
     readonly spec: BackboneSpec,
     private readonly graph: tf.GraphModel | undefined,
     private readonly layers: tf.LayersModel | undefined,
+    private readonly native: NativeGraph | undefined,
+    /** How the network runs: TensorFlow's graph runtime, or tfjs op by op (and why). */
+    readonly runtime: string,
   ) {}
 
   /** Throws ModelNotFoundError now (before any backend starts) if the model files are missing. */
@@ -91,16 +96,26 @@ export class Backbone {
   }
 
   /** Reads `<modelsDir>/<spec.dir>/model.json` and its weight files; no network. */
-  static async load(modelsDir: string, id: string): Promise<Backbone> {
+  /** `nativeGraph` overrides the spec's `graphRuntime` (benchmarks and tests compare the two). */
+  static async load(modelsDir: string, id: string, options: { nativeGraph?: boolean } = {}): Promise<Backbone> {
     const spec = backboneSpec(id, modelsDir);
     const dir = path.join(modelsDir, spec.dir);
-    const handler = await localHandler(dir, spec.id, modelsDir);
+    const { handler, topology } = await localHandler(dir, spec.id, modelsDir);
     if (spec.format === 'graph') {
-      return new Backbone(spec, await tf.loadGraphModel(handler), undefined);
+      const graph = await tf.loadGraphModel(handler);
+      const wanted = options.nativeGraph ?? spec.graphRuntime ?? false;
+      if (!wanted || tf.getBackend() !== 'tensorflow') return new Backbone(spec, graph, undefined, undefined, 'tfjs ops');
+      const weights = Object.fromEntries(Object.entries(graph.weights).map(([name, [t]]) => [name, t]));
+      const signatures: Record<string, Record<string, string>> = { map: { fmap: spec.featureMap.name } };
+      if (spec.pooled) Object.assign(signatures, { pooled: { pooled: spec.pooled }, both: { fmap: spec.featureMap.name, pooled: spec.pooled } });
+      const native = await NativeGraph.open(topology as { node?: JsonNode[] }, weights, signatures);
+      return typeof native === 'string'
+        ? new Backbone(spec, graph, undefined, undefined, `tfjs ops (${native})`)
+        : new Backbone(spec, graph, undefined, native, 'TensorFlow graph');
     }
     const full = await tf.loadLayersModel(handler);
     const outputs = [full.getLayer(spec.featureMap.name).output, full.getLayer(spec.pooled!).output] as tf.SymbolicTensor[]; // layers models are built-in ones, which all name their pooled layer
-    return new Backbone(spec, undefined, tf.model({ inputs: full.inputs, outputs }));
+    return new Backbone(spec, undefined, tf.model({ inputs: full.inputs, outputs }), undefined, 'tfjs layers');
   }
 
   /**
@@ -112,7 +127,14 @@ export class Backbone {
       const x = this.input(images, this.spec.inputSize);
       let fmap: tf.Tensor4D;
       let pool: tf.Tensor;
-      if (this.graph && !pooled) {
+      if (this.native && pooled) {
+        const out = this.native.run(withFeatureMap ? 'both' : 'pooled', x);
+        pool = out.pooled;
+        fmap = out.fmap as tf.Tensor4D;
+      } else if (this.native) {
+        fmap = this.native.run('map', x).fmap as tf.Tensor4D;
+        pool = fmap.mean([1, 2]);
+      } else if (this.graph && !pooled) {
         fmap = this.graph.execute(x, featureMap.name) as tf.Tensor4D;
         pool = fmap.mean([1, 2]);
       } else if (this.graph && pooled) {
@@ -140,6 +162,7 @@ export class Backbone {
   featureMaps(images: readonly Uint8Array[], size: number): tf.Tensor4D {
     return tf.tidy(() => {
       const x = this.input(images, size);
+      if (this.native) return this.native.run('map', x).fmap as tf.Tensor4D;
       if (this.graph) return this.graph.execute(x, this.spec.featureMap.name) as tf.Tensor4D;
       return (this.layers!.predict(x) as tf.Tensor[])[0] as tf.Tensor4D;
     });
@@ -188,13 +211,14 @@ export class Backbone {
   }
 
   dispose(): void {
+    this.native?.dispose();
     this.graph?.dispose();
     this.layers?.dispose();
   }
 }
 
 /** An IOHandler over a local model directory: model.json plus weight files in manifest order. */
-async function localHandler(dir: string, id: string, modelsDir: string): Promise<tf.io.IOHandler> {
+async function localHandler(dir: string, id: string, modelsDir: string): Promise<{ handler: tf.io.IOHandler; topology: unknown }> {
   let json: {
     modelTopology: unknown;
     weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
@@ -212,7 +236,7 @@ async function localHandler(dir: string, id: string, modelsDir: string): Promise
     );
   }
   relaxInputShape(json.modelTopology);
-  return {
+  const handler: tf.io.IOHandler = {
     async load() {
       const weightSpecs: tf.io.WeightsManifestEntry[] = [];
       const buffers: Buffer[] = [];
@@ -237,6 +261,7 @@ async function localHandler(dir: string, id: string, modelsDir: string): Promise
       };
     },
   };
+  return { handler, topology: json.modelTopology };
 }
 
 /**
