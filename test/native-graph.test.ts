@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { initBackend, tf } from '../src/backend.ts';
 import { Backbone } from '../src/models/backbone.ts';
-import { plainNodes, type JsonNode } from '../src/models/native-graph.ts';
+import { STALE_MS, plainNodes, sweepStale, type JsonNode } from '../src/models/native-graph.ts';
+import os from 'node:os';
+import path from 'node:path';
 import { decodeImage } from '../src/image/decode.ts';
 import { tfjsNodeDir } from '../src/tensorflow-cpu.ts';
 import { HYM_VAL, MODELS, imagesIn } from './fixtures.ts';
@@ -41,6 +43,25 @@ describe('fused tfjs ops split back into TensorFlow ops', () => {
   it('fusions it does not know are refused with the node named, so the graph stays on tfjs', () => {
     assert.equal(plainNodes([conv(['BiasAdd', 'Prelu'], 2)]), 'block/Relu6: fused BiasAdd+Prelu');
     assert.equal(plainNodes([conv(['FusedBatchNorm'], 4)]), 'block/Relu6: fused FusedBatchNorm');
+  });
+});
+
+describe('the temporary graph folders', () => {
+  it('one left by a process killed mid-load is removed by the next load; a recent one (a load in progress) is kept', () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pixdex-test-sweep-'));
+    try {
+      for (const name of ['pixdex-graph-killed', 'pixdex-graph-loading', 'someone-elses']) {
+        fs.mkdirSync(path.join(tmp, name, 'variables'), { recursive: true });
+        fs.writeFileSync(path.join(tmp, name, 'saved_model.pb'), 'x');
+      }
+      const old = new Date(Date.now() - STALE_MS - 60_000);
+      fs.utimesSync(path.join(tmp, 'pixdex-graph-killed'), old, old);
+      fs.utimesSync(path.join(tmp, 'someone-elses'), old, old);
+      sweepStale(tmp);
+      assert.deepEqual(fs.readdirSync(tmp).sort(), ['pixdex-graph-loading', 'someone-elses']);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
 

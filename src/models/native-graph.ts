@@ -132,7 +132,8 @@ export class NativeGraph {
     const node = require('@tensorflow/tfjs-node').node as { loadSavedModel(dir: string, tags: string[], sig: string): Promise<{ predict(x: tf.NamedTensorMap): tf.NamedTensorMap; dispose(): void }> };
     let dir: string | undefined;
     try {
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pixdex-graph-'));
+      sweepStale(os.tmpdir());
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), PREFIX));
       fs.mkdirSync(path.join(dir, 'variables'));
       fs.writeFileSync(path.join(dir, 'saved_model.pb'), savedModelBytes(nodes, weights, input.name, signatures, topology.versions?.producer ?? 1));
       const models: Record<string, { predict(x: tf.NamedTensorMap): tf.NamedTensorMap; dispose(): void }> = {};
@@ -153,6 +154,31 @@ export class NativeGraph {
   dispose(): void {
     // the signatures share one session: tfjs-node deletes it with the last handle
     for (const m of Object.values(this.models)) m.dispose();
+  }
+}
+
+const PREFIX = 'pixdex-graph-';
+/** A folder this old is no load in progress (a load takes ~1 s): its process was killed mid-load. */
+export const STALE_MS = 10 * 60_000;
+
+/**
+ * Removes graph folders left by processes or worker threads killed while loading (a terminated
+ * worker runs no `finally`); each is ~14 MB. Best effort: a folder that cannot be removed stays.
+ */
+export function sweepStale(tmp: string, now = Date.now()): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(tmp).filter((n) => n.startsWith(PREFIX));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    try {
+      const p = path.join(tmp, name);
+      if (now - fs.statSync(p).mtimeMs > STALE_MS) fs.rmSync(p, { recursive: true, force: true });
+    } catch {
+      // another process removed it first, or it is not ours to remove
+    }
   }
 }
 
