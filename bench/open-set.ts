@@ -7,7 +7,7 @@
  * oxford_flowers17, for 3, 6 and 9 of the 17 classes labelled (classes drawn by seed 1, 2, 3):
  * per labelled class the first 60 files in name order are labelled (bench/labels.ts's split;
  * --labelled-per-class N labels the first N of its 80 instead), every other photo is unlabelled
- * (its last 20, and all 80 of each unlabelled class).
+ * (the rest of its 80, and all 80 of each unlabelled class).
  * Propagation as `pixdex label propagate` does it (k 10, min confidence 0.8): the kNN vote over
  * the labelled photos, calibrated by src/calibration.ts fitted on the labelled photos only.
  *   unlabelledClassSuggested: share of the photos of UNLABELLED classes that get any suggestion
@@ -31,6 +31,7 @@ import { knnVote } from '../src/classify.ts';
 import { LIBRARY_NEIGHBORS, calibrateVote, fitCalibration, inSetProbability } from '../src/calibration.ts';
 import { decideOpenSet } from '../src/open-set.ts';
 import { exactKnn, l2normalize } from '../src/vector.ts';
+import { intParam } from '../src/errors.ts';
 
 const { values } = parseArgs({ options: { datasets: { type: 'string' }, vectors: { type: 'string' }, smoke: { type: 'boolean' }, 'labelled-per-class': { type: 'string' } } });
 const root = path.resolve(values.datasets ?? process.env.PIXDEX_DATASETS ?? '../shared/datasets');
@@ -116,8 +117,7 @@ const share = <T>(xs: T[], ok: (x: T) => boolean) => (xs.length === 0 ? 0 : roun
 const photos = await embedAll();
 const flowers = photos.filter((p) => p.split === 'flowers');
 const classes = [...new Set(flowers.map((p) => p.label))].sort();
-const perClassLabelled = smoke ? 16 : Number(values['labelled-per-class'] ?? 60);
-if (!Number.isInteger(perClassLabelled) || perClassLabelled < 2 || perClassLabelled > 79) throw new Error(`--labelled-per-class must be an integer from 2 to 79 (of each class's 80 photos), got ${values['labelled-per-class']}`);
+const perClassLabelled = smoke ? 16 : values['labelled-per-class'] === undefined ? 60 : intParam('--labelled-per-class', values['labelled-per-class'], 2, 79);
 const rows: Array<Record<string, number>> = [];
 for (const L of smoke ? [2, 3] : [3, 6, 9]) {
   for (const seed of smoke ? [1] : [1, 2, 3]) {
