@@ -28,7 +28,7 @@ import { parseArgs } from 'node:util';
 import { Engine } from '../src/engine.ts';
 import { loadDataset, type DatasetItem } from '../src/eval/evaluate.ts';
 import { knnVote } from '../src/classify.ts';
-import { LIBRARY_NEIGHBORS, calibrateVote, fitCalibration, inSetProbability } from '../src/calibration.ts';
+import { LIBRARY_NEIGHBORS, calibrateVote, fitCalibration, openSetFeatures } from '../src/calibration.ts';
 import { decideOpenSet } from '../src/open-set.ts';
 import { exactKnn, l2normalize } from '../src/vector.ts';
 import { intParam } from '../src/errors.ts';
@@ -100,10 +100,10 @@ function classifyAll(labelled: Photo[], queries: Photo[], library?: Photo[]) {
   const voted = queries.map((q) => {
     const neighbors = nearest(q, matrix, labelled, K).map((h) => ({ label: labelled[h.index].label, score: h.score }));
     const lib = library ? libraryOf(q) : [];
-    return { neighbors, vote: knnVote(neighbors), c: calibrateVote(cal, neighbors), pIn: inSetProbability(cal, neighbors, lib), lib };
+    return { neighbors, vote: knnVote(neighbors), c: calibrateVote(cal, neighbors), x: openSetFeatures(cal, neighbors, lib), lib };
   });
   const index = new Map((library ?? []).map((p, i) => [p, i]));
-  const open = decideOpenSet(voted.map((a, i) => ({ id: index.get(queries[i]) ?? -1 - i, pIn: a.pIn, neighbors: a.lib })));
+  const open = decideOpenSet(voted.map((a, i) => ({ id: index.get(queries[i]) ?? -1 - i, label: a.vote.label, x: a.x, neighbors: a.lib })), cal.inSetExamples ?? []);
   const answers = voted.map(({ vote, c }, i) => {
     const unknown = c.unknown || (library !== undefined && vote.label !== null && open.unknown[i]);
     return { truth: queries[i].label, label: vote.label, share: vote.confidence, confidence: c.confidence, unknown, unlike: c.unknown };

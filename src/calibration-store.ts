@@ -65,7 +65,7 @@ export class CalibrationStore {
 function parse(bytes: Uint8Array): Calibration | null {
   try {
     const cal = JSON.parse(Buffer.from(bytes).toString()) as Calibration;
-    return cal.format === 'pixdex-calibration-2' ? cal : null;
+    return cal.format === 'pixdex-calibration-3' ? cal : null;
   } catch {
     return null;
   }

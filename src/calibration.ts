@@ -7,14 +7,13 @@
  * similarity, margin over the runner-up) maps them to P(right). Two open-set answers:
  *  - unlike the class: the winner's nearest photo is less similar than OPEN_SET_PERCENTILE of
  *    that class's own photos are to their nearest classmate;
- *  - P(in set) (propagation, `inSetProbability`): a second logistic regression, on the vote's
- *    features and on the photo's nearest photos in the whole library (how much closer they are
- *    than its nearest labelled ones, how many of them are labelled, how many carry the winning
- *    label, how many unlabelled ones come before the first labelled one). Its examples of
- *    "in set" are the labelled photos left out one at a time; its examples of "not in set" are
- *    made by hiding a whole class: each labelled photo classified against the other classes, its
- *    classmates counted as unlabelled, as the photos of a class nobody labelled are
- *    (./open-set.ts turns it into the decision over the library; measured: bench/open-set.ts).
+ *  - the open-set features (propagation, `openSetFeatures`): the vote's similarities and the
+ *    photo's nearest photos in the whole library (how much closer they are than its nearest
+ *    labelled ones, how many of them are labelled, how many carry the winning label, how many
+ *    unlabelled ones come before the first labelled one). The fit keeps them for every labelled
+ *    photo left out (`inSetExamples`): the "in set" side of ./open-set.ts's positive-unlabelled
+ *    model, whose other side is the library's unlabelled photos themselves (measured:
+ *    bench/open-set.ts).
  * Pure and synchronous: no I/O, no tfjs.
  */
 import { exactKnn, l2normalize } from './vector.ts';
@@ -35,7 +34,7 @@ export interface ClassTypicality {
 
 /** A fitted calibration, stored as JSON beside the head (LMDB `models`). */
 export interface Calibration {
-  format: 'pixdex-calibration-2';
+  format: 'pixdex-calibration-3';
   /** Neighbours of the vote it was fitted for. */
   k: number;
   /** Logistic regression on FEATURES: intercept first. */
@@ -43,12 +42,21 @@ export interface Calibration {
   classes: Record<string, ClassTypicality>;
   /** For classes with too few photos of their own: the same over all classes. */
   pooled: ClassTypicality;
-  /** Logistic regression on the open-set features (`inSetProbability`), intercept first (null: no library given). */
-  openWeights: number[] | null;
+  /**
+   * Every labelled photo it was fitted on, with its `openSetFeatures` (that photo left out of its
+   * own vote): the labelled side of ./open-set.ts's model (null: no library given).
+   */
+  inSetExamples: InSetExample[] | null;
   /** Labelled photos it was fitted on (a sample of at most MAX_CALIBRATION_IMAGES). */
   images: number;
   /** What it changes when the labels change (refitted when this differs). */
   fingerprint: string;
+}
+
+/** A labelled photo as the open-set model sees it: its label and its open-set features. */
+export interface InSetExample {
+  label: string;
+  x: number[];
 }
 
 /** The calibrated answer for one vote. */
@@ -126,15 +134,17 @@ export function libraryGap(nearest: readonly number[], nearestLabelled: readonly
 }
 
 /**
- * Open-set features of a vote: top and mean similarity of the winner's voters (as in `features`;
- * not the share or the margin: a hidden class leaves fewer classes to vote, so its photos' share
- * is inflated: with ants and bees labelled, hiding ants left every vote to bees and the model
- * learnt "a unanimous vote is a stranger"), then from the photo's LIBRARY_NEIGHBORS nearest photos in the whole
- * library (itself excluded, labelled or not, most similar first): `libraryGap`, the share that is
- * labelled, the share labelled with the winner, and how many unlabelled ones come before the
+ * Open-set features of a vote (null when no labelled neighbour has a positive score): top and
+ * mean similarity of the winner's voters (as in `features`; not the share or the margin, which
+ * the earlier model, fitted on hidden classes, could not use, and which add nothing to the
+ * positive-unlabelled one: flowers17 4.1 / 75.8 % with the share against 4.3 / 75.9 %), then from
+ * the photo's LIBRARY_NEIGHBORS nearest photos in the whole library (itself excluded, labelled or
+ * not, most similar first): `libraryGap`, the share that is labelled, the share labelled with the
+ * winner, and how many unlabelled ones come before the
  * first labelled one.
  */
-function openFeatures(neighbors: readonly CalibrationNeighbor[], k: number, library: readonly CalibrationNeighbor[]): number[] | null {
+export function openSetFeatures(cal: Pick<Calibration, 'k'>, neighbors: readonly CalibrationNeighbor[], library: readonly CalibrationNeighbor[]): number[] | null {
+  const k = cal.k;
   const f = features(neighbors, k, { threshold: -1, median: 0 });
   if (!f) return null;
   const lib = library.slice(0, LIBRARY_NEIGHBORS);
@@ -150,25 +160,13 @@ function openFeatures(neighbors: readonly CalibrationNeighbor[], k: number, libr
   ];
 }
 
-/**
- * P(the photo belongs to a labelled class) from its labelled neighbours (the vote) and its
- * nearest photos in the whole library, at an even prior (as many examples of each kind in the
- * fit; ./open-set.ts adjusts it to the library's own mix). 1 when the calibration has no
- * open-set model; 0 when no labelled neighbour has a positive score.
- */
-export function inSetProbability(cal: Calibration, neighbors: readonly CalibrationNeighbor[], library: readonly CalibrationNeighbor[]): number {
-  if (!cal.openWeights) return 1;
-  const x = openFeatures(neighbors, cal.k, library);
-  return x ? logistic(cal.openWeights, x) : 0;
-}
-
 /** Options of `fitCalibration`. */
 export interface FitOptions {
   k: number;
   fingerprint: string;
   /**
    * Each labelled photo's LIBRARY_NEIGHBORS nearest photos in the whole library, itself
-   * excluded (same order as the vectors), when the library is known: fits the open-set model.
+   * excluded (same order as the vectors), when the library is known: keeps `inSetExamples`.
    */
   library?: ReadonlyArray<readonly CalibrationNeighbor[]>;
 }
@@ -211,33 +209,19 @@ export function fitCalibration(vectors: readonly Float32Array[], labels: readonl
     ws.push(1);
   };
   ranked.forEach((hits, i) => add(hits, names[i]));
-  const openWeights = o.library ? fitOpenSet(ranked, names, pick.map((i) => o.library![i] ?? []), o.k) : null;
-  return { format: 'pixdex-calibration-2', k: o.k, weights: fitLogistic(xs, ys, ws), classes, pooled, openWeights, images: n, fingerprint: o.fingerprint };
+  const inSetExamples = o.library ? leftOutFeatures(ranked, names, pick.map((i) => o.library![i] ?? []), o.k) : null;
+  return { format: 'pixdex-calibration-3', k: o.k, weights: fitLogistic(xs, ys, ws), classes, pooled, inSetExamples, images: n, fingerprint: o.fingerprint };
 }
 
-/**
- * The open-set model: in-set examples are the labelled photos left out one at a time; examples
- * of a class nobody labelled are made by hiding each class in turn (its photos classified
- * against the other classes, its labelled photos counted as unlabelled in the library). Both
- * kinds weigh the same in all (an even prior). Null when no class can be hidden (one label).
- */
-function fitOpenSet(ranked: ReadonlyArray<ReadonlyArray<{ index: number; score: number }>>, names: readonly string[], library: ReadonlyArray<readonly CalibrationNeighbor[]>, k: number): number[] | null {
-  const xs: number[][] = [];
-  const ys: number[] = [];
-  const example = (i: number, hidden: string | null) => {
-    const neighbors = ranked[i].filter((h) => names[h.index] !== hidden).slice(0, k).map((h) => ({ label: names[h.index], score: h.score }));
-    const lib = library[i].map((n) => (hidden !== null && n.label === hidden ? { score: n.score } : n));
-    const x = openFeatures(neighbors, k, lib);
-    if (!x) return;
-    xs.push(x);
-    ys.push(hidden === null ? 1 : 0);
-  };
-  names.forEach((_, i) => example(i, null));
-  names.forEach((name, i) => example(i, name));
-  const nIn = ys.filter((y) => y === 1).length;
-  const nOut = ys.length - nIn;
-  if (nIn === 0 || nOut === 0) return null;
-  return fitLogistic(xs, ys, ys.map((y) => (y === 1 ? 1 : nIn / nOut)));
+/** `openSetFeatures` of each labelled photo classified against the others (itself left out). */
+function leftOutFeatures(ranked: ReadonlyArray<ReadonlyArray<{ index: number; score: number }>>, names: readonly string[], library: ReadonlyArray<readonly CalibrationNeighbor[]>, k: number): InSetExample[] {
+  const out: InSetExample[] = [];
+  names.forEach((label, i) => {
+    const neighbors = ranked[i].slice(0, k).map((h) => ({ label: names[h.index], score: h.score }));
+    const x = openSetFeatures({ k }, neighbors, library[i]);
+    if (x) out.push({ label, x: x.map((v) => Math.round(v * 1e6) / 1e6) });
+  });
+  return out;
 }
 
 function typicality(sims: number[]): ClassTypicality | null {
@@ -263,14 +247,14 @@ function evenSample(labels: readonly string[], max: number): number[] {
   return Array.from({ length: max }, (_, j) => Math.floor(j * step));
 }
 
-function logistic(w: readonly number[], x: readonly number[]): number {
+export function logistic(w: readonly number[], x: readonly number[]): number {
   let z = w[0];
   for (let j = 0; j < x.length; j++) z += w[j + 1] * x[j];
   return 1 / (1 + Math.exp(-z));
 }
 
 /** Weighted logistic regression by gradient descent on standardised features (small L2). */
-function fitLogistic(xs: number[][], ys: number[], ws: number[]): number[] {
+export function fitLogistic(xs: number[][], ys: number[], ws: number[]): number[] {
   const d = xs[0]?.length ?? 0;
   if (xs.length === 0 || ys.every((y) => y === ys[0])) {
     const p = ys.length === 0 ? 0.5 : Math.min(0.99, Math.max(0.01, ys[0]));

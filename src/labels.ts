@@ -10,7 +10,7 @@ import { CLASSIFY_METHODS, DEFAULT_CLASSIFY_METHOD, DEFAULT_CLASSIFY_MIN_CONFIDE
 import { InvalidParameterError, NotFoundError, PixdexError, intParam, numberParam } from './errors.ts';
 import { knnVote } from './classify.ts';
 import { ClassifierHead, type HeadOptions, type HeadReport } from './models/head.ts';
-import { calibrateVote, inSetProbability } from './calibration.ts';
+import { calibrateVote, openSetFeatures } from './calibration.ts';
 import { decideOpenSet } from './open-set.ts';
 import { CalibrationStore } from './calibration-store.ts';
 
@@ -164,18 +164,19 @@ export class Labels {
     const suggestions: Suggestion[] = [];
     let unlabelled = 0;
     const cal = this.calibration.get(k);
-    // First every unlabelled photo's vote and P(in set), then the open-set decision over them all.
-    const voted: Array<{ id: number; path: string; c: Classification; pIn: number; neighbors: SearchResult[] }> = [];
+    // First every unlabelled photo's vote and open-set features, then the open-set decision over them all.
+    const voted: Array<{ id: number; path: string; c: Classification; label: string | null; x: number[] | null; neighbors: SearchResult[] }> = [];
     for (const { id, rec } of this.records.images()) {
       if (rec.label !== undefined) continue;
       unlabelled++;
       const v = this.records.spaceVector(space, id);
       if (!v) continue;
       const c = this.classifyVector(v, { k, method: 'knn', excludeId: id });
-      const neighbors = cal?.openWeights ? this.calibration.libraryNeighbors(id, v) : [];
-      voted.push({ id, path: rec.path, c, pIn: cal ? inSetProbability(cal, c.neighbors, neighbors) : 1, neighbors });
+      const neighbors = cal?.inSetExamples ? this.calibration.libraryNeighbors(id, v) : [];
+      voted.push({ id, path: rec.path, c, label: c.label, x: cal?.inSetExamples ? openSetFeatures(cal, c.neighbors, neighbors) : null, neighbors });
     }
-    const open = decideOpenSet(voted);
+    // Without a calibration (fewer than 2 labels) nothing is called out of set this way.
+    const open = cal?.inSetExamples ? decideOpenSet(voted, cal.inSetExamples) : { unknown: voted.map(() => false) };
     let unknown = 0;
     voted.forEach(({ id, path, c }, i) => {
       // Open set: unlike every labelled class, or (with its neighbours) more likely of a class nobody labelled.
