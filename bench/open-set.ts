@@ -100,7 +100,7 @@ function classifyAll(labelled: Photo[], queries: Photo[], library?: Photo[]) {
   const voted = queries.map((q) => {
     const neighbors = nearest(q, matrix, labelled, K).map((h) => ({ label: labelled[h.index].label, score: h.score }));
     const lib = library ? libraryOf(q) : [];
-    return { neighbors, vote: knnVote(neighbors), c: calibrateVote(cal, neighbors), x: openSetFeatures(cal, neighbors, lib), lib };
+    return { neighbors, vote: knnVote(neighbors), c: calibrateVote(cal, neighbors), x: openSetFeatures(cal.k, neighbors, lib), lib };
   });
   const index = new Map((library ?? []).map((p, i) => [p, i]));
   const open = decideOpenSet(voted.map((a, i) => ({ id: index.get(queries[i]) ?? -1 - i, label: a.vote.label, x: a.x, neighbors: a.lib })), cal.inSetExamples ?? []);

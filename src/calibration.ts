@@ -140,11 +140,9 @@ export function libraryGap(nearest: readonly number[], nearestLabelled: readonly
  * positive-unlabelled one: flowers17 4.1 / 75.8 % with the share against 4.3 / 75.9 %), then from
  * the photo's LIBRARY_NEIGHBORS nearest photos in the whole library (itself excluded, labelled or
  * not, most similar first): `libraryGap`, the share that is labelled, the share labelled with the
- * winner, and how many unlabelled ones come before the
- * first labelled one.
+ * winner, and how many unlabelled ones come before the first labelled one. `k`: the vote's size.
  */
-export function openSetFeatures(cal: Pick<Calibration, 'k'>, neighbors: readonly CalibrationNeighbor[], library: readonly CalibrationNeighbor[]): number[] | null {
-  const k = cal.k;
+export function openSetFeatures(k: number, neighbors: readonly CalibrationNeighbor[], library: readonly CalibrationNeighbor[]): number[] | null {
   const f = features(neighbors, k, { threshold: -1, median: 0 });
   if (!f) return null;
   const lib = library.slice(0, LIBRARY_NEIGHBORS);
@@ -218,7 +216,7 @@ function leftOutFeatures(ranked: ReadonlyArray<ReadonlyArray<{ index: number; sc
   const out: InSetExample[] = [];
   names.forEach((label, i) => {
     const neighbors = ranked[i].slice(0, k).map((h) => ({ label: names[h.index], score: h.score }));
-    const x = openSetFeatures({ k }, neighbors, library[i]);
+    const x = openSetFeatures(k, neighbors, library[i]);
     if (x) out.push({ label, x: x.map((v) => Math.round(v * 1e6) / 1e6) });
   });
   return out;
@@ -254,7 +252,7 @@ export function logistic(w: readonly number[], x: readonly number[]): number {
 }
 
 /** Weighted logistic regression by gradient descent on standardised features (small L2). */
-export function fitLogistic(xs: number[][], ys: number[], ws: number[]): number[] {
+export function fitLogistic(xs: ReadonlyArray<readonly number[]>, ys: readonly number[], ws: readonly number[]): number[] {
   const d = xs[0]?.length ?? 0;
   if (xs.length === 0 || ys.every((y) => y === ys[0])) {
     const p = ys.length === 0 ? 0.5 : Math.min(0.99, Math.max(0.01, ys[0]));

@@ -163,7 +163,9 @@ export class Labels {
     const space = this.searcher.spaceFor();
     const suggestions: Suggestion[] = [];
     let unlabelled = 0;
+    // The labelled photos' open-set examples (none without a calibration: fewer than 2 labels).
     const cal = this.calibration.get(k);
+    const inSet = cal?.inSetExamples;
     // First every unlabelled photo's vote and open-set features, then the open-set decision over them all.
     const voted: Array<{ id: number; path: string; c: Classification; label: string | null; x: number[] | null; neighbors: SearchResult[] }> = [];
     for (const { id, rec } of this.records.images()) {
@@ -172,11 +174,11 @@ export class Labels {
       const v = this.records.spaceVector(space, id);
       if (!v) continue;
       const c = this.classifyVector(v, { k, method: 'knn', excludeId: id });
-      const neighbors = cal?.inSetExamples ? this.calibration.libraryNeighbors(id, v) : [];
-      voted.push({ id, path: rec.path, c, label: c.label, x: cal?.inSetExamples ? openSetFeatures(cal, c.neighbors, neighbors) : null, neighbors });
+      const neighbors = inSet ? this.calibration.libraryNeighbors(id, v) : [];
+      voted.push({ id, path: rec.path, c, label: c.label, x: inSet ? openSetFeatures(k, c.neighbors, neighbors) : null, neighbors });
     }
-    // Without a calibration (fewer than 2 labels) nothing is called out of set this way.
-    const open = cal?.inSetExamples ? decideOpenSet(voted, cal.inSetExamples) : { unknown: voted.map(() => false) };
+    // Without examples nothing is called out of set this way.
+    const open = inSet ? decideOpenSet(voted, inSet) : { unknown: voted.map(() => false) };
     let unknown = 0;
     voted.forEach(({ id, path, c }, i) => {
       // Open set: unlike every labelled class, or (with its neighbours) more likely of a class nobody labelled.

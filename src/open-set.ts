@@ -55,7 +55,7 @@ export function inSetProbabilities(items: readonly OpenSetItem[], inSet: readonl
   if (inSet.length === 0 || unlabelled.length === 0) return items.map((it) => (it.x ? 1 : 0));
   const step = Math.max(1, unlabelled.length / MAX_FIT_UNLABELLED);
   const sample = Array.from({ length: Math.min(unlabelled.length, MAX_FIT_UNLABELLED) }, (_, j) => unlabelled[Math.floor(j * step)]);
-  const xs = [...inSet.map((e) => e.x), ...sample].map((x) => [...x]);
+  const xs = [...inSet.map((e) => e.x), ...sample];
   const ys = [...inSet.map(() => 1), ...sample.map(() => 0)];
   // The sample stands for every unlabelled photo: weighted so the mix of the two sides is the library's.
   const w = fitLogistic(xs, ys, ys.map((y) => (y === 1 ? 1 : unlabelled.length / sample.length)));
