@@ -11,9 +11,13 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import type { BackendChoice, BackendName } from './config.ts';
 import { BackendError } from './errors.ts';
-import { prepareTensorflowCpu } from './tensorflow-cpu.ts';
+import { applyTensorflowEnvironment, prepareTensorflowCpu } from './tensorflow-cpu.ts';
 
 const require = createRequire(import.meta.url);
+
+// TensorFlow's environment, set now, before this process decodes any image: a later write races
+// with sharp's threads reading the environment (a SIGSEGV in getenv; src/tensorflow-cpu.ts).
+applyTensorflowEnvironment();
 
 /** The backend that runs, and why it was chosen. */
 export interface BackendInfo {
@@ -29,10 +33,9 @@ let cpuNote: string | undefined;
 
 /** Loads tfjs-node if it is installed and built; returns the failure message otherwise. */
 function loadTensorflow(): string | undefined {
-  // TensorFlow's C++ start-up banner (CPU features) goes to stderr unless told otherwise; level 2
-  // keeps warnings and errors. A user's own setting wins.
-  process.env.TF_CPP_MIN_LOG_LEVEL ??= '2';
-  // Before TensorFlow loads: kernels that crash this CPU are never dispatched to.
+  // TF_CPP_MIN_LOG_LEVEL (level 2: warnings and errors, not the start-up banner) and the recorded
+  // CPU setting were set at import (`applyTensorflowEnvironment`). Before TensorFlow loads: kernels
+  // that crash this CPU are never dispatched to.
   const cpu = prepareTensorflowCpu();
   if (!cpu.ok) return cpu.failure;
   cpuNote = cpu.note;

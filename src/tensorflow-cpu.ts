@@ -157,7 +157,7 @@ function readRecord(file: string, fingerprint: string): CpuVerdict | undefined {
 export function cpuVerdict(pkgDir: string, opts: { reprobe?: boolean } = {}): CpuVerdict {
   const fingerprint = cpuFingerprint(pkgDir);
   const at = new Date().toISOString();
-  const user = Object.fromEntries(USER_VARIABLES.filter((v) => process.env[v] !== undefined).map((v) => [v, process.env[v]!]));
+  const user = Object.fromEntries(USER_VARIABLES.filter((v) => process.env[v] !== undefined && process.env[v] !== ours[v]).map((v) => [v, process.env[v]!]));
   if (Object.keys(user).length) {
     return { fingerprint, setting: { label: `your own ${Object.entries(user).map(([k, v]) => `${k}=${v}`).join(' ')}`, env: {} }, trials: [], at, source: 'user' };
   }
@@ -204,7 +204,9 @@ export function prepareTensorflowCpu(): CpuPreparation {
   if (!verdict.setting) {
     result = { ok: false, failure: `TensorFlow did not run a small MobileNet on this CPU under any kernel setting (${crashed.join('; ')})` };
   } else if (isMainThread) {
-    Object.assign(process.env, verdict.setting.env);
+    // Written only when not already set at import (`applyTensorflowEnvironment`): here only after
+    // a fresh probe, whose seconds of child processes the image threads have finished their work in.
+    setEnv(verdict.setting.env);
     result = { ok: true, note: crashed.length || verdict.source === 'user' ? `${verdict.setting.label}${crashed.length ? ` (${crashed.join('; ')})` : ''}` : undefined };
   } else {
     const missing = Object.entries(verdict.setting.env).filter(([k, v]) => process.env[k] !== v);
@@ -214,4 +216,38 @@ export function prepareTensorflowCpu(): CpuPreparation {
   }
   prepared = result;
   return result;
+}
+
+/** Variables pixdex itself set (so they are not mistaken for the user's own). */
+const ours: Record<string, string> = {};
+
+/** Writes only the variables whose value differs: each write may move the environment under native readers. */
+function setEnv(vars: Record<string, string>): void {
+  for (const [k, v] of Object.entries(vars)) {
+    ours[k] = v;
+    if (process.env[k] !== v) process.env[k] = v;
+  }
+}
+
+let applied = false;
+
+/**
+ * Sets TensorFlow's process environment once, on the main thread, when pixdex's backend module is
+ * imported, before this process does any image work: TF_CPP_MIN_LOG_LEVEL=2 (TensorFlow's C++
+ * start-up banner, unless the user set it) and this machine's recorded CPU setting (a file read,
+ * never a probe; without a record the probe runs at TensorFlow's first use, `prepareTensorflowCpu`).
+ * Writing the environment later races with native threads that read it: libvips (sharp) calls
+ * getenv on its own threads for every image, and glibc's setenv may move the environment array
+ * under them. Measured: an engine opened on tensorflow while sharp decoded died of SIGSEGV in
+ * getenv("PS_MAX_COORD") (vips_max_coord_get) once in 169 runs, the main thread loading tfjs-node
+ * right after setting ONEDNN_MAX_CPU_ISA; CI saw the same in test/instance.test.ts.
+ */
+export function applyTensorflowEnvironment(): void {
+  if (applied || !isMainThread) return;
+  applied = true;
+  setEnv({ TF_CPP_MIN_LOG_LEVEL: process.env.TF_CPP_MIN_LOG_LEVEL ?? '2' });
+  const pkgDir = tfjsNodeDir();
+  if (!pkgDir || USER_VARIABLES.some((v) => process.env[v] !== undefined)) return;
+  const recorded = readRecord(path.join(pkgDir, 'deps', CPU_RECORD), cpuFingerprint(pkgDir));
+  if (recorded?.setting) setEnv(recorded.setting.env);
 }

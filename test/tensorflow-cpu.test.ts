@@ -65,6 +65,21 @@ describe("TensorFlow's CPU kernels", { skip }, () => {
     assert.deepEqual(read.setting, harmless);
   });
 
+  it('the environment is set when pixdex is imported, and starting TensorFlow writes none of it (a later write races with sharp reading it)', () => {
+    const verdict = cpuVerdict(pkgDir!); // recorded (or probed and recorded now)
+    assert.notEqual(verdict.source, 'user', 'unset ONEDNN_MAX_CPU_ISA / TF_ENABLE_ONEDNN_OPTS to run this test');
+    const env = { ...process.env };
+    for (const v of ['ONEDNN_MAX_CPU_ISA', 'DNNL_MAX_CPU_ISA', 'TF_ENABLE_ONEDNN_OPTS', 'TF_CPP_MIN_LOG_LEVEL']) delete env[v];
+    const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(REPO, 'test/helpers/env-writes-child.ts')], { encoding: 'utf8', cwd: REPO, env });
+    assert.equal(r.signal, null, `the child died of ${r.signal}: ${r.stderr}`);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { atImport: Record<string, string | null>; writes: string[]; backend: string };
+    assert.equal(out.backend, 'tensorflow');
+    assert.equal(out.atImport.TF_CPP_MIN_LOG_LEVEL, '2');
+    for (const [k, v] of Object.entries(verdict.setting!.env)) assert.equal(out.atImport[k], v, k);
+    assert.deepEqual(out.writes, [], 'TensorFlow started with environment writes');
+  });
+
   it("the user's own ONEDNN_MAX_CPU_ISA is taken as given (no probe)", () => {
     const before = process.env.ONEDNN_MAX_CPU_ISA;
     process.env.ONEDNN_MAX_CPU_ISA = 'SSE41';
