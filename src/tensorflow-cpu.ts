@@ -151,19 +151,26 @@ function readRecord(file: string, fingerprint: string): CpuVerdict | undefined {
 }
 
 /**
+ * The verdict known without probing: the user's own variables (those pixdex did not set), else the
+ * record when it matches this CPU and build (unless `reprobe`), else undefined.
+ */
+function knownVerdict(pkgDir: string, fingerprint: string, opts: { reprobe?: boolean }): CpuVerdict | undefined {
+  const user = Object.fromEntries(USER_VARIABLES.filter((v) => process.env[v] !== undefined && process.env[v] !== ours[v]).map((v) => [v, process.env[v]!]));
+  if (Object.keys(user).length) {
+    return { fingerprint, setting: { label: `your own ${Object.entries(user).map(([k, v]) => `${k}=${v}`).join(' ')}`, env: {} }, trials: [], at: new Date().toISOString(), source: 'user' };
+  }
+  return opts.reprobe ? undefined : readRecord(path.join(pkgDir, 'deps', CPU_RECORD), fingerprint);
+}
+
+/**
  * The verdict for this machine: the user's variables, the record when it matches this CPU and
  * build, or a fresh probe (recorded when `deps/` is writable). `reprobe` ignores the record.
  */
 export function cpuVerdict(pkgDir: string, opts: { reprobe?: boolean } = {}): CpuVerdict {
   const fingerprint = cpuFingerprint(pkgDir);
-  const at = new Date().toISOString();
-  const user = Object.fromEntries(USER_VARIABLES.filter((v) => process.env[v] !== undefined && process.env[v] !== ours[v]).map((v) => [v, process.env[v]!]));
-  if (Object.keys(user).length) {
-    return { fingerprint, setting: { label: `your own ${Object.entries(user).map(([k, v]) => `${k}=${v}`).join(' ')}`, env: {} }, trials: [], at, source: 'user' };
-  }
+  const known = knownVerdict(pkgDir, fingerprint, opts);
+  if (known) return known;
   const file = path.join(pkgDir, 'deps', CPU_RECORD);
-  const recorded = opts.reprobe ? undefined : readRecord(file, fingerprint);
-  if (recorded) return recorded;
   const trials: CpuTrial[] = [];
   let setting: CpuSetting | undefined;
   for (const candidate of CPU_SETTINGS) {
@@ -176,7 +183,7 @@ export function cpuVerdict(pkgDir: string, opts: { reprobe?: boolean } = {}): Cp
     // A load failure (not a crash) is the same under every setting: no point trying the others.
     if (!trial.outcome.startsWith('killed by')) break;
   }
-  const verdict: CpuVerdict = { fingerprint, setting, trials, at, source: 'probed' };
+  const verdict: CpuVerdict = { fingerprint, setting, trials, at: new Date().toISOString(), source: 'probed' };
   try {
     fs.writeFileSync(`${file}.tmp-${process.pid}`, `${JSON.stringify({ ...verdict, source: undefined }, null, 2)}\n`);
     fs.renameSync(`${file}.tmp-${process.pid}`, file);
@@ -198,7 +205,7 @@ export function prepareTensorflowCpu(): CpuPreparation {
   if (prepared) return prepared;
   const pkgDir = tfjsNodeDir();
   if (!pkgDir) return { ok: true };
-  const verdict = cpuVerdict(pkgDir);
+  const verdict = atImport ?? cpuVerdict(pkgDir);
   const crashed = verdict.trials.filter((t) => !t.ok).map((t) => `${t.label}: ${t.outcome}`);
   let result: CpuPreparation;
   if (!verdict.setting) {
@@ -230,6 +237,8 @@ function setEnv(vars: Record<string, string>): void {
 }
 
 let applied = false;
+/** The verdict `applyTensorflowEnvironment` found at import (main thread), kept for `prepareTensorflowCpu`. */
+let atImport: CpuVerdict | undefined;
 
 /**
  * Sets TensorFlow's process environment once, on the main thread, when pixdex's backend module is
@@ -247,7 +256,7 @@ export function applyTensorflowEnvironment(): void {
   applied = true;
   setEnv({ TF_CPP_MIN_LOG_LEVEL: process.env.TF_CPP_MIN_LOG_LEVEL ?? '2' });
   const pkgDir = tfjsNodeDir();
-  if (!pkgDir || USER_VARIABLES.some((v) => process.env[v] !== undefined)) return;
-  const recorded = readRecord(path.join(pkgDir, 'deps', CPU_RECORD), cpuFingerprint(pkgDir));
-  if (recorded?.setting) setEnv(recorded.setting.env);
+  if (!pkgDir) return;
+  atImport = knownVerdict(pkgDir, cpuFingerprint(pkgDir), {});
+  if (atImport?.setting) setEnv(atImport.setting.env);
 }
