@@ -10,6 +10,7 @@
  * tensorflow (a short run at 64 px: round trip, classify, abort, no leaks; no accuracy bound — two
  * epochs from fresh weights on a dozen photos learn next to nothing, which is the mode's point) and
  * is refused on wasm; its layer table is checked against the graph's weight shapes on both.
+ * The zoomed-out training view is checked pixel by pixel on a real photo.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,11 +18,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Engine } from '../src/engine.ts';
 import { tf } from '../src/backend.ts';
-import { FINETUNE_KEY, featureSet, libraryTop, queryFeatures } from '../src/finetune.ts';
+import sharp from 'sharp';
+import { FINETUNE_KEY, featureSet, libraryTop, queryFeatures, zoomOut } from '../src/finetune.ts';
 import { FinetunedTop, MOBILENET_V2_TOP, topSplit } from '../src/models/finetune.ts';
 import { FINETUNE_BLOCKS } from '../src/contracts/limits.ts';
 import { MOBILENET_V2_BLOCKS, MOBILENET_V2_LAST, MOBILENET_V2_STEM, ScratchNet } from '../src/models/scratch-net.ts';
 import { decodeImage } from '../src/image/decode.ts';
+import { seededRandom } from '../src/random.ts';
 import { stratifiedSplit } from '../src/models/head.ts';
 import { parseParams, VERBS } from '../src/contracts/verbs.ts';
 import type { PixdexError } from '../src/errors.ts';
@@ -256,5 +259,27 @@ describe('Fine-tuning the top of mobilenet_v2 on hymenoptera', () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe('Zoomed-out training views', () => {
+  it('shrink a real photo into the view and fill the rest by mirroring it; the same draws give the same view', async () => {
+    const photo = imagesIn(path.join(HYM_TRAIN, 'bees'))[0];
+    const img = await decodeImage(fs.readFileSync(photo), { size: 256, maxInputPixels: 50_000_000 });
+    // Every draw 0.5: the copy's side is 70 % of 224 (157 px) at offset (34, 34), no flip, colour factors 1.
+    const view = await zoomOut(img.pixels, 256, 224, () => 0.5);
+    assert.equal(view.length, 224 * 224 * 3);
+    const s = 157;
+    const o = 34;
+    const copy = await sharp(img.pixels, { raw: { width: 256, height: 256, channels: 3 } }).resize(s, s).raw().toBuffer();
+    const at = (x: number, y: number) => Array.from(view.subarray((y * 224 + x) * 3, (y * 224 + x) * 3 + 3));
+    let differing = 0;
+    for (let y = 0; y < s; y++) for (let x = 0; x < s; x++) if (at(o + x, o + y).some((c, k) => Math.abs(c - copy[(y * s + x) * 3 + k]) > 1)) differing++;
+    assert.equal(differing, 0, 'the placed copy is the photo resized to 157 px');
+    for (const y of [0, 40, 100, 223]) for (let k = 0; k < o; k++) assert.deepEqual(at(o - 1 - k, y), at(o + k, y), `row ${y}: mirrored across the copy's left edge`);
+    for (let k = 0; k < 224 - o - s; k++) assert.deepEqual(at(5, o + s + k), at(5, o + s - 1 - k), 'mirrored below the copy');
+
+    assert.deepEqual(await zoomOut(img.pixels, 256, 224, seededRandom(3)), await zoomOut(img.pixels, 256, 224, seededRandom(3)));
+    assert.notDeepEqual(await zoomOut(img.pixels, 256, 224, seededRandom(3)), await zoomOut(img.pixels, 256, 224, seededRandom(4)));
   });
 });
