@@ -233,9 +233,9 @@ export function augment(pixels: Uint8Array, side: number, out: number, random: (
 /**
  * A zoomed-out view: the `side`² image shrunk to a random 50-90 % of `out`, placed at a random
  * spot of an `out`² canvas whose rest is filled by mirroring it (reflect padding), then flipped
- * half the time and colour-jittered as `augment` does. Crops only ever zoom in, and people photograph the
- * same kind of thing close up and from afar: on flowers17 the fixed val split's misses were mostly
- * wide shots of several small flowers where the training photos are close-ups.
+ * half the time and colour-jittered as `augment` does. Crops only ever zoom in, and people
+ * photograph the same kind of thing close up and from afar: several of flowers17's fixed-split
+ * misses were wide shots of small flowers whose class's training photos are mostly close-ups.
  */
 export async function zoomOut(pixels: Uint8Array, side: number, out: number, random: () => number): Promise<Uint8Array> {
   const s = Math.round(out * (0.5 + 0.4 * random()));
