@@ -239,25 +239,14 @@ export function augment(pixels: Uint8Array, side: number, out: number, random: (
  */
 export async function zoomOut(pixels: Uint8Array, side: number, out: number, random: () => number): Promise<Uint8Array> {
   const s = Math.round(out * (0.5 + 0.4 * random()));
-  const small = await sharp(pixels, { raw: { width: side, height: side, channels: 3 } }).resize(s, s).raw().toBuffer();
   const ox = Math.floor(random() * (out - s + 1));
   const oy = Math.floor(random() * (out - s + 1));
-  const mirror = (u: number) => {
-    const m = ((u % (2 * s)) + 2 * s) % (2 * s);
-    return m >= s ? 2 * s - 1 - m : m;
-  };
-  const canvas = new Uint8Array(out * out * 3);
-  for (let y = 0; y < out; y++) {
-    const row = mirror(y - oy) * s;
-    for (let x = 0; x < out; x++) {
-      const src = (row + mirror(x - ox)) * 3;
-      const dst = (y * out + x) * 3;
-      canvas[dst] = small[src];
-      canvas[dst + 1] = small[src + 1];
-      canvas[dst + 2] = small[src + 2];
-    }
-  }
-  return augment(canvas, out, out, random); // side == out: no crop, only the flip and colour
+  const canvas = await sharp(pixels, { raw: { width: side, height: side, channels: 3 } })
+    .resize(s, s)
+    .extend({ top: oy, bottom: out - s - oy, left: ox, right: out - s - ox, extendWith: 'mirror' })
+    .raw()
+    .toBuffer();
+  return augment(new Uint8Array(canvas), out, out, random); // side == out: no crop, only the flip and colour
 }
 
 function clamp(v: number): number {
