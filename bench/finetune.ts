@@ -10,6 +10,8 @@
  * the tensorflow backend; 0 on wasm, which cannot train the blocks' depthwise convolutions: the
  * JSON line says which). --input: scratch's input side (default 128). scratch trains the whole
  * network and needs the tensorflow backend (on wasm its run fails with BACKEND_UNAVAILABLE).
+ * PIXDEX_BACKBONE=mobilenet_v1_embedding measures that backbone (finetune retrains its last 1x1
+ * convolution, on any backend; scratch is mobilenet_v2 only).
  *   PIXDEX_BENCH_SMOKE=1 node --import tsx bench/finetune.ts   # 8 images per class, 2 epochs
  */
 import { execFileSync } from 'node:child_process';
@@ -92,8 +94,8 @@ async function runOne(name: string, mode: string): Promise<void> {
       head.dispose();
     } else {
       const views = Number(values.views ?? (smoke ? 2 : 4));
-      // scratch trains the whole network (no --blocks); finetune: the default blocks on tensorflow, Conv_1 alone on wasm.
-      const blocks = mode === 'scratch' ? undefined : values.blocks !== undefined ? Number(values.blocks) : tf.getBackend() === 'tensorflow' ? FINETUNE_BLOCKS.default : 0;
+      // scratch trains the whole network (no --blocks); finetune on mobilenet_v2: the default blocks on tensorflow, Conv_1 alone on wasm; other backbones: their one split.
+      const blocks = mode === 'scratch' ? undefined : values.blocks !== undefined ? Number(values.blocks) : engine.spec.id !== 'mobilenet_v2' ? undefined : tf.getBackend() === 'tensorflow' ? FINETUNE_BLOCKS.default : 0;
       const { top, report } = await finetuneOnFiles(backbone, train, engine.config.maxInputPixels, {
         mode: mode as 'finetune' | 'scratch',
         views,
@@ -110,7 +112,7 @@ async function runOne(name: string, mode: string): Promise<void> {
         const bytes = fs.readFileSync(it.path);
         pred.push((top instanceof ScratchNet ? top.predict((await decodeImage(bytes, { size: top.inputSize, maxInputPixels: engine.config.maxInputPixels })).pixels) : top.predict(await queryFeatures(backbone, top.split, bytes, engine.config.maxInputPixels)))[0].label);
       }
-      extra = { epochs: report.epochs, bestEpoch: report.bestEpoch, views: mode === 'scratch' ? '1 fresh per epoch' : views, blocks: blocks ?? 'all', ...(top instanceof ScratchNet ? { inputSize: top.inputSize } : {}), heldOutAccuracy: round4(report.heldOutAccuracy), refit: report.refit ?? false, featureSeconds: report.featureSeconds, trainSeconds: round1(trainSeconds), trained: report.trained };
+      extra = { epochs: report.epochs, bestEpoch: report.bestEpoch, views: mode === 'scratch' ? '1 fresh per epoch' : views, blocks: blocks ?? (mode === 'scratch' ? 'all' : 0), ...(top instanceof ScratchNet ? { inputSize: top.inputSize } : {}), heldOutAccuracy: round4(report.heldOutAccuracy), refit: report.refit ?? false, featureSeconds: report.featureSeconds, trainSeconds: round1(trainSeconds), trained: report.trained };
       top.dispose();
     }
     console.log(JSON.stringify({

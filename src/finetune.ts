@@ -33,7 +33,7 @@ export interface LabelledFile {
 export interface FinetuneRun extends Partial<FinetuneOptions> {
   /** `--mode scratch`: input side of the whole network trained from pixels (default 128). */
   inputSize?: number;
-  /** Inverted-residual blocks retrained below Conv_1 (default: FINETUNE_BLOCKS.default). */
+  /** mobilenet_v2: inverted-residual blocks retrained below Conv_1 (default: FINETUNE_BLOCKS.default); mobilenet_v1_embedding: 0 only. */
   blocks?: number;
   /** Augmented views per training image (default: 4). */
   views?: number;
@@ -100,10 +100,10 @@ export async function finetuneOnFiles(backbone: Backbone, files: readonly Labell
  * `--mode scratch`: the whole MobileNetV2 architecture from fresh weights (src/models/scratch-net.ts),
  * trained from pixels at `inputSize` (default 128) with a fresh augmented view of every training
  * image per epoch (the same flip / crop / colour augmentation, crops of a decode 256/224 larger).
- * The pretrained backbone is used for nothing but its name (mobilenet_v2 only, like finetune).
+ * The pretrained backbone is used for nothing but its name (mobilenet_v2 only).
  */
 async function scratchOnFiles(backbone: Backbone, files: readonly LabelledFile[], maxInputPixels: number, o: FinetuneRun): Promise<FinetuneResult> {
-  topSplit(backbone.spec.id, 0); // mobilenet_v2 only, the same message as finetune
+  if (backbone.spec.id !== 'mobilenet_v2') throw new InvalidParameterError(`--mode scratch trains the MobileNetV2 architecture from fresh weights and needs a mobilenet_v2 library; this one uses ${backbone.spec.id}. Use --mode head (the default) or finetune.`);
   if (o.blocks !== undefined) throw new InvalidParameterError('--blocks applies to --mode finetune; --mode scratch trains the whole network (every block).');
   assertCanTrainScratch(); // before any image is read
   const classes = [...new Set(files.map((f) => f.label))].sort();

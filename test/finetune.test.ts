@@ -10,6 +10,8 @@
  * tensorflow (a short run at 64 px: round trip, classify, abort, no leaks; no accuracy bound — two
  * epochs from fresh weights on a dozen photos learn next to nothing, which is the mode's point) and
  * is refused on wasm; its layer table is checked against the graph's weight shapes on both.
+ * A mobilenet_v1_embedding library fine-tunes its last 1x1 convolution (on both backends): the split
+ * rebuilds the graph's pooled vector, a short run beats the untrained top, classify uses it.
  * The zoomed-out training view is checked pixel by pixel on a real photo.
  */
 import { after, before, describe, it } from 'node:test';
@@ -20,7 +22,7 @@ import { Engine } from '../src/engine.ts';
 import { tf } from '../src/backend.ts';
 import sharp from 'sharp';
 import { FINETUNE_KEY, featureSet, libraryTop, queryFeatures, zoomOut } from '../src/finetune.ts';
-import { FinetunedTop, MOBILENET_V2_TOP, topSplit } from '../src/models/finetune.ts';
+import { FinetunedTop, MOBILENET_V1_EMBEDDING_TOP, MOBILENET_V2_TOP, topSplit, type TopSplit } from '../src/models/finetune.ts';
 import { FINETUNE_BLOCKS } from '../src/contracts/limits.ts';
 import { MOBILENET_V2_BLOCKS, MOBILENET_V2_LAST, MOBILENET_V2_STEM, ScratchNet } from '../src/models/scratch-net.ts';
 import { decodeImage } from '../src/image/decode.ts';
@@ -36,11 +38,36 @@ const sample = (dir: string, step: number) => imagesIn(dir).filter((_, i) => i %
 /** True when the backend in use trains depthwise convolutions (blocks above Conv_1). */
 const trainsBlocks = () => tf.getBackend() === 'tensorflow';
 
+/** Every describe's library: 12 labelled hymenoptera train photos; `val` are 16 val photos. */
+const labelled = [...sample(path.join(HYM_TRAIN, 'ants'), 6), ...sample(path.join(HYM_TRAIN, 'bees'), 6)];
+const val = [...sample(path.join(HYM_VAL, 'ants'), 8), ...sample(path.join(HYM_VAL, 'bees'), 8)];
+
+/** A short fine-tune of `split` against the untrained top (epochs 0) on the same held-out photos (the labelled photos' 30 % and `val`), counting tensors. */
+async function shortFinetune(engine: Engine, split: TopSplit, epochs = 3): Promise<void> {
+  const backbone = await engine.describer.model();
+  const labels = labelled.map(truth);
+  const { train, held } = stratifiedSplit(labels, 0.3, 42);
+  const classes = ['ants', 'bees'];
+  const files = labelled.map((p, i) => ({ path: p, label: labels[i] }));
+  const trainSet = await featureSet(backbone, split, train.map((i) => files[i]), classes, 2, engine.config.maxInputPixels, 42, () => {});
+  const heldSet = await featureSet(backbone, split, [...held.map((i) => files[i]), ...val.map((p) => ({ path: p, label: truth(p) }))], classes, 1, engine.config.maxInputPixels, 42, () => {});
+  const weight = (name: string) => backbone.graphWeight(name);
+  const before = tf.memory().numTensors;
+  const untrained = await FinetunedTop.train(split, weight, classes, trainSet, heldSet, { trainImages: train.length, views: 2 }, { epochs: 0 });
+  const start = untrained.evaluate(heldSet).accuracy;
+  untrained.dispose();
+  const trained = await FinetunedTop.train(split, weight, classes, trainSet, heldSet, { trainImages: train.length, views: 2 }, { epochs, patience: epochs });
+  const end = trained.evaluate(heldSet).accuracy;
+  assert.equal(trained.weights().length, 6 * (split.blocks?.length ?? 0) + 4, 'one variable per kernel and bias of every retrained layer');
+  trained.dispose();
+  assert.equal(tf.memory().numTensors, before, 'training and disposing leaves no tensor behind');
+  assert.ok(end > start, `held-out accuracy after ${epochs} epochs ${end.toFixed(3)} should beat the untrained top's ${start.toFixed(3)}`);
+  assert.ok(end >= 0.8, `held-out accuracy ${end.toFixed(3)}`);
+}
+
 describe('Fine-tuning the top of mobilenet_v2 on hymenoptera', () => {
   const tmp = tempDir();
   let engine: Engine;
-  const labelled = [...sample(path.join(HYM_TRAIN, 'ants'), 6), ...sample(path.join(HYM_TRAIN, 'bees'), 6)];
-  const val = [...sample(path.join(HYM_VAL, 'ants'), 8), ...sample(path.join(HYM_VAL, 'bees'), 8)];
 
   before(async () => {
     engine = await Engine.open(engineOptions(path.join(tmp.dir, 'data')));
@@ -57,36 +84,13 @@ describe('Fine-tuning the top of mobilenet_v2 on hymenoptera', () => {
     assert.throws(() => parseParams(VERBS['train-classifier'], { mode: 'full' }), (e: PixdexError) => e.code === 'INVALID_PARAMETER' && /head, finetune or scratch/.test(e.message));
   });
 
-  /** A short fine-tune of `split` against the untrained top (epochs 0) on the same held-out photos, counting tensors. */
-  async function shortFinetune(split: typeof MOBILENET_V2_TOP): Promise<void> {
-    const backbone = await engine.describer.model();
-    const labels = labelled.map(truth);
-    const { train, held } = stratifiedSplit(labels, 0.3, 42);
-    const classes = ['ants', 'bees'];
-    const files = labelled.map((p, i) => ({ path: p, label: labels[i] }));
-    const trainSet = await featureSet(backbone, split, train.map((i) => files[i]), classes, 2, engine.config.maxInputPixels, 42, () => {});
-    const heldSet = await featureSet(backbone, split, [...held.map((i) => files[i]), ...val.map((p) => ({ path: p, label: truth(p) }))], classes, 1, engine.config.maxInputPixels, 42, () => {});
-    const weight = (name: string) => backbone.graphWeight(name);
-    const before = tf.memory().numTensors;
-    const untrained = await FinetunedTop.train(split, weight, classes, trainSet, heldSet, { trainImages: train.length, views: 2 }, { epochs: 0 });
-    const start = untrained.evaluate(heldSet).accuracy;
-    untrained.dispose();
-    const trained = await FinetunedTop.train(split, weight, classes, trainSet, heldSet, { trainImages: train.length, views: 2 }, { epochs: 3, patience: 3 });
-    const end = trained.evaluate(heldSet).accuracy;
-    assert.equal(trained.weights().length, 6 * (split.blocks?.length ?? 0) + 4, 'one variable per kernel and bias of every retrained layer');
-    trained.dispose();
-    assert.equal(tf.memory().numTensors, before, 'training and disposing leaves no tensor behind');
-    assert.ok(end > start, `held-out accuracy after 3 epochs ${end.toFixed(3)} should beat the untrained top's ${start.toFixed(3)}`);
-    assert.ok(end >= 0.8, `held-out accuracy ${end.toFixed(3)}`);
-  }
-
   it('a short fine-tune of Conv_1 alone (--blocks 0) raises held-out accuracy above the untrained top, without leaking tensors', async () => {
-    await shortFinetune(MOBILENET_V2_TOP);
+    await shortFinetune(engine, MOBILENET_V2_TOP);
   });
 
   it('on tensorflow: a short fine-tune of the top blocks (expanded_conv_15, 16 + Conv_1) raises held-out accuracy above the untrained top, without leaking tensors', async (t) => {
     if (!trainsBlocks()) return t.skip(`needs the tensorflow backend (running on ${tf.getBackend()})`);
-    await shortFinetune(topSplit('mobilenet_v2', 2));
+    await shortFinetune(engine, topSplit('mobilenet_v2', 2));
   });
 
   it('on wasm: retraining blocks is refused with BACKEND_UNAVAILABLE naming npm run setup:tensorflow, before any feature pass', async (t) => {
@@ -259,6 +263,58 @@ describe('Fine-tuning the top of mobilenet_v2 on hymenoptera', () => {
     } finally {
       await other.close();
     }
+  });
+});
+
+describe('Fine-tuning the top of mobilenet_v1_embedding on hymenoptera (every backend)', () => {
+  const tmp = tempDir();
+  let engine: Engine;
+
+  before(async () => {
+    engine = await Engine.open({ ...engineOptions(path.join(tmp.dir, 'data')), backbone: 'mobilenet_v1_embedding' });
+    await engine.index(labelled, { labelFromFolder: true });
+  });
+  after(async () => {
+    await engine?.close();
+    tmp.cleanup();
+  });
+
+  it('the split rebuilds the graph: Conv2d_13_pointwise over the frozen depthwise output, pooled, is the backbone\'s own vector', async () => {
+    const backbone = await engine.describer.model();
+    const split = topSplit('mobilenet_v1_embedding');
+    const features = await queryFeatures(backbone, split, fs.readFileSync(val[0]), engine.config.maxInputPixels);
+    assert.equal(features.length, 7 * 7 * 1024);
+    const img = await decodeImage(fs.readFileSync(val[0]), { size: 224, maxInputPixels: engine.config.maxInputPixels });
+    const [own] = await backbone.pooledVectors([img.pixels]);
+    const rebuilt = tf.tidy(() => {
+      const kernel = backbone.graphWeight(split.kernel).reshape([1024, split.units]);
+      const conv = tf.relu6(tf.matMul(tf.tensor2d(features, [49, 1024]), kernel).add(backbone.graphWeight(split.bias).reshape([split.units])));
+      return conv.mean(0).dataSync() as Float32Array;
+    });
+    assert.equal(rebuilt.length, own.length);
+    const worst = rebuilt.reduce((m, x, i) => Math.max(m, Math.abs(x - own[i])), 0);
+    assert.ok(worst < 1e-3, `largest difference to the graph's pooled vector ${worst}`);
+  });
+
+  it('a short fine-tune of Conv2d_13_pointwise raises held-out accuracy above the untrained top, without leaking tensors', async () => {
+    // 8 epochs, not mobilenet_v2's 3: 16 training rows are one step per epoch, 2 of them warm-up, and 3 steps left this wider layer at 0.688.
+    await shortFinetune(engine, MOBILENET_V1_EMBEDDING_TOP, 8);
+  });
+
+  it('train-classifier --mode finetune retrains Conv2d_13_pointwise, stores it bit-exactly and classify uses it; --blocks 1 and scratch are refused', async () => {
+    await assert.rejects(engine.trainClassifier({ mode: 'finetune', blocks: 1 }), (e: PixdexError) => e.code === 'INVALID_PARAMETER' && /blocks/.test(e.message) && /Conv2d_13_pointwise/.test(e.message));
+    await assert.rejects(engine.trainClassifier({ mode: 'scratch' }), (e: PixdexError) => e.code === 'INVALID_PARAMETER' && /mobilenet_v2/.test(e.message) && /--mode head/.test(e.message));
+    const report = await engine.trainClassifier({ mode: 'finetune', epochs: 3, views: 2 });
+    assert.ok('mode' in report && report.mode === 'finetune');
+    assert.deepEqual(report.trained, ['MobilenetV1/MobilenetV1/Conv2d_13_pointwise/Conv2D_Fold', 'dense softmax (new)']);
+    const bytes = engine.store.models.getBinary(FINETUNE_KEY)!;
+    const copy = FinetunedTop.fromBytes(bytes);
+    assert.deepEqual(Buffer.from(copy.toBytes()), Buffer.from(bytes), 'save/load is bit-exact');
+    const query = fs.readFileSync(val[3]);
+    const expected = Object.fromEntries(copy.predict(await queryFeatures(await engine.describer.model(), copy.split, query, engine.config.maxInputPixels)).map((p) => [p.label, p.probability]));
+    copy.dispose();
+    const c = await engine.classify(query, { method: 'head' });
+    assert.deepEqual(c.votes, expected, 'classify --method head reads the fine-tuned top');
   });
 });
 

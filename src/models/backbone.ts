@@ -173,7 +173,7 @@ export class Backbone {
    * runs the frozen graph up to it), and the graph's weight tensors by name. The caller disposes.
    */
   innerNode(images: readonly Uint8Array[], node: string): tf.Tensor4D {
-    if (!this.graph) throw invalidParameter('backbone', 'a graph model (mobilenet_v2) for fine-tuning', this.spec.id);
+    if (!this.graph) throw invalidParameter('backbone', 'a graph model (mobilenet_v2 or mobilenet_v1_embedding) for fine-tuning', this.spec.id);
     return tf.tidy(() => this.graph!.execute(this.input(images, this.spec.inputSize), node) as tf.Tensor4D);
   }
 

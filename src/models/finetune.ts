@@ -10,6 +10,9 @@
  * `--blocks 0` trains on every backend, wasm included (`matMulT`); the blocks' depthwise
  * convolutions need the tensorflow backend (a typed error names `npm run setup:tensorflow`).
  *
+ * A mobilenet_v1_embedding library fine-tunes its last 1×1 convolution `Conv2d_13_pointwise` the
+ * same way (`MOBILENET_V1_EMBEDDING_TOP`: no blocks, so a matMul that trains on every backend).
+ *
  * `finetune` starts from the pretrained weights and trains them with their own Adam at a lower
  * learning rate than the new layer (after `warmup` epochs of the new layer alone); `scratch` starts
  * every layer from fresh seeded weights at the full rate.
@@ -46,9 +49,35 @@ function mobilenetTop(blocks: number): TopSplit {
   return { backbone: 'mobilenet_v2', node: s.node, shape: [...s.shape], blocks: s.blocks.map((b) => ({ ...b })), kernel: 'MobilenetV2/Conv_1/Conv2D_Fold', bias: 'MobilenetV2/Conv_1/BatchNorm_Fold/bias', units: 1280 };
 }
 
-/** The split for a backbone and block count, or a clear error for the backbones fine-tuning does not support. */
-export function topSplit(backbone: string, blocks: number = FINETUNE_BLOCKS.default): TopSplit {
-  if (backbone !== MOBILENET_V2_TOP.backbone) throw new InvalidParameterError(`--mode finetune and scratch need the mobilenet_v2 backbone; this library uses ${backbone}. Use --mode head (the default).`);
+/**
+ * mobilenet_v1_embedding's top: its last 1×1 convolution `Conv2d_13_pointwise` (1024→1024, ReLU6)
+ * retrained over the frozen output of the depthwise layer below it (7×7×1024), then the same
+ * pooling and new dense layer. A matMul only, so it trains on every backend, wasm included.
+ */
+export const MOBILENET_V1_EMBEDDING_TOP: Readonly<TopSplit> = Object.freeze({
+  backbone: 'mobilenet_v1_embedding',
+  node: 'MobilenetV1/MobilenetV1/Conv2d_13_depthwise/Relu6',
+  shape: [7, 7, 1024] as [number, number, number],
+  blocks: [],
+  kernel: 'MobilenetV1/MobilenetV1/Conv2d_13_pointwise/Conv2D_Fold',
+  bias: 'MobilenetV1/MobilenetV1/Conv2d_13_pointwise/BatchNorm_Fold/bias',
+  units: 1024,
+});
+
+/** Backbones `--mode finetune` can split (the others train the head only). */
+export const FINETUNE_BACKBONES = ['mobilenet_v2', 'mobilenet_v1_embedding'] as const;
+
+/**
+ * The split for a backbone and block count (undefined: the backbone's default), or a clear error
+ * for the backbones fine-tuning does not support.
+ */
+export function topSplit(backbone: string, blocks?: number): TopSplit {
+  if (backbone === MOBILENET_V1_EMBEDDING_TOP.backbone) {
+    if (blocks !== undefined && blocks !== 0) throw invalidParameter('blocks', '0 for mobilenet_v1_embedding (its last 1x1 convolution, Conv2d_13_pointwise, is what fine-tuning retrains)', blocks);
+    return { ...MOBILENET_V1_EMBEDDING_TOP, shape: [...MOBILENET_V1_EMBEDDING_TOP.shape], blocks: [] };
+  }
+  if (backbone !== MOBILENET_V2_TOP.backbone) throw new InvalidParameterError(`--mode finetune needs the ${FINETUNE_BACKBONES.join(' or ')} backbone; this library uses ${backbone}. Use --mode head (the default).`);
+  blocks ??= FINETUNE_BLOCKS.default;
   if (!Number.isInteger(blocks) || blocks < FINETUNE_BLOCKS.min || blocks > FINETUNE_BLOCKS.max) throw invalidParameter('blocks', `an integer ${FINETUNE_BLOCKS.min}..${FINETUNE_BLOCKS.max}`, blocks);
   return mobilenetTop(blocks);
 }
