@@ -2,7 +2,8 @@
  * head vs finetune vs scratch (`train-classifier --mode`), train → val, on hymenoptera_data
  * (train/ and val/ folders) and oxford_flowers17 (fixed split as bench/labels.ts: per class the
  * first 60 files in name order train, the last 20 validate). Each (dataset, mode) runs in its own
- * child process so its peak RSS is its own. Prints one JSON line per run.
+ * child process so its peak RSS is its own. Prints one JSON line per run (`missed`: each wrong val
+ * photo, relative to the dataset, and what it was called).
  *
  *   node --import tsx bench/finetune.ts [--datasets DIR] [--dataset NAME] [--mode head|finetune|scratch] [--views N] [--blocks N] [--input N] [--epochs N] [--seed N] [--no-refit]
  *
@@ -30,6 +31,7 @@ import { ScratchNet, assertCanTrainScratch } from '../src/models/scratch-net.ts'
 import type { PixdexError } from '../src/errors.ts';
 import { tf } from '../src/backend.ts';
 import { FINETUNE_BLOCKS } from '../src/contracts/limits.ts';
+import { MOBILENET_V2_TOP } from '../src/models/finetune.ts';
 
 const { values } = parseArgs({ options: { datasets: { type: 'string' }, dataset: { type: 'string' }, mode: { type: 'string' }, views: { type: 'string' }, blocks: { type: 'string' }, input: { type: 'string' }, epochs: { type: 'string' }, seed: { type: 'string' }, 'no-refit': { type: 'boolean' } } });
 const root = path.resolve(values.datasets ?? process.env.PIXDEX_DATASETS ?? '../shared/datasets');
@@ -95,7 +97,7 @@ async function runOne(name: string, mode: string): Promise<void> {
     } else {
       const views = Number(values.views ?? (smoke ? 2 : 4));
       // scratch trains the whole network (no --blocks); finetune on mobilenet_v2: the default blocks on tensorflow, Conv_1 alone on wasm; other backbones: their one split.
-      const blocks = mode === 'scratch' ? undefined : values.blocks !== undefined ? Number(values.blocks) : engine.spec.id !== 'mobilenet_v2' ? undefined : tf.getBackend() === 'tensorflow' ? FINETUNE_BLOCKS.default : 0;
+      const blocks = mode === 'scratch' ? undefined : values.blocks !== undefined ? Number(values.blocks) : engine.spec.id !== MOBILENET_V2_TOP.backbone ? undefined : tf.getBackend() === 'tensorflow' ? FINETUNE_BLOCKS.default : 0;
       const { top, report } = await finetuneOnFiles(backbone, train, engine.config.maxInputPixels, {
         mode: mode as 'finetune' | 'scratch',
         views,
@@ -118,6 +120,7 @@ async function runOne(name: string, mode: string): Promise<void> {
     console.log(JSON.stringify({
       dataset: name, mode, backbone: engine.spec.id, backend: tf.getBackend(), train: train.length, val: val.length,
       valAccuracy: round4(accuracy(truth, pred)), ...extra,
+      missed: val.flatMap((it, i) => (pred[i] === it.label ? [] : [`${path.relative(path.join(root, name), it.path)} -> ${pred[i]}`])),
       peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024), loadAverage: os.loadavg().map((x) => round1(x)),
     }));
   } finally {

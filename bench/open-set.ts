@@ -19,7 +19,7 @@
  * alone (share answered unknown); propagate: val and flowers17 indexed unlabelled beside it
  * (share of flowers photos suggested ants or bees, share of val photos with a right suggestion).
  * Each image is embedded once (--vectors FILE caches them); --smoke (or PIXDEX_BENCH_SMOKE=1)
- * reads 24 photos per class of 6 flower classes and 40 per hymenoptera folder.
+ * reads 24 photos per class of 6 flower classes (16 of them labelled, or --labelled-per-class N, 2..23)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -117,7 +117,7 @@ const share = <T>(xs: T[], ok: (x: T) => boolean) => (xs.length === 0 ? 0 : roun
 const photos = await embedAll();
 const flowers = photos.filter((p) => p.split === 'flowers');
 const classes = [...new Set(flowers.map((p) => p.label))].sort();
-const perClassLabelled = smoke ? 16 : values['labelled-per-class'] === undefined ? 60 : intParam('--labelled-per-class', values['labelled-per-class'], 2, 79);
+const perClassLabelled = values['labelled-per-class'] !== undefined ? intParam('--labelled-per-class', values['labelled-per-class'], 2, smoke ? 23 : 79) : smoke ? 16 : 60; // --smoke keeps 24 photos per class
 const rows: Array<Record<string, number>> = [];
 for (const L of smoke ? [2, 3] : [3, 6, 9]) {
   for (const seed of smoke ? [1] : [1, 2, 3]) {

@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import sharp from 'sharp';
 import { decodeImage } from './image/decode.ts';
 import type { Backbone } from './models/backbone.ts';
-import { FinetunedTop, topSplit, type ClassifierMode, type EpochInfo, type FeatureSet, type FinetuneOptions, type FinetuneReport, type TopSplit } from './models/finetune.ts';
+import { FinetunedTop, MOBILENET_V2_TOP, topSplit, type ClassifierMode, type EpochInfo, type FeatureSet, type FinetuneOptions, type FinetuneReport, type TopSplit } from './models/finetune.ts';
 import { stratifiedSplit, type HeadOptions } from './models/head.ts';
 import { assertCanTrainBlocks } from './models/top-blocks.ts';
 import { ScratchNet, SCRATCH_INPUT_DEFAULT, assertCanTrainScratch, type ScratchOptions } from './models/scratch-net.ts';
@@ -72,7 +72,10 @@ export async function finetuneOnFiles(backbone: Backbone, files: readonly Labell
   if (held.length === 0) throw new InvalidParameterError('Too few labelled images to hold any out: label at least 2 images per class.');
   const t = performance.now();
   const total = train.length + held.length;
-  const trainSet = await featureSet(backbone, split, train.map((i) => files[i]), classes, views, maxInputPixels, seed, (d) => o.onFeatures?.(d, total));
+  // One buffer for every view the first run and the refit train on: the training rows, then room
+  // for the held-out photos' views (pages never written cost no memory when there is no refit).
+  const rows = new Float32Array((train.length + held.length) * views * featureSize(split));
+  const trainSet = await featureSet(backbone, split, train.map((i) => files[i]), classes, views, maxInputPixels, seed, (d) => o.onFeatures?.(d, total), { data: rows, row: 0 });
   const heldSet = await featureSet(backbone, split, held.map((i) => files[i]), classes, 1, maxInputPixels, seed, (d) => o.onFeatures?.(train.length + d, total));
   const featureSeconds = Math.round((performance.now() - t) / 100) / 10;
   const weight = (name: string) => backbone.graphWeight(name);
@@ -80,8 +83,9 @@ export async function finetuneOnFiles(backbone: Backbone, files: readonly Labell
   if (o.refit === false || top.report.aborted || top.report.bestEpoch < 1 || o.signal?.aborted) return { top, report: { ...top.report, featureSeconds } };
   // The refit: the held-out images join the training rows (their augmented views computed now; progress counts them).
   const t2 = performance.now();
-  const heldViews = views > 1 ? await featureSet(backbone, split, held.map((i) => files[i]), classes, views, maxInputPixels, seed + 1, (d) => o.onFeatures?.(d, held.length)) : heldSet;
-  const all = joinSets(trainSet, heldViews);
+  const after = { data: rows, row: trainSet.labels.length };
+  const heldViews = views > 1 ? await featureSet(backbone, split, held.map((i) => files[i]), classes, views, maxInputPixels, seed + 1, (d) => o.onFeatures?.(d, held.length), after) : copySet(heldSet, after);
+  const all = adjacentSets(trainSet, heldViews);
   const refitSeconds = (performance.now() - t2) / 1000;
   const final = await FinetunedTop.train(split, weight, classes, all, heldSet, { trainImages: all.labels.length / views, views, refit: true }, { ...o, epochs: top.report.bestEpoch }, { onEpoch: o.onEpoch, signal: o.signal }).catch((err) => {
     top.dispose();
@@ -103,7 +107,7 @@ export async function finetuneOnFiles(backbone: Backbone, files: readonly Labell
  * The pretrained backbone is used for nothing but its name (mobilenet_v2 only).
  */
 async function scratchOnFiles(backbone: Backbone, files: readonly LabelledFile[], maxInputPixels: number, o: FinetuneRun): Promise<FinetuneResult> {
-  if (backbone.spec.id !== 'mobilenet_v2') throw new InvalidParameterError(`--mode scratch trains the MobileNetV2 architecture from fresh weights and needs a mobilenet_v2 library; this one uses ${backbone.spec.id}. Use --mode head (the default) or finetune.`);
+  if (backbone.spec.id !== MOBILENET_V2_TOP.backbone) throw new InvalidParameterError(`--mode scratch trains the MobileNetV2 architecture from fresh weights and needs a mobilenet_v2 library; this one uses ${backbone.spec.id}. Use --mode head (the default) or finetune.`);
   if (o.blocks !== undefined) throw new InvalidParameterError('--blocks applies to --mode finetune; --mode scratch trains the whole network (every block).');
   assertCanTrainScratch(); // before any image is read
   const classes = [...new Set(files.map((f) => f.label))].sort();
@@ -146,10 +150,27 @@ export async function queryFeatures(backbone: Backbone, split: TopSplit, bytes: 
   }
 }
 
-/** Runs every view of every readable file to the split node; unreadable files are left out. */
-export async function featureSet(backbone: Backbone, split: TopSplit, files: readonly LabelledFile[], classes: string[], views: number, maxInputPixels: number, seed: number, onDone: (done: number) => void): Promise<FeatureSet> {
-  const size = split.shape[0] * split.shape[1] * split.shape[2];
-  const chunks: Float32Array[] = [];
+/** Floats per row of a feature set (one view's inner-node features). */
+function featureSize(split: TopSplit): number {
+  return split.shape[0] * split.shape[1] * split.shape[2];
+}
+
+/** Where a feature set's rows go: `data` from row `row` on (room for every view of every file). */
+export interface RowTarget {
+  data: Float32Array;
+  row: number;
+}
+
+/**
+ * Runs every view of every readable file to the split node; unreadable files are left out. The rows
+ * are written once, into `into` when given (else a buffer of their own); the set's `data` is a view
+ * of the rows written.
+ */
+export async function featureSet(backbone: Backbone, split: TopSplit, files: readonly LabelledFile[], classes: string[], views: number, maxInputPixels: number, seed: number, onDone: (done: number) => void, into?: RowTarget): Promise<FeatureSet> {
+  const size = featureSize(split);
+  const target = into ?? { data: new Float32Array(files.length * views * size), row: 0 };
+  const start = target.row * size;
+  let offset = start;
   const labels: number[] = [];
   const random = seededRandom(seed + 11);
   const side = backbone.spec.inputSize;
@@ -173,30 +194,31 @@ export async function featureSet(backbone: Backbone, split: TopSplit, files: rea
     }
     for (let s = 0; s < images.length; s += 16) {
       const t = backbone.innerNode(images.slice(s, s + 16), split.node);
-      chunks.push(Float32Array.from(await t.data() as Float32Array));
+      const values = await t.data() as Float32Array;
+      target.data.set(values, offset);
+      offset += values.length;
       t.dispose();
     }
     labels.push(...imageLabels);
     onDone(Math.min(i + 8, files.length));
   }
-  const data = new Float32Array(labels.length * size);
-  let offset = 0;
-  for (const c of chunks) {
-    data.set(c, offset);
-    offset += c.length;
-  }
-  return { data, labels: Int32Array.from(labels), size };
+  return { data: target.data.subarray(start, offset), labels: Int32Array.from(labels), size };
 }
 
-/** Two feature sets as one (the rows of `a`, then those of `b`). */
-function joinSets(a: FeatureSet, b: FeatureSet): FeatureSet {
-  const data = new Float32Array(a.data.length + b.data.length);
-  data.set(a.data);
-  data.set(b.data, a.data.length);
+/** A copy of `set`'s rows written into `into` (the refit's held-out rows with one view). */
+function copySet(set: FeatureSet, into: RowTarget): FeatureSet {
+  const start = into.row * set.size;
+  into.data.set(set.data, start);
+  return { data: into.data.subarray(start, start + set.data.length), labels: set.labels, size: set.size };
+}
+
+/** Two feature sets whose rows lie next to each other in one buffer, as one set (no copy of the rows). */
+function adjacentSets(a: FeatureSet, b: FeatureSet): FeatureSet {
+  if (a.data.buffer !== b.data.buffer || a.data.byteOffset + a.data.byteLength !== b.data.byteOffset) throw new RangeError('adjacentSets: the rows of b must follow those of a in the same buffer');
   const labels = new Int32Array(a.labels.length + b.labels.length);
   labels.set(a.labels);
   labels.set(b.labels, a.labels.length);
-  return { data, labels, size: a.size };
+  return { data: new Float32Array(a.data.buffer, a.data.byteOffset, a.data.length + b.data.length), labels, size: a.size };
 }
 
 /**

@@ -65,7 +65,7 @@ export const MOBILENET_V1_EMBEDDING_TOP: Readonly<TopSplit> = Object.freeze({
 });
 
 /** Backbones `--mode finetune` can split (the others train the head only). */
-export const FINETUNE_BACKBONES = ['mobilenet_v2', 'mobilenet_v1_embedding'] as const;
+export const FINETUNE_BACKBONES: readonly string[] = [MOBILENET_V2_TOP.backbone, MOBILENET_V1_EMBEDDING_TOP.backbone];
 
 /**
  * The split for a backbone and block count (undefined: the backbone's default), or a clear error
