@@ -19,7 +19,8 @@
  * alone (share answered unknown); propagate: val and flowers17 indexed unlabelled beside it
  * (share of flowers photos suggested ants or bees, share of val photos with a right suggestion).
  * Each image is embedded once (--vectors FILE caches them); --smoke (or PIXDEX_BENCH_SMOKE=1)
- * reads 24 photos per class of 6 flower classes (16 of them labelled, or --labelled-per-class N, 2..23)
+ * reads 24 photos per class of 6 flower classes (16 of them labelled, or --labelled-per-class N,
+ * 2..23) and 40 per hymenoptera folder.
  */
 import fs from 'node:fs';
 import os from 'node:os';
