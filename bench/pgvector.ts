@@ -10,7 +10,8 @@
  *    query time at each `hnsw.ef_search`. pixdex documents `PG_EF_SEARCH`.
  * 2. Store: the same `store-n` images (1280-d vectors, records, paths, hashes) written through
  *    `Records.writeFiles` in batches of 16 into LMDB and into PostgreSQL, then `similar` queries
- *    (in-process HNSW + record reads) on each: images/s and queries/s, and their ratio.
+ *    (in-process HNSW + record reads) on each: images/s and queries/s, and their ratio, and the
+ *    statements (round trips) each `similar` sends to PostgreSQL.
  *
  * Without `--url` it starts PGlite with pgvector behind pglite-socket (test/helpers/pg-server.mjs):
  * PostgreSQL compiled to WebAssembly, single-threaded, so its timings are a floor for a real
@@ -25,6 +26,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Engine } from '../src/engine.ts';
 import { PG_EF_SEARCH } from '../src/store/postgres.ts';
+import { PgBridge } from '../src/store/pg-bridge.ts';
 import { fileURLToPath } from 'node:url';
 import { generatorFor, load, median, round, sample } from './ann.ts';
 
@@ -55,6 +57,14 @@ if (!url) {
   const line = await new Promise<string>((resolve) => readline.createInterface({ input: server!.stdout! }).once('line', resolve));
   url = `postgres://postgres@127.0.0.1:${(JSON.parse(line) as { port: number }).port}/postgres`;
 }
+
+/** Statements the store has sent to PostgreSQL (each one round trip). */
+let statements = 0;
+const query = PgBridge.prototype.query;
+PgBridge.prototype.query = function (sql: string) {
+  statements++;
+  return query.call(this, sql);
+};
 
 const text = (m: Float32Array, i: number) => `[${Array.from(m.subarray(i * dims, (i + 1) * dims)).join(',')}]`;
 
@@ -128,12 +138,13 @@ try {
         }
         const writeSeconds = (performance.now() - s) / 1000;
         const times: number[] = [];
+        const sent = statements;
         for (let q = 0; q < 200; q++) {
           s = performance.now();
           engine.similar(1 + ((q * 7919) % storeN), { k: 10 });
           times.push(performance.now() - s);
         }
-        stores.push({ store: kind, images: storeN, imagesPerSecond: round(storeN / writeSeconds, 1), similarMsMedian: round(median(times), 2), similarQps: round(1000 / median(times), 1), load: load() });
+        stores.push({ store: kind, images: storeN, imagesPerSecond: round(storeN / writeSeconds, 1), similarMsMedian: round(median(times), 2), similarQps: round(1000 / median(times), 1), statementsPerSimilar: round((statements - sent) / 200, 1), load: load() });
       } finally {
         await engine.close();
       }

@@ -9,7 +9,7 @@ import type { AnnOptions } from './config.ts';
 import { PixdexError } from './errors.ts';
 import type { BackboneSpec } from './models/backbone.ts';
 import type { Records } from './store/records.ts';
-import type { JournalEntry, SpaceInfo } from './store/lmdb.ts';
+import { spaceOf, type JournalEntry, type SpaceInfo } from './store/lmdb.ts';
 
 /** 'backbone', or the model key of an autoencoder space (names what an HNSW snapshot indexes). */
 export function spaceKey(space: SpaceInfo): string {
@@ -127,10 +127,16 @@ export class IndexSync {
     if (v && this.records.exists(e.id)) this.ann.add(e.id, v);
   }
 
-  /** Catches up with changes made by other processes sharing the store (cheap when none). */
-  refresh(): void {
-    if (spaceKey(this.records.space()) !== spaceKey(this.indexed)) this.load(); // switched by `train`
-    else if (this.records.meta().seq !== this.appliedSeq) this.replayJournal();
+  /**
+   * Catches up with changes made by other processes sharing the store (cheap when none: one read
+   * of the library's metadata). Returns the active space, the one the index is now of.
+   */
+  refresh(): SpaceInfo {
+    const meta = this.records.meta();
+    const space = spaceOf(meta);
+    if (spaceKey(space) !== spaceKey(this.indexed)) this.load(); // switched by `train`
+    else if (meta.seq !== this.appliedSeq) this.replayJournal();
+    return this.indexed;
   }
 
   /** Changes written since the last snapshot (0 when there is none: the next open rebuilds). */

@@ -19,7 +19,7 @@ import { dateWindow, type DateWindow } from './dates.ts';
 import { CaptureDates } from './capture-dates.ts';
 import { verifyCandidates, type VerifiedCandidate } from './local/rerank.ts';
 import type { LocalFeatures } from './local/types.ts';
-import { VOCABULARY_MIN_IMAGES, type VisualWords } from './local/visual-words.ts';
+import { VOCABULARY_MIN_IMAGES, storedFeatures, type VisualWords } from './local/visual-words.ts';
 
 /** Which embedding space: the backbone's global vector, or the library's autoencoder. */
 export type SpaceKind = SpaceInfo['kind'];
@@ -126,8 +126,7 @@ export class Searcher {
   }
 
   /** The space named by a CLI/HTTP `space` option, checked against what exists (default: active). */
-  spaceFor(kind?: SpaceKind): SpaceInfo {
-    const active = this.records.space();
+  spaceFor(kind?: SpaceKind, active = this.records.space()): SpaceInfo {
     if (kind === undefined || kind === active.kind) return active;
     if (kind === 'backbone') return { kind: 'backbone' };
     throw new InvalidParameterError('The library has no autoencoder space yet: run `pixdex train` first, or use --space backbone.');
@@ -136,11 +135,11 @@ export class Searcher {
   private resolve(o: SearchOptions): Query {
     const k = intParam('k', o.k ?? DEFAULT_K, MIN_K, MAX_K);
     const expand = intParam('expand', o.expand ?? DEFAULT_EXPAND, 0, MAX_EXPAND);
-    this.sync.refresh();
-    const space = this.spaceFor(o.space);
+    const active = this.sync.refresh();
+    const space = this.spaceFor(o.space, active);
     const dates = dateWindow(o);
     if (dates) this.dates.refresh();
-    return { k, expand, space, exact: space.kind !== this.records.space().kind, filter: this.filter(o, dates) };
+    return { k, expand, space, exact: space.kind !== active.kind, filter: this.filter(o, dates) };
   }
 
   /**
@@ -156,9 +155,11 @@ export class Searcher {
     const n = features ? Math.max(q.k, VERIFY_SHORTLIST) : q.k;
     const hits = e.windows && q.space.kind === 'backbone' ? this.windows(e.windows, q, n, extra) : this.vector(q.space.kind === 'backbone' ? e.pooled : e.code ?? e.pooled, q, n, extra);
     if (!features) return this.toResults(hits.slice(0, q.k));
-    const here = () => verifyCandidates(features, hits, (id) => this.words.featuresOf(id), { minChecked: q.k });
+    const records = this.records.local.featuresOf(hits.map((h) => h.id)); // every candidate's, in one read of the store
+    const stored = new Map(hits.map((h, i) => [h.id, records[i]]));
+    const here = () => verifyCandidates(features, hits, (id) => storedFeatures(stored.get(id)), { minChecked: q.k });
     const pool = this.describer.queryPool; // the server's: verified in a worker, off the thread answering requests
-    const verified = pool ? await pool.verify({ query: features, candidates: hits, minChecked: q.k, records: hits.map((h) => this.records.local.features(h.id)), here }) : here();
+    const verified = pool ? await pool.verify({ query: features, candidates: hits, minChecked: q.k, records, here }) : here();
     return this.toResults(verified.slice(0, q.k));
   }
 
@@ -196,20 +197,16 @@ export class Searcher {
     let query = l2normalize(vector);
     let hits = this.shortlist(query, q, Math.max(n, q.expand));
     if (q.expand > 0 && hits.length > 0) {
-      const top = hits.slice(0, q.expand).flatMap((h) => {
-        const v = this.records.unitVector(q.space, h.id);
-        return v ? [{ v, score: h.score }] : [];
-      });
+      const best = hits.slice(0, q.expand);
+      const vectors = this.records.unitVectors(q.space, best.map((h) => h.id));
+      const top = best.flatMap((h, i) => (vectors[i] ? [{ v: vectors[i], score: h.score }] : []));
       query = expandVector(query, top.map((t) => t.v), top.map((t) => t.score), QE_ALPHA);
       hits = this.shortlist(query, q, n);
     }
     hits = hits.slice(0, n);
     const seen = new Set(hits.map((h) => h.id));
-    for (const id of extra) {
-      if (seen.has(id)) continue;
-      const u = this.records.unitVector(q.space, id);
-      if (u) hits.push({ id, score: dot(query, u) });
-    }
+    const more = [...new Set(extra)].filter((id) => !seen.has(id));
+    this.records.unitVectors(q.space, more).forEach((u, i) => u && hits.push({ id: more[i], score: dot(query, u) }));
     return hits;
   }
 
@@ -240,20 +237,24 @@ export class Searcher {
     }
     const globals = new Map<number, Float32Array>();
     const scored = new Map<number, number>();
-    const score = (id: number): void => {
-      if (scored.has(id)) return;
-      const u = this.records.unitVector({ kind: 'backbone' }, id);
-      if (!u) return;
-      globals.set(id, u);
-      scored.set(id, regionalScore(plan, windows, u, this.records.scales(id), d));
+    const score = (ids: Iterable<number>): void => { // each new candidate's vector and scales, in one read of the store
+      const fresh = [...new Set(ids)].filter((id) => !scored.has(id));
+      const vectors = this.records.unitVectors({ kind: 'backbone' }, fresh);
+      const scales = this.records.scalesOf(fresh);
+      fresh.forEach((id, i) => {
+        const u = vectors[i];
+        if (!u) return;
+        globals.set(id, u);
+        scored.set(id, regionalScore(plan, windows, u, scales[i], d));
+      });
     };
-    for (const id of candidates) score(id);
+    score(candidates);
     const ranked = (): Hit[] => [...scored].map(([id, s]) => ({ id, score: s })).sort((a, b) => b.score - a.score || a.id - b.id);
     if (q.expand > 0 && scored.size > 0) {
       // αQE on the global vectors: the full window (the query's global vector) averaged with the best regional hits.
       const top = ranked().slice(0, q.expand);
       const e = expandVector(windows.subarray((plan.windows - 1) * d, plan.windows * d), top.map((h) => globals.get(h.id)!), top.map((h) => h.score), QE_ALPHA);
-      for (const h of this.shortlist(e, q, shortlist, REGIONAL_EF)) score(h.id);
+      score(this.shortlist(e, q, shortlist, REGIONAL_EF).map((h) => h.id));
       for (const [id, u] of globals) scored.set(id, Math.max(scored.get(id)!, dot(e, u)));
     }
     const all = ranked();
@@ -292,8 +293,9 @@ export class Searcher {
 
   private toResults(hits: Array<Hit | VerifiedCandidate>): SearchResult[] {
     const out: SearchResult[] = [];
-    for (const h of hits) {
-      const rec = this.records.get(h.id);
+    const records = this.records.getMany(hits.map((h) => h.id));
+    for (const [i, h] of hits.entries()) {
+      const rec = records[i];
       if (!rec) continue;
       const r: SearchResult = { id: h.id, path: rec.path, score: Math.min(1, h.score), label: rec.label ?? null };
       if (rec.takenAt !== undefined) r.takenAt = rec.takenAt;

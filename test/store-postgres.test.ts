@@ -12,6 +12,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Engine } from '../src/engine.ts';
 import { openStore } from '../src/store/open.ts';
+import { PgBridge } from '../src/store/pg-bridge.ts';
+import { readMany } from '../src/store/table.ts';
 import { CLI, HYM_TRAIN, HYM_VAL, MODELS, BACKEND, engineOptions, imagesIn, tempDir } from './fixtures.ts';
 import { startPg, type PgServer } from './helpers/pg.ts';
 import pg_ from 'pg';
@@ -76,6 +78,27 @@ describe('the library on LMDB and on PostgreSQL (pgvector)', () => {
           assert.ok(hits[0].score > 0.999);
         }
         t.similar = engine.similar(1, { k: 5 }).map((h) => [h.id, round(h.score)]);
+        if (kind === 'postgres') {
+          // The hits' records come in one round trip: 10 hits cost the statements 2 do (the metadata, the image's vector, that it exists, the records).
+          const statements = (fn: () => unknown): number => {
+            const query = PgBridge.prototype.query;
+            let n = 0;
+            PgBridge.prototype.query = function (sql: string) {
+              n++;
+              return query.call(this, sql);
+            };
+            try {
+              fn();
+            } finally {
+              PgBridge.prototype.query = query;
+            }
+            return n;
+          };
+          const two = statements(() => engine.similar(1, { k: 2 }));
+          const ten = statements(() => engine.similar(1, { k: 10 }));
+          assert.equal(ten, two, `similar with k 10 took ${ten} statements, with k 2 ${two}`);
+          assert.ok(ten <= 4, `similar took ${ten} statements`);
+        }
         assert.ok(!engine.similar(1, { k: 5 }).some((h) => h.id === 1), 'similar leaves the image out');
         t.classify = await Promise.all(queries.map(async (q) => {
           const c = await engine.classify(fs.readFileSync(q), { k: 5 });
@@ -142,6 +165,15 @@ describe('the library on LMDB and on PostgreSQL (pgvector)', () => {
         const model = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 31) % 256));
         store.write(() => store.models.putSync('weights', model));
         assert.deepEqual(store.models.getBinary('weights'), model);
+        // Many keys in one read (one statement on PostgreSQL): values in the keys' order, undefined where absent.
+        const vector = (id: number) => Array.from({ length: dims }, (_, j) => Math.fround(Math.sin(id * 7 + j) / 3));
+        assert.deepEqual(readMany(store.images, [5, 99, 2, 5]).map((r) => r?.path), ['/p/5.jpg', undefined, '/p/2.jpg', '/p/5.jpg']);
+        assert.deepEqual(readMany(store.paths, ["/a/it's", '/none', '/a/b']), [keys.length, undefined, 1]);
+        assert.deepEqual(readMany(store.models, ['none', 'weights'], true), [undefined, model]);
+        assert.deepEqual(store.getSpaceVectors({ kind: 'backbone' }, [7, 8, 1]).map((v) => v && [...v]), [vector(7), undefined, vector(1)]);
+        store.write(() => store.putScales(3, Float32Array.of(1.5, -2)));
+        assert.deepEqual(store.getScalesMany([4, 3]).map((v) => v && [...v]), [undefined, [1.5, -2]]);
+        assert.deepEqual(readMany(store.images, []), []);
         // More rows than one page of the PostgreSQL store (1000), removed while they are iterated.
         store.write(() => {
           for (let id = 1; id <= 2100; id++) store.dupesPending.putSync(id, true);

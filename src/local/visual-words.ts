@@ -21,6 +21,17 @@ export const VOCABULARY_GROWTH = 4;
 export const VOCABULARY_SAMPLE = 200_000;
 /** Seed of the vocabulary's k-medians++ seeding (learning is deterministic). */
 const LEARN_SEED = 14;
+
+/** Local features as stored, decoded; undefined for none or unreadable bytes (`pixdex check` reports those). */
+export function storedFeatures(bytes: Uint8Array | undefined): LocalFeatures | undefined {
+  if (!bytes) return undefined;
+  try {
+    return decodeFeatures(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Word lists written per transaction when (re-)quantizing the library. */
 const WORDS_BATCH = 500;
 
@@ -155,13 +166,7 @@ export class VisualWords {
 
   /** An image's decoded local features, or undefined (none, or unreadable: `pixdex check` reports those). */
   featuresOf(id: number): LocalFeatures | undefined {
-    const bytes = this.records.local.features(id);
-    if (!bytes) return undefined;
-    try {
-      return decodeFeatures(bytes);
-    } catch {
-      return undefined;
-    }
+    return storedFeatures(this.records.local.features(id));
   }
 
   /** The inverted index of the current vocabulary, built on first use and kept in step with the journal. */

@@ -8,7 +8,7 @@ import { open, type Database, type RootDatabase } from 'lmdb';
 import { NotFoundError } from '../errors.ts';
 import type { LibraryDescriptor } from '../library-descriptor.ts';
 import type { PhotoMetadata } from '../image/metadata.ts';
-import { TABLE_NAMES, type StoreBackend, type Table, type TableName } from './table.ts';
+import { readMany, TABLE_NAMES, type StoreBackend, type Table, type TableName } from './table.ts';
 
 /** A suggested label kept beside an image, distinct from a person's label. */
 export interface SuggestionRecord {
@@ -257,8 +257,7 @@ export class Store {
 
   /** The active embedding space (stores written before spaces existed say 'backbone'). */
   getSpace(): SpaceInfo {
-    const space = this.getMeta()?.space;
-    return space === undefined || space === 'backbone' ? { kind: 'backbone' } : space;
+    return spaceOf(this.getMeta());
   }
 
   /** A codes table by name. */
@@ -269,6 +268,16 @@ export class Store {
   /** The vector `id` is searched by in `space`, or undefined. */
   getSpaceVector(space: SpaceInfo, id: number): Float32Array | undefined {
     return space.kind === 'backbone' ? this.getVector(id) : toFloat32(this.codesTable(space.codes).getBinary(id));
+  }
+
+  /** `getSpaceVector` of many ids in one read of the store (undefined where absent). */
+  getSpaceVectors(space: SpaceInfo, ids: readonly number[]): Array<Float32Array | undefined> {
+    return readMany(space.kind === 'backbone' ? this.vectors : this.codesTable(space.codes), ids, true).map(toFloat32);
+  }
+
+  /** `getScales` of many ids in one read of the store (undefined where absent). */
+  getScalesMany(ids: readonly number[]): Array<Float32Array | undefined> {
+    return readMany(this.scales, ids, true).map(toFloat32);
   }
 
   /** Stores a code in a codes table (inside a write transaction). */
@@ -442,6 +451,12 @@ class LmdbBackend implements StoreBackend {
 }
 
 /** Copies binary LMDB bytes into an aligned Float32Array. */
+/** The active embedding space a store's metadata names (stores written before spaces existed say 'backbone'). */
+export function spaceOf(meta: StoreMeta | undefined): SpaceInfo {
+  const space = meta?.space;
+  return space === undefined || space === 'backbone' ? { kind: 'backbone' } : space;
+}
+
 export function toFloat32(buf: Uint8Array | undefined): Float32Array | undefined {
   if (!buf) return undefined;
   const copy = new Uint8Array(buf.length);

@@ -6,6 +6,7 @@
  */
 import { PixdexError } from '../errors.ts';
 import { Store, VOCABULARY_KEY, type LocalFeaturesMeta, type StoreMeta, type VocabularyInfo } from './lmdb.ts';
+import { readMany } from './table.ts';
 
 /** An image's local features as the indexer computed them. */
 export interface LocalToWrite {
@@ -50,6 +51,11 @@ export class LocalRecords {
   features(id: number): Uint8Array | undefined {
     const b = this.store.features.getBinary(id);
     return b && new Uint8Array(b);
+  }
+
+  /** `features` of many ids in one read of the store. */
+  featuresOf(ids: readonly number[]): Array<Uint8Array | undefined> {
+    return readMany(this.store.features, ids, true).map((b) => b && new Uint8Array(b));
   }
 
   hasFeatures(id: number): boolean {

@@ -255,6 +255,13 @@ class PgTable implements Table<unknown, string | number> {
     return this.get(key) as Buffer | undefined;
   }
 
+  getManySync(keys: readonly (string | number)[]): unknown[] {
+    if (keys.length === 0) return [];
+    const rows = this.q(`SELECT ${this.spec.key} AS k, ${this.spec.cols} FROM ${this.spec.sql} WHERE ${this.spec.key} IN (${keys.map(literal).join(', ')})`);
+    const found = new Map(rows.map((row) => [String(row.k), this.spec.decode(row)])); // int8 keys arrive as strings
+    return keys.map((k) => found.get(String(k)));
+  }
+
   getBinaryFast(key: string | number): Buffer | undefined {
     return this.getBinary(key);
   }

@@ -14,6 +14,7 @@ import { l2normalize } from '../vector.ts';
 import { DUPES_VERSION, DuplicateRecords, dropDupes, recheckDupes } from './duplicates.ts';
 import { LocalRecords, dropLocal, putLocal, type LocalToWrite } from './local.ts';
 import { Store, toFloat32, type CodesTable, type ImageRecord, type JournalEntry, type SnapshotMeta, type SpaceInfo, type StoreMeta, type SuggestionRecord } from './lmdb.ts';
+import { readMany } from './table.ts';
 
 /** One file of an index batch, as the indexer read it. */
 export type { LocalToWrite };
@@ -117,6 +118,11 @@ export class Records {
     return this.store.images.get(id);
   }
 
+  /** The records of `ids` (undefined where gone), in one read of the store. */
+  getMany(ids: readonly number[]): Array<ImageRecord | undefined> {
+    return readMany(this.store.images, ids);
+  }
+
   exists(id: number): boolean {
     return this.store.images.doesExist(id);
   }
@@ -150,6 +156,11 @@ export class Records {
     return this.store.getScales(id);
   }
 
+  /** `scales` of many ids in one read of the store. */
+  scalesOf(ids: readonly number[]): Array<Float32Array | undefined> {
+    return this.store.getScalesMany(ids);
+  }
+
   /** The vector `id` is searched by in `space` (its pooled vector, or its autoencoder code). */
   spaceVector(space: SpaceInfo, id: number): Float32Array | undefined {
     return this.store.getSpaceVector(space, id);
@@ -159,6 +170,11 @@ export class Records {
   unitVector(space: SpaceInfo, id: number): Float32Array | undefined {
     const v = this.store.getSpaceVector(space, id);
     return v && l2normalize(v);
+  }
+
+  /** `unitVector` of many ids in one read of the store. */
+  unitVectors(space: SpaceInfo, ids: readonly number[]): Array<Float32Array | undefined> {
+    return this.store.getSpaceVectors(space, ids).map((v) => v && l2normalize(v));
   }
 
   hasCode(table: CodesTable, id: number): boolean {

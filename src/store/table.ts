@@ -25,6 +25,18 @@ export interface Table<V, K extends string | number> {
   getRange(options?: RangeOptions<K>): Iterable<{ key: K; value: V }>;
   putSync(key: K, value: V): unknown;
   removeSync(key: K): unknown;
+  /** The values of many keys in one read (undefined where absent), in `keys`' order: a remote store's one round trip. */
+  getManySync?(keys: readonly K[]): Array<V | undefined>;
+}
+
+/**
+ * The values of many keys (undefined where absent), in `keys`' order: one round trip where the
+ * table offers `getManySync` (PostgreSQL), else one read each (LMDB's reads are memory-mapped).
+ * `binary` reads binary tables' bytes (`getBinary`).
+ */
+export function readMany<V, K extends string | number>(table: Table<V, K>, keys: readonly K[], binary = false): Array<V | undefined> {
+  if (table.getManySync) return table.getManySync(keys);
+  return keys.map((k) => (binary ? (table.getBinary(k) as V | undefined) : table.get(k)));
 }
 
 /** The named databases of a store (DESIGN.md Storage). */
