@@ -450,13 +450,13 @@ class LmdbBackend implements StoreBackend {
   }
 }
 
-/** Copies binary LMDB bytes into an aligned Float32Array. */
 /** The active embedding space a store's metadata names (stores written before spaces existed say 'backbone'). */
 export function spaceOf(meta: StoreMeta | undefined): SpaceInfo {
   const space = meta?.space;
   return space === undefined || space === 'backbone' ? { kind: 'backbone' } : space;
 }
 
+/** Copies binary LMDB bytes into an aligned Float32Array. */
 export function toFloat32(buf: Uint8Array | undefined): Float32Array | undefined {
   if (!buf) return undefined;
   const copy = new Uint8Array(buf.length);
