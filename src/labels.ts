@@ -186,19 +186,19 @@ export class Labels {
         unknown++;
         return;
       }
-      const rejected = this.records.suggestion(id)?.rejected ?? [];
+      const rejected = this.records.suggested.get(id)?.rejected ?? [];
       if (c.label !== null && c.confidence >= minConfidence && !rejected.includes(c.label)) {
         suggestions.push({ id, path, label: c.label, confidence: Math.round(c.confidence * 10000) / 10000 });
       }
     });
-    if (o.apply) this.records.replaceSuggestions(suggestions);
+    if (o.apply) this.records.suggested.replace(suggestions);
     return { unlabelled, suggested: suggestions.length, undecided: unlabelled - suggestions.length, unknown, applied: Boolean(o.apply), suggestions };
   }
 
   /** Pending suggestions, most confident first. */
   suggestions(): Suggestion[] {
     const out: Suggestion[] = [];
-    for (const { id, value } of this.records.suggestions()) {
+    for (const { id, value } of this.records.suggested.all()) {
       if (value.label === undefined) continue;
       const rec = this.records.get(id);
       if (rec && rec.label === undefined) out.push({ id, path: rec.path, label: value.label, confidence: value.confidence ?? 0 });
@@ -208,7 +208,7 @@ export class Labels {
 
   /** Makes a suggestion the image's label (as if a person had set it). */
   accept(id: number): { id: number; label: string } {
-    const s = this.records.suggestion(id);
+    const s = this.records.suggested.get(id);
     if (!s?.label || !this.records.exists(id)) throw new NotFoundError(`No pending suggestion for image ${id}.`);
     this.records.setLabel(id, s.label); // also drops the suggestion
     return { id, label: s.label };
@@ -216,7 +216,7 @@ export class Labels {
 
   /** Drops a suggestion and remembers the label was rejected for this image. */
   reject(id: number): { id: number; rejected: string } {
-    return { id, rejected: this.records.rejectSuggestion(id) };
+    return { id, rejected: this.records.suggested.reject(id) };
   }
 
   /** The trained head of this library, or null (cached, reloaded when retrained by another process). */

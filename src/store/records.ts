@@ -7,14 +7,15 @@
  */
 import path from 'node:path';
 import { MAX_LABEL_LENGTH } from '../contracts/limits.ts';
-import { InvalidParameterError, NotFoundError, PixdexError } from '../errors.ts';
+import { InvalidParameterError, PixdexError } from '../errors.ts';
 import { needsMetadata, withMetadata, type PhotoMetadata } from '../image/metadata.ts';
 import type { LibraryDescriptor } from '../library-descriptor.ts';
 import { l2normalize } from '../vector.ts';
 import { DUPES_VERSION, DuplicateRecords, dropDupes, recheckDupes } from './duplicates.ts';
 import { LocalRecords, dropLocal, putLocal, type LocalToWrite } from './local.ts';
-import { Store, toFloat32, type CodesTable, type ImageRecord, type JournalEntry, type SnapshotMeta, type SpaceInfo, type StoreMeta, type SuggestionRecord } from './lmdb.ts';
+import { Store, toFloat32, type CodesTable, type ImageRecord, type JournalEntry, type SnapshotMeta, type SpaceInfo, type StoreMeta } from './lmdb.ts';
 import { readMany } from './table.ts';
+import { SuggestionRecords } from './suggestions.ts';
 
 /** One file of an index batch, as the indexer read it. */
 export type { LocalToWrite };
@@ -74,10 +75,13 @@ export class Records {
   readonly local: LocalRecords;
   /** Near-duplicate evidence (issue 15). */
   readonly dupes: DuplicateRecords;
+  /** Suggested labels (label propagation), apart from the labels a person set. */
+  readonly suggested: SuggestionRecords;
 
   constructor(readonly store: Store) {
     this.local = new LocalRecords(store);
     this.dupes = new DuplicateRecords(store);
+    this.suggested = new SuggestionRecords(store);
   }
 
   // ------------------------------------------------------------------ library facts
@@ -386,45 +390,6 @@ export class Records {
     store.countLabel(rec.label, -1);
     journal.push({ op: 'remove', id });
     return true;
-  }
-
-  // ------------------------------------------------------------------ suggestions
-
-  suggestion(id: number): SuggestionRecord | undefined {
-    return this.store.suggestions.get(id);
-  }
-
-  *suggestions(): Iterable<{ id: number; value: SuggestionRecord }> {
-    for (const { key, value } of this.store.suggestions.getRange()) yield { id: key, value };
-  }
-
-  /** Replaces every pending suggestion with `next` (rejections are kept). */
-  replaceSuggestions(next: ReadonlyArray<{ id: number; label: string; confidence: number }>): void {
-    const { store } = this;
-    const ids = new Set(next.map((s) => s.id));
-    store.write(() => {
-      const now = Date.now();
-      for (const { key, value } of store.suggestions.getRange()) {
-        if (ids.has(key)) continue;
-        if (value.rejected?.length) store.suggestions.putSync(key, { rejected: value.rejected, at: value.at });
-        else store.suggestions.removeSync(key);
-      }
-      for (const s of next) {
-        const old = store.suggestions.get(s.id);
-        store.suggestions.putSync(s.id, { label: s.label, confidence: s.confidence, rejected: old?.rejected, at: now });
-      }
-    });
-  }
-
-  /** Drops the pending suggestion of `id` and remembers its label was rejected; returns that label. */
-  rejectSuggestion(id: number): string {
-    const { store } = this;
-    return store.write(() => {
-      const s = store.suggestions.get(id);
-      if (!s?.label) throw new NotFoundError(`No pending suggestion for image ${id}.`);
-      store.suggestions.putSync(id, { rejected: [...new Set([...(s.rejected ?? []), s.label])], at: Date.now() });
-      return s.label;
-    });
   }
 
   // ------------------------------------------------------------------ models and codes
